@@ -1,0 +1,11 @@
+//! Debian: control files (deb822), dpkg versions, relation fields, signed
+//! `InRelease` files, `Packages` indices, the resolver and `.deb` reading.
+
+pub mod control;
+pub mod deb;
+pub mod index;
+pub mod package;
+pub mod release;
+pub mod repository;
+pub mod resolve;
+pub mod version;

@@ -1,0 +1,6 @@
+//! Images: layers streamed from `.deb` data, OCI config/manifest/index, the
+//! OCI image layout and the docker-archive.
+
+pub mod layer;
+pub mod layout;
+pub mod oci;

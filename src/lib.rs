@@ -1,0 +1,38 @@
+//! xbuild builds container images for any Linux CPU architecture from any
+//! host, without a VM, a Docker daemon or emulation during the build.
+//!
+//! A tour of the crate, in pipeline order:
+//!
+//! - [`platform`]: the platforms xbuild knows (`targets/*.toml`, embedded at
+//!   build time), name parsing (`arm64`, `linux/arm64`, triples) and the
+//!   (build, target) pair.
+//! - [`manifest`]: the `xbuild.toml` schema, validated with file, line and
+//!   column in every error.
+//! - [`debian`]: everything Debian: control files, dpkg version ordering,
+//!   relation fields, signed `InRelease` verification, package indices, the
+//!   dependency resolver and `.deb` reading.
+//! - [`cache`]: the content-addressed local store (blobs by sha256, small
+//!   entry records by key), atomic writes, locks.
+//! - [`http`]: downloads with retries, conditional requests and hashing while
+//!   streaming.
+//! - [`image`]: layers streamed from `.deb` data, OCI config, manifest,
+//!   index, image layout and docker-archive.
+//! - [`plan`]: nodes and keys of a build.
+//! - [`pipeline`]: resolve → plan → realize → assemble → output.
+//! - [`report`]: what a build hit, downloaded and built, bytes and timings.
+//! - [`progress`]: the `Reporter` trait the library reports progress through.
+
+pub mod cache;
+pub mod debian;
+pub mod error;
+pub mod hash;
+pub mod http;
+pub mod image;
+pub mod manifest;
+pub mod pipeline;
+pub mod plan;
+pub mod platform;
+pub mod progress;
+pub mod report;
+
+pub use error::Error;
