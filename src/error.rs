@@ -1,1 +1,136 @@
-//! (being written)
+//! The crate's top-level error: every module's typed error, classified so
+//! the binary can print a hint and exit with a distinct status per class.
+
+use crate::cache::{CacheError, FetchError};
+use crate::debian::deb::DebError;
+use crate::debian::index::IndexError;
+use crate::debian::release::ReleaseError;
+use crate::debian::repository::RepositoryError;
+use crate::debian::resolve::ResolveError;
+use crate::http::HttpError;
+use crate::image::layer::LayerError;
+use crate::image::layout::LayoutError;
+use crate::manifest::ManifestError;
+use crate::platform::PlatformError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Deb(#[from] DebError),
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error("{target}: {message}")]
+    Target { target: String, message: String },
+    #[error("package {package} ({target})")]
+    Package {
+        package: String,
+        target: String,
+        #[source]
+        source: Box<Error>,
+    },
+}
+
+/// Broad classes of failure, each with its own exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Bad input: manifest, target name, repository configuration (exit 2).
+    Input,
+    /// The network or a server failed (exit 3).
+    Network,
+    /// A signature, digest or path check refused data (exit 4).
+    Integrity,
+    /// The requested packages cannot be resolved (exit 5).
+    Resolution,
+    /// Local I/O or cache failure (exit 6).
+    Local,
+}
+
+impl ErrorClass {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ErrorClass::Input => 2,
+            ErrorClass::Network => 3,
+            ErrorClass::Integrity => 4,
+            ErrorClass::Resolution => 5,
+            ErrorClass::Local => 6,
+        }
+    }
+}
+
+fn fetch_class(error: &FetchError) -> ErrorClass {
+    match error {
+        FetchError::Http(_) => ErrorClass::Network,
+        FetchError::Cache(_) => ErrorClass::Local,
+        FetchError::Mismatch { .. } => ErrorClass::Integrity,
+    }
+}
+
+impl Error {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::Manifest(_) | Error::Platform(_) | Error::Repository(_) | Error::Target { .. } => {
+                ErrorClass::Input
+            }
+            Error::Index(error) => match error {
+                IndexError::Http { .. } => ErrorClass::Network,
+                IndexError::Fetch(error) => fetch_class(error),
+                IndexError::Cache(_) => ErrorClass::Local,
+                IndexError::MissingArchitecture { .. } | IndexError::MissingIndex { .. } => {
+                    ErrorClass::Input
+                }
+                IndexError::Release(ReleaseError::Keyring { .. }) => ErrorClass::Input,
+                _ => ErrorClass::Integrity,
+            },
+            Error::Resolve(_) => ErrorClass::Resolution,
+            Error::Cache(_) => ErrorClass::Local,
+            Error::Fetch(error) => fetch_class(error),
+            Error::Deb(_) | Error::Layer(_) => ErrorClass::Integrity,
+            Error::Layout(_) => ErrorClass::Local,
+            Error::Package { source, .. } => source.class(),
+        }
+    }
+
+    /// What a person can do about it, when there is something to say.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Repository(error) => Some(error.hint()),
+            Error::Cache(error) => error.hint(),
+            Error::Fetch(FetchError::Mismatch { .. }) => Some(
+                "the mirror served data that does not match the signed index; nothing was cached. Retry later or use another mirror".into(),
+            ),
+            Error::Fetch(FetchError::Http(error)) | Error::Index(IndexError::Http { source: error, .. })
+                if error.is_transient() =>
+            {
+                Some("the server failed repeatedly; check the network and retry".into())
+            }
+            Error::Index(error) => error.hint(),
+            Error::Resolve(_) => Some(
+                "check the package names in [packages] include, or add a package to exclude to drop an optional dependency".into(),
+            ),
+            Error::Package { source, .. } => source.hint(),
+            _ => None,
+        }
+    }
+}
+
+impl From<HttpError> for Error {
+    fn from(error: HttpError) -> Self {
+        Error::Fetch(FetchError::Http(error))
+    }
+}

@@ -1,1 +1,1126 @@
-//! (being written)
+//! The `xbuild.toml` manifest: its schema, defaults and validation.
+//!
+//! A manifest is read in two steps, like ripgrep's low-level and high-level
+//! arguments: serde fills `Raw*` structs that keep the span of every value
+//! (unknown keys are rejected, and the error lists the allowed ones), then
+//! validation turns them into the typed, checked [`Manifest`] the pipeline
+//! uses. Every error — syntax, unknown key, wrong type or a value the
+//! validation refuses — reads `path:line:column: message`.
+//!
+//! ```toml
+//! [image]
+//! name = "cowsay-hello-world"   # OCI repository name
+//! tag = "latest"
+//! cmd = ["cowsay", "hello", "world"]
+//! [packages]
+//! include = ["cowsay"]
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The file name xbuild looks for in a project directory.
+pub const FILE_NAME: &str = "xbuild.toml";
+/// The image tag when `[image] tag` is not set.
+pub const DEFAULT_TAG: &str = "latest";
+/// `PATH` in the image environment unless `[image] env` sets it.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Most layers an image gets unless `[packages] layer-budget` says otherwise.
+pub const DEFAULT_LAYER_BUDGET: u32 = 100;
+/// Fewest layers a budget may allow (packages, plus the image's own files).
+pub const MINIMUM_LAYER_BUDGET: u32 = 2;
+/// Most layers a budget may allow: overlay-based runtimes refuse more than 127.
+pub const MAXIMUM_LAYER_BUDGET: u32 = 127;
+
+/// A 1-based line and column (in characters) within a text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TextPosition {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl TextPosition {
+    /// The position of byte `offset` in `text` (clamped to the text).
+    pub fn at_offset(text: &str, offset: usize) -> TextPosition {
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &text[..offset];
+        let line_start = before.rfind('\n').map_or(0, |index| index + 1);
+        TextPosition {
+            line: before.matches('\n').count() + 1,
+            column: before[line_start..].chars().count() + 1,
+        }
+    }
+}
+
+/// Errors reading or validating an `xbuild.toml`.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error(
+        "{} does not exist; create an {FILE_NAME} there with an [image] table \
+         (see examples/cowsay/{FILE_NAME})",
+        path.display()
+    )]
+    NotFound { path: PathBuf },
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key, a missing key or a value of the wrong type.
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A well-typed value that xbuild does not accept.
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+/// A validated `xbuild.toml`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The absolute directory containing it; relative paths are resolved here.
+    pub dir: PathBuf,
+    pub image: ImageSpec,
+    pub packages: PackagesSpec,
+    /// `[[build]]` entries. Accepted for forward compatibility; not built yet.
+    pub builds: Vec<BuildSpec>,
+}
+
+/// `[image]`: the image's name and its OCI config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageSpec {
+    /// Repository name, e.g. `cowsay-hello-world` or `example.org/team/app`.
+    pub name: String,
+    pub tag: String,
+    pub cmd: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    /// The environment, `PATH` included ([`DEFAULT_PATH`] unless overridden).
+    pub env: BTreeMap<String, String>,
+    /// Absolute working directory.
+    pub workdir: Option<String>,
+    /// `user`, `uid`, `user:group` or `uid:gid`.
+    pub user: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// Exposed ports, sorted and without duplicates.
+    pub ports: Vec<ExposedPort>,
+}
+
+impl ImageSpec {
+    /// `name:tag`.
+    pub fn reference(&self) -> String {
+        format!("{}:{}", self.name, self.tag)
+    }
+
+    /// The environment as OCI config `Env` spells it: `KEY=value`, sorted by key.
+    pub fn env_list(&self) -> Vec<String> {
+        self.env
+            .iter()
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect()
+    }
+}
+
+/// The transport protocol of an exposed port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PortProtocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+/// A port the image exposes; displays as OCI `ExposedPorts` keys do (`8080/tcp`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ExposedPort {
+    pub number: u16,
+    pub protocol: PortProtocol,
+}
+
+impl fmt::Display for ExposedPort {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let protocol = match self.protocol {
+            PortProtocol::Tcp => "tcp",
+            PortProtocol::Udp => "udp",
+            PortProtocol::Sctp => "sctp",
+        };
+        write!(formatter, "{}/{protocol}", self.number)
+    }
+}
+
+/// `[packages]`: the Debian packages an image contains.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackagesSpec {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    /// Keep dependencies needed only to install (`Pre-Depends: dpkg` & co.).
+    pub install_time_dependencies: bool,
+    /// The archive to use; `None` means the host apt's mirror.
+    pub repository: Option<RepositorySpec>,
+    /// Most layers per image.
+    pub layer_budget: u32,
+}
+
+impl Default for PackagesSpec {
+    fn default() -> Self {
+        Self {
+            include: Vec::new(),
+            exclude: Vec::new(),
+            install_time_dependencies: false,
+            repository: None,
+            layer_budget: DEFAULT_LAYER_BUDGET,
+        }
+    }
+}
+
+/// `[packages] repository`: a Debian archive.
+///
+/// `Debug` and `Display` redact credentials in the URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RepositorySpec {
+    /// Archive root (`http://deb.debian.org/debian`), without a trailing `/`.
+    /// May hold credentials: print [`RepositorySpec::redacted_url`] instead.
+    pub url: String,
+    pub suite: Option<String>,
+    pub components: Option<Vec<String>>,
+    /// Absolute path of the OpenPGP keyring that signs the archive.
+    pub keyring: Option<PathBuf>,
+}
+
+impl RepositorySpec {
+    /// The URL with any `user:password@` replaced by `***@`.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+impl fmt::Display for RepositorySpec {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.redacted_url())?;
+        if let Some(suite) = &self.suite {
+            write!(formatter, " {suite}")?;
+        }
+        if let Some(components) = &self.components {
+            write!(formatter, " {}", components.join(" "))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for RepositorySpec {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("RepositorySpec")
+            .field("url", &self.redacted_url())
+            .field("suite", &self.suite)
+            .field("components", &self.components)
+            .field("keyring", &self.keyring)
+            .finish()
+    }
+}
+
+/// Replaces the user information of a URL (`user:password@`) with `***@`.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let authority_start = scheme_end + 3;
+    let authority_end = url[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |index| authority_start + index);
+    match url[authority_start..authority_end].rfind('@') {
+        Some(at) => format!(
+            "{}***{}",
+            &url[..authority_start],
+            &url[authority_start + at..]
+        ),
+        None => url.to_owned(),
+    }
+}
+
+/// What builds a `[[build]]` entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildKind {
+    Cargo,
+    Autotools,
+    Make,
+    Cmake,
+}
+
+/// `[[build]]`: sources cross-compiled for each target (future work: the
+/// shape is accepted so manifests written today keep loading).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildSpec {
+    pub kind: BuildKind,
+    /// Absolute source directory (`path`, default the manifest's directory).
+    pub path: PathBuf,
+    /// URL of a source archive to build instead of `path`.
+    pub source: Option<String>,
+    /// Target `-dev` packages the build compiles and links against.
+    pub sysroot: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawManifest {
+    image: RawImage,
+    packages: Option<RawPackages>,
+    #[serde(default)]
+    build: Vec<RawBuild>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawImage {
+    name: Spanned<String>,
+    tag: Option<Spanned<String>>,
+    cmd: Option<Vec<String>>,
+    entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    env: BTreeMap<Spanned<String>, Spanned<String>>,
+    workdir: Option<Spanned<String>>,
+    user: Option<Spanned<String>>,
+    #[serde(default)]
+    labels: BTreeMap<Spanned<String>, String>,
+    #[serde(default)]
+    ports: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawPackages {
+    #[serde(default)]
+    include: Vec<Spanned<String>>,
+    #[serde(default)]
+    exclude: Vec<Spanned<String>>,
+    #[serde(default)]
+    install_time_dependencies: bool,
+    repository: Option<RawRepository>,
+    layer_budget: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawRepository {
+    url: Spanned<String>,
+    suite: Option<Spanned<String>>,
+    components: Option<Spanned<Vec<Spanned<String>>>>,
+    keyring: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawBuild {
+    kind: BuildKind,
+    path: Option<Spanned<String>>,
+    source: Option<Spanned<String>>,
+    #[serde(default)]
+    sysroot: Vec<Spanned<String>>,
+}
+
+impl Manifest {
+    /// Reads and validates `path`; a directory means its `xbuild.toml`.
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        let path = if path.is_dir() {
+            path.join(FILE_NAME)
+        } else {
+            path.to_path_buf()
+        };
+        let text = match fs_err::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ManifestError::NotFound { path });
+            }
+            Err(source) => return Err(ManifestError::Read { path, source }),
+        };
+        Manifest::parse(&text, &path)
+    }
+
+    /// Parses and validates `text`, read from `path` (used in errors and to
+    /// resolve relative paths).
+    pub fn parse(text: &str, path: &Path) -> Result<Manifest, ManifestError> {
+        let raw: RawManifest = toml::from_str(text).map_err(|error| {
+            let position = TextPosition::at_offset(text, error.span().map_or(0, |span| span.start));
+            ManifestError::Syntax {
+                path: path.to_path_buf(),
+                line: position.line,
+                column: position.column,
+                message: error.message().trim_end().to_owned(),
+            }
+        })?;
+        let parent = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        let dir = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
+        let validator = Validator { text, path };
+        let image = validator.image(raw.image)?;
+        let packages = match raw.packages {
+            Some(packages) => validator.packages(packages, &dir)?,
+            None => PackagesSpec::default(),
+        };
+        let builds = raw
+            .build
+            .into_iter()
+            .map(|build| validator.build(build, &dir))
+            .collect::<Result<_, _>>()?;
+        Ok(Manifest {
+            path: path.to_path_buf(),
+            dir,
+            image,
+            packages,
+            builds,
+        })
+    }
+}
+
+/// Turns raw values into checked ones, reporting errors at their spans.
+struct Validator<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl Validator<'_> {
+    fn error(&self, span: Range<usize>, message: impl Into<String>) -> ManifestError {
+        let position = TextPosition::at_offset(self.text, span.start);
+        ManifestError::Invalid {
+            path: self.path.to_path_buf(),
+            line: position.line,
+            column: position.column,
+            message: message.into(),
+        }
+    }
+
+    fn image(&self, raw: RawImage) -> Result<ImageSpec, ManifestError> {
+        check_repository_name(raw.name.get_ref())
+            .map_err(|message| self.error(raw.name.span(), message))?;
+        let tag = match raw.tag {
+            Some(tag) => {
+                check_tag(tag.get_ref()).map_err(|message| self.error(tag.span(), message))?;
+                tag.into_inner()
+            }
+            None => DEFAULT_TAG.to_owned(),
+        };
+        let mut env = BTreeMap::from([("PATH".to_owned(), DEFAULT_PATH.to_owned())]);
+        for (key, value) in raw.env {
+            if key.get_ref().is_empty() || key.get_ref().contains(['=', '\0']) {
+                return Err(self.error(
+                    key.span(),
+                    format!(
+                        "environment variable name `{}` must be non-empty, without `=` or NUL",
+                        key.get_ref()
+                    ),
+                ));
+            }
+            if value.get_ref().contains('\0') {
+                return Err(self.error(value.span(), "environment value contains NUL"));
+            }
+            env.insert(key.into_inner(), value.into_inner());
+        }
+        if let Some(workdir) = &raw.workdir
+            && !workdir.get_ref().starts_with('/')
+        {
+            return Err(self.error(
+                workdir.span(),
+                format!("workdir `{}` must be an absolute path", workdir.get_ref()),
+            ));
+        }
+        if let Some(user) = &raw.user {
+            check_user(user.get_ref()).map_err(|message| self.error(user.span(), message))?;
+        }
+        let mut labels = BTreeMap::new();
+        for (key, value) in raw.labels {
+            if key.get_ref().trim().is_empty() {
+                return Err(self.error(key.span(), "label name is empty"));
+            }
+            labels.insert(key.into_inner(), value);
+        }
+        let mut ports = BTreeSet::new();
+        for port in &raw.ports {
+            let parsed =
+                parse_port(port.get_ref()).map_err(|message| self.error(port.span(), message))?;
+            if !ports.insert(parsed) {
+                return Err(self.error(port.span(), format!("port {parsed} is listed twice")));
+            }
+        }
+        Ok(ImageSpec {
+            name: raw.name.into_inner(),
+            tag,
+            cmd: raw.cmd,
+            entrypoint: raw.entrypoint,
+            env,
+            workdir: raw.workdir.map(Spanned::into_inner),
+            user: raw.user.map(Spanned::into_inner),
+            labels,
+            ports: ports.into_iter().collect(),
+        })
+    }
+
+    fn packages(&self, raw: RawPackages, dir: &Path) -> Result<PackagesSpec, ManifestError> {
+        let include = self.package_names(raw.include, "include")?;
+        let exclude = self.package_names(raw.exclude, "exclude")?;
+        if let Some(both) = exclude.iter().find(|name| {
+            include
+                .iter()
+                .any(|included| included.get_ref() == name.get_ref())
+        }) {
+            return Err(self.error(
+                both.span(),
+                format!("package `{}` is both included and excluded", both.get_ref()),
+            ));
+        }
+        let layer_budget = match raw.layer_budget {
+            Some(budget) => u32::try_from(*budget.get_ref())
+                .ok()
+                .filter(|value| (MINIMUM_LAYER_BUDGET..=MAXIMUM_LAYER_BUDGET).contains(value))
+                .ok_or_else(|| {
+                    self.error(
+                        budget.span(),
+                        format!(
+                            "layer-budget must be between {MINIMUM_LAYER_BUDGET} and \
+                             {MAXIMUM_LAYER_BUDGET}, not {}",
+                            budget.get_ref()
+                        ),
+                    )
+                })?,
+            None => DEFAULT_LAYER_BUDGET,
+        };
+        let repository = match raw.repository {
+            Some(repository) => Some(self.repository(repository, dir)?),
+            None => None,
+        };
+        Ok(PackagesSpec {
+            include: include.into_iter().map(Spanned::into_inner).collect(),
+            exclude: exclude.into_iter().map(Spanned::into_inner).collect(),
+            install_time_dependencies: raw.install_time_dependencies,
+            repository,
+            layer_budget,
+        })
+    }
+
+    /// Checks Debian package names and that none is listed twice.
+    fn package_names(
+        &self,
+        names: Vec<Spanned<String>>,
+        list: &str,
+    ) -> Result<Vec<Spanned<String>>, ManifestError> {
+        let mut seen = BTreeSet::new();
+        for name in &names {
+            check_package_name(name.get_ref())
+                .map_err(|message| self.error(name.span(), message))?;
+            if !seen.insert(name.get_ref()) {
+                return Err(self.error(
+                    name.span(),
+                    format!("package `{}` is listed twice in {list}", name.get_ref()),
+                ));
+            }
+        }
+        Ok(names)
+    }
+
+    fn repository(&self, raw: RawRepository, dir: &Path) -> Result<RepositorySpec, ManifestError> {
+        let url = raw.url.get_ref().trim_end_matches('/').to_owned();
+        check_url(&url).map_err(|message| self.error(raw.url.span(), message))?;
+        if let Some(suite) = &raw.suite {
+            check_archive_word(suite.get_ref(), "suite")
+                .map_err(|message| self.error(suite.span(), message))?;
+        }
+        let components = match raw.components {
+            Some(components) => {
+                if components.get_ref().is_empty() {
+                    return Err(self.error(
+                        components.span(),
+                        "components must list at least one component, e.g. [\"main\"]",
+                    ));
+                }
+                let mut checked = Vec::new();
+                for component in components.into_inner() {
+                    check_archive_word(component.get_ref(), "component")
+                        .map_err(|message| self.error(component.span(), message))?;
+                    checked.push(component.into_inner());
+                }
+                Some(checked)
+            }
+            None => None,
+        };
+        let keyring = match raw.keyring {
+            Some(keyring) => {
+                let resolved = dir.join(keyring.get_ref());
+                if !resolved.is_file() {
+                    return Err(self.error(
+                        keyring.span(),
+                        format!("keyring {} does not exist", resolved.display()),
+                    ));
+                }
+                Some(resolved)
+            }
+            None => None,
+        };
+        Ok(RepositorySpec {
+            url,
+            suite: raw.suite.map(Spanned::into_inner),
+            components,
+            keyring,
+        })
+    }
+
+    fn build(&self, raw: RawBuild, dir: &Path) -> Result<BuildSpec, ManifestError> {
+        if let Some(source) = &raw.source {
+            check_url(source.get_ref()).map_err(|message| self.error(source.span(), message))?;
+        }
+        let sysroot = self.package_names(raw.sysroot, "sysroot")?;
+        Ok(BuildSpec {
+            kind: raw.kind,
+            path: raw
+                .path
+                .map_or_else(|| dir.to_path_buf(), |path| dir.join(path.get_ref())),
+            source: raw.source.map(Spanned::into_inner),
+            sysroot: sysroot.into_iter().map(Spanned::into_inner).collect(),
+        })
+    }
+}
+
+/// OCI distribution repository names: `/`-separated components of lowercase
+/// letters and digits, joined inside a component by `.`, `_`, `__` or `-`s.
+fn check_repository_name(name: &str) -> Result<(), String> {
+    const RULE: &str = "an image name is lowercase letters and digits, separated inside a \
+                        part by `.`, `_`, `__` or `-`, parts joined by `/`";
+    if name.is_empty() {
+        return Err("image name is empty".to_owned());
+    }
+    if name.len() > 255 {
+        return Err(format!(
+            "image name is {} characters long; the limit is 255",
+            name.len()
+        ));
+    }
+    if name.chars().any(|character| character.is_ascii_uppercase()) {
+        return Err(format!(
+            "image name `{name}` has uppercase letters ({RULE}); try `{}`",
+            name.to_ascii_lowercase()
+        ));
+    }
+    for component in name.split('/') {
+        if !is_repository_component(component) {
+            return Err(format!("image name `{name}` is not valid: {RULE}"));
+        }
+    }
+    Ok(())
+}
+
+fn is_repository_component(component: &str) -> bool {
+    let bytes = component.as_bytes();
+    let alphanumeric = |byte: u8| byte.is_ascii_lowercase() || byte.is_ascii_digit();
+    if bytes.is_empty() || !alphanumeric(bytes[0]) || !alphanumeric(bytes[bytes.len() - 1]) {
+        return false;
+    }
+    let mut index = 0;
+    while index < bytes.len() {
+        if alphanumeric(bytes[index]) {
+            index += 1;
+            continue;
+        }
+        let separator_start = index;
+        while index < bytes.len() && !alphanumeric(bytes[index]) {
+            index += 1;
+        }
+        let separator = &component[separator_start..index];
+        let allowed = matches!(separator, "." | "_" | "__") || separator.bytes().all(|b| b == b'-');
+        if !allowed {
+            return false;
+        }
+    }
+    true
+}
+
+/// Tags: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+fn check_tag(tag: &str) -> Result<(), String> {
+    let valid_first = tag
+        .chars()
+        .next()
+        .is_some_and(|first| first.is_ascii_alphanumeric() || first == '_');
+    let valid_rest = tag
+        .chars()
+        .all(|character| character.is_ascii_alphanumeric() || matches!(character, '_' | '.' | '-'));
+    if valid_first && valid_rest && tag.len() <= 128 {
+        Ok(())
+    } else {
+        Err(format!(
+            "tag `{tag}` is not valid: up to 128 letters, digits, `_`, `.` and `-`, \
+             not starting with `.` or `-`"
+        ))
+    }
+}
+
+fn check_user(user: &str) -> Result<(), String> {
+    let valid = user.split(':').count() <= 2
+        && user.split(':').all(|part| {
+            !part.is_empty() && !part.chars().any(|character| character.is_whitespace())
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "user `{user}` is not valid: expected `user`, `uid`, `user:group` or `uid:gid`"
+        ))
+    }
+}
+
+/// `8080/tcp`, `53/udp`, `9999/sctp`, or `9090` (TCP).
+fn parse_port(text: &str) -> Result<ExposedPort, String> {
+    let (number, protocol) = text.split_once('/').unwrap_or((text, "tcp"));
+    let protocol = match protocol.to_ascii_lowercase().as_str() {
+        "tcp" => PortProtocol::Tcp,
+        "udp" => PortProtocol::Udp,
+        "sctp" => PortProtocol::Sctp,
+        _ => {
+            return Err(format!(
+                "port `{text}` has protocol `{protocol}`; expected tcp, udp or sctp"
+            ));
+        }
+    };
+    let digits_only = !number.is_empty() && number.bytes().all(|byte| byte.is_ascii_digit());
+    match number.parse::<u16>() {
+        Ok(number) if digits_only && number != 0 => Ok(ExposedPort { number, protocol }),
+        _ => Err(format!(
+            "port `{text}` is not valid: expected a number from 1 to 65535, \
+             optionally followed by /tcp, /udp or /sctp"
+        )),
+    }
+}
+
+/// Debian package names: `[a-z0-9][a-z0-9+.-]+`.
+fn check_package_name(name: &str) -> Result<(), String> {
+    let valid = name.len() >= 2
+        && name
+            .chars()
+            .next()
+            .is_some_and(|first| first.is_ascii_lowercase() || first.is_ascii_digit())
+        && name.chars().all(|character| {
+            character.is_ascii_lowercase()
+                || character.is_ascii_digit()
+                || matches!(character, '+' | '.' | '-')
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a Debian package name: lowercase letters, digits, `+`, `.` \
+             and `-`, at least two characters, starting with a letter or digit"
+        ))
+    }
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    let redacted = redact_url(url);
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|error| format!("`{redacted}` is not a valid URL: {error}"))?;
+    match parsed.scheme() {
+        "http" | "https" if parsed.host().is_some() => Ok(()),
+        "file" => Ok(()),
+        "http" | "https" => Err(format!("`{redacted}` has no host")),
+        scheme => Err(format!(
+            "`{redacted}` uses `{scheme}`; expected an http, https or file URL"
+        )),
+    }
+}
+
+/// Suites and components: non-empty, no whitespace.
+fn check_archive_word(word: &str, what: &str) -> Result<(), String> {
+    if word.is_empty() || word.chars().any(|character| character.is_whitespace()) {
+        Err(format!(
+            "{what} `{word}` must be non-empty and without spaces"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(text, Path::new("project/xbuild.toml"))
+    }
+
+    /// The error's `line:column: message` part, without the path.
+    fn error_at(text: &str) -> String {
+        let error = parse(text).expect_err("manifest should be rejected");
+        let message = error.to_string();
+        message
+            .strip_prefix("project/xbuild.toml:")
+            .unwrap_or_else(|| panic!("error does not start with the path: {message}"))
+            .to_owned()
+    }
+
+    const MINIMAL: &str = "[image]\nname = \"app\"\n";
+
+    #[test]
+    fn every_field_parses() {
+        let directory = tempfile::tempdir().unwrap();
+        fs_err::create_dir(directory.path().join("keys")).unwrap();
+        fs_err::write(directory.path().join("keys/archive.gpg"), b"key").unwrap();
+        let text = r#"
+[image]
+name = "example.org/team/cowsay-hello_world"
+tag = "v1.2_rc-3"
+cmd = ["cowsay", "hello", "world"]
+entrypoint = ["/usr/bin/env"]
+env = { LANG = "C.UTF-8", PATH = "/opt/bin:/usr/bin" }
+workdir = "/srv"
+user = "1000:1000"
+labels = { "org.example" = "x" }
+ports = ["8080/tcp", "53/udp", "9090"]
+
+[packages]
+include = ["cowsay", "libc6"]
+exclude = ["perl-doc"]
+install-time-dependencies = true
+repository = { url = "http://user:secret@mirror.example/debian/", suite = "trixie", components = ["main", "contrib"], keyring = "keys/archive.gpg" }
+layer-budget = 20
+
+[[build]]
+kind = "cargo"
+path = "crates/app"
+sysroot = ["libssl-dev"]
+
+[[build]]
+kind = "autotools"
+source = "https://example.org/hello-2.12.tar.gz"
+"#;
+        let path = directory.path().join(FILE_NAME);
+        fs_err::write(&path, text).unwrap();
+        // A directory means the xbuild.toml inside it.
+        let manifest = Manifest::load(directory.path()).unwrap();
+        assert_eq!(manifest.path, path);
+        assert_eq!(manifest.dir, directory.path());
+        let image = &manifest.image;
+        assert_eq!(
+            image.reference(),
+            "example.org/team/cowsay-hello_world:v1.2_rc-3"
+        );
+        assert_eq!(
+            image.cmd.as_deref(),
+            Some(&["cowsay".to_owned(), "hello".into(), "world".into()][..])
+        );
+        assert_eq!(
+            image.entrypoint.as_deref(),
+            Some(&["/usr/bin/env".to_owned()][..])
+        );
+        assert_eq!(image.env_list(), ["LANG=C.UTF-8", "PATH=/opt/bin:/usr/bin"]);
+        assert_eq!(image.workdir.as_deref(), Some("/srv"));
+        assert_eq!(image.user.as_deref(), Some("1000:1000"));
+        assert_eq!(
+            image.labels,
+            BTreeMap::from([("org.example".to_owned(), "x".to_owned())])
+        );
+        let ports: Vec<String> = image.ports.iter().map(ToString::to_string).collect();
+        assert_eq!(ports, ["53/udp", "8080/tcp", "9090/tcp"]);
+
+        let packages = &manifest.packages;
+        assert_eq!(packages.include, ["cowsay", "libc6"]);
+        assert_eq!(packages.exclude, ["perl-doc"]);
+        assert!(packages.install_time_dependencies);
+        assert_eq!(packages.layer_budget, 20);
+        let repository = packages.repository.as_ref().unwrap();
+        assert_eq!(repository.url, "http://user:secret@mirror.example/debian");
+        assert_eq!(repository.suite.as_deref(), Some("trixie"));
+        assert_eq!(
+            repository.components.as_deref(),
+            Some(&["main".to_owned(), "contrib".into()][..])
+        );
+        assert_eq!(
+            repository.keyring.as_deref(),
+            Some(directory.path().join("keys/archive.gpg").as_path())
+        );
+        assert_eq!(
+            repository.to_string(),
+            "http://***@mirror.example/debian trixie main contrib"
+        );
+        assert!(!format!("{repository:?}").contains("secret"));
+
+        assert_eq!(manifest.builds.len(), 2);
+        assert_eq!(manifest.builds[0].kind, BuildKind::Cargo);
+        assert_eq!(manifest.builds[0].path, directory.path().join("crates/app"));
+        assert_eq!(manifest.builds[0].sysroot, ["libssl-dev"]);
+        assert_eq!(manifest.builds[1].kind, BuildKind::Autotools);
+        assert_eq!(manifest.builds[1].path, directory.path());
+        assert_eq!(
+            manifest.builds[1].source.as_deref(),
+            Some("https://example.org/hello-2.12.tar.gz")
+        );
+    }
+
+    #[test]
+    fn defaults_fill_what_is_left_out() {
+        let manifest = parse(MINIMAL).unwrap();
+        assert_eq!(manifest.image.tag, "latest");
+        assert_eq!(manifest.image.env_list(), [format!("PATH={DEFAULT_PATH}")]);
+        assert_eq!(manifest.image.cmd, None);
+        assert_eq!(manifest.packages, PackagesSpec::default());
+        assert_eq!(manifest.packages.layer_budget, 100);
+        assert!(manifest.builds.is_empty());
+        assert!(manifest.dir.is_absolute() && manifest.dir.ends_with("project"));
+    }
+
+    #[test]
+    fn cowsay_example_loads() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cowsay");
+        let manifest = Manifest::load(&example).unwrap();
+        assert_eq!(manifest.image.reference(), "cowsay-hello-world:latest");
+        assert_eq!(
+            manifest.image.cmd.as_deref(),
+            Some(&["cowsay".to_owned(), "hello".into(), "world".into()][..])
+        );
+        assert_eq!(manifest.packages.include, ["cowsay"]);
+        assert_eq!(manifest.packages.repository, None);
+    }
+
+    #[test]
+    fn syntax_errors_have_line_and_column() {
+        let cases = [
+            (
+                "[image]\nname = \"app\n",
+                "2:12: invalid basic string, expected `\"`",
+            ),
+            (
+                "[image]\nname = \n",
+                "2:8: string values must be quoted, expected literal string",
+            ),
+            (
+                "[image]\nname = \"app\"\nname = \"b\"\n",
+                "3:1: duplicate key",
+            ),
+            (
+                "[image]\nname = \"app\"\ncmd = [\"a\" \"b\"]\n",
+                "3:12: missing comma between array elements, expected `,`",
+            ),
+            ("[image\n", "1:7: unclosed table, expected `]`"),
+        ];
+        for (text, expected) in cases {
+            assert!(
+                matches!(parse(text), Err(ManifestError::Syntax { .. })),
+                "{text}"
+            );
+            assert_eq!(error_at(text), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_key_lists_the_allowed_ones() {
+        assert_eq!(
+            error_at("[image]\nname = \"app\"\ncommand = [\"x\"]\n"),
+            "3:1: unknown field `command`, expected one of `name`, `tag`, `cmd`, `entrypoint`, \
+             `env`, `workdir`, `user`, `labels`, `ports`"
+        );
+        assert_eq!(
+            error_at(&format!(
+                "{MINIMAL}[packages]\ninstall_time_dependencies = true\n"
+            )),
+            "4:1: unknown field `install_time_dependencies`, expected one of `include`, `exclude`, \
+             `install-time-dependencies`, `repository`, `layer-budget`"
+        );
+        assert!(error_at("[images]\n").starts_with(
+            "1:2: unknown field `images`, expected one of `image`, `packages`, `build`"
+        ));
+    }
+
+    #[test]
+    fn wrong_types_and_missing_keys_have_positions() {
+        assert_eq!(
+            error_at("[image]\nname = \"app\"\ncmd = \"cowsay hello\"\n"),
+            "3:7: invalid type: string \"cowsay hello\", expected a sequence"
+        );
+        assert_eq!(
+            error_at("[image]\ntag = \"x\"\n"),
+            "1:1: missing field `name`"
+        );
+        assert_eq!(
+            error_at(&format!("{MINIMAL}[[build]]\nkind = \"meson\"\n")),
+            "4:8: unknown variant `meson`, expected one of `cargo`, `autotools`, `make`, `cmake`"
+        );
+    }
+
+    #[test]
+    fn invalid_values_have_exact_positions() {
+        let cases = [
+            (
+                "[image]\nname = \"Cowsay\"\n",
+                "2:8: image name `Cowsay` has uppercase letters",
+            ),
+            (
+                "[image]\nname = \"a--b/c..d\"\n",
+                "2:8: image name `a--b/c..d` is not valid",
+            ),
+            (
+                "[image]\nname = \"/app\"\n",
+                "2:8: image name `/app` is not valid",
+            ),
+            (
+                "[image]\nname = \"app\"\ntag = \".hidden\"\n",
+                "3:7: tag `.hidden` is not valid",
+            ),
+            (
+                "[image]\nname = \"app\"\nports = [\"80\", \"0\"]\n",
+                "3:16: port `0` is not valid",
+            ),
+            (
+                "[image]\nname = \"app\"\nports = [\"80/icmp\"]\n",
+                "3:10: port `80/icmp` has protocol `icmp`",
+            ),
+            (
+                "[image]\nname = \"app\"\nports = [\"80\", \"80/tcp\"]\n",
+                "3:16: port 80/tcp is listed twice",
+            ),
+            (
+                "[image]\nname = \"app\"\nworkdir = \"srv\"\n",
+                "3:11: workdir `srv` must be an absolute path",
+            ),
+            (
+                "[image]\nname = \"app\"\nuser = \"a:b:c\"\n",
+                "3:8: user `a:b:c` is not valid",
+            ),
+            (
+                "[image]\nname = \"app\"\nenv = { \"A=B\" = \"x\" }\n",
+                "3:9: environment variable name `A=B`",
+            ),
+            (
+                "[image]\nname = \"app\"\nlabels = { \"\" = \"x\" }\n",
+                "3:12: label name is empty",
+            ),
+            (
+                "[image]\nname = \"app\"\n[packages]\ninclude = [\"cowsay\", \"Cowsay\"]\n",
+                "4:22: `Cowsay` is not a Debian package name",
+            ),
+            (
+                "[image]\nname = \"app\"\n[packages]\ninclude = [\"cowsay\", \"cowsay\"]\n",
+                "4:22: package `cowsay` is listed twice in include",
+            ),
+            (
+                "[image]\nname = \"app\"\n[packages]\ninclude = [\"perl\"]\nexclude = [\"perl\"]\n",
+                "5:12: package `perl` is both included and excluded",
+            ),
+            (
+                "[image]\nname = \"app\"\n[packages]\nlayer-budget = 1\n",
+                "4:16: layer-budget must be between 2 and 127, not 1",
+            ),
+            (
+                "[image]\nname = \"app\"\n[packages]\nrepository = { url = \"ftp://u:p@h/debian\" }\n",
+                "4:22: `ftp://***@h/debian` uses `ftp`",
+            ),
+            (
+                "[image]\nname = \"app\"\n[packages]\nrepository = { url = \"http://h/d\", components = [] }\n",
+                "4:49: components must list at least one component",
+            ),
+            (
+                "[image]\nname = \"app\"\n[packages]\nrepository = { url = \"http://h/d\", suite = \"book worm\" }\n",
+                "4:45: suite `book worm` must be non-empty and without spaces",
+            ),
+            (
+                "[image]\nname = \"app\"\n[packages]\nrepository = { url = \"http://h/d\", keyring = \"missing.gpg\" }\n",
+                "4:47: keyring ",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = parse(text).unwrap_err();
+            assert!(matches!(error, ManifestError::Invalid { .. }), "{error}");
+            let message = error_at(text);
+            assert!(
+                message.starts_with(expected),
+                "expected `{expected}…`, got `{message}`"
+            );
+        }
+    }
+
+    #[test]
+    fn error_display_names_the_file() {
+        let error = parse("[image]\nname = \"App\"\n").unwrap_err();
+        assert!(
+            error.to_string().starts_with("project/xbuild.toml:2:8: "),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn missing_file_names_the_path_and_says_to_create_it() {
+        let directory = tempfile::tempdir().unwrap();
+        let error = Manifest::load(directory.path()).unwrap_err();
+        let expected = directory.path().join(FILE_NAME);
+        assert!(
+            matches!(&error, ManifestError::NotFound { path } if *path == expected),
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains(&expected.display().to_string()),
+            "{message}"
+        );
+        assert!(message.contains("create an xbuild.toml"), "{message}");
+    }
+
+    #[test]
+    fn credentials_are_redacted() {
+        assert_eq!(
+            redact_url("https://u:p@host:8080/a@b"),
+            "https://***@host:8080/a@b"
+        );
+        assert_eq!(redact_url("http://token@host/"), "http://***@host/");
+        assert_eq!(redact_url("http://host/path@x"), "http://host/path@x");
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn text_positions_count_characters() {
+        let text = "ab\nçd\n";
+        assert_eq!(
+            TextPosition::at_offset(text, 0),
+            TextPosition { line: 1, column: 1 }
+        );
+        assert_eq!(
+            TextPosition::at_offset(text, 3),
+            TextPosition { line: 2, column: 1 }
+        );
+        assert_eq!(
+            TextPosition::at_offset(text, 5),
+            TextPosition { line: 2, column: 2 }
+        );
+        assert_eq!(
+            TextPosition::at_offset(text, 4),
+            TextPosition { line: 2, column: 1 }
+        );
+        assert_eq!(
+            TextPosition::at_offset(text, 99),
+            TextPosition { line: 3, column: 1 }
+        );
+    }
+
+    #[test]
+    fn repository_names_follow_the_distribution_grammar() {
+        for valid in ["a", "a.b", "a_b", "a__b", "a---b", "ghcr.io/org/app", "0"] {
+            assert!(check_repository_name(valid).is_ok(), "{valid}");
+        }
+        for invalid in ["", "a.", "_a", "a___b", "a._b", "a//b", "a/", "a:1", "a b"] {
+            assert!(check_repository_name(invalid).is_err(), "{invalid}");
+        }
+    }
+}

@@ -1,1 +1,311 @@
-//! (being written)
+//! Which Debian repository to read, and with which keys.
+//!
+//! The manifest's `packages.repository` wins; `--mirror` overrides its URL;
+//! otherwise the repository the host's own apt uses is read from
+//! `$XBUILD_APT_ETC` (default `/etc/apt`): deb822 `sources.list.d/*.sources`
+//! first, then one-line `sources.list` and `sources.list.d/*.list`. Security
+//! and `-updates` suites are skipped: the main suite is the one that holds
+//! the packages. The keyring is the entry's `Signed-By`, else Debian's
+//! archive keyring, else apt's `trusted.gpg.d`.
+
+use crate::debian::control::ParagraphReader;
+use crate::manifest::RepositorySpec;
+use fs_err as fs;
+use std::path::{Path, PathBuf};
+
+/// Where the repository came from, for messages and reports.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RepositoryOrigin {
+    Manifest,
+    CommandLine,
+    HostApt { file: PathBuf },
+}
+
+/// A repository, fully determined.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    /// Base URL without a trailing slash.
+    pub url: String,
+    pub suite: String,
+    pub components: Vec<String>,
+    pub keyrings: Vec<PathBuf>,
+    pub origin: RepositoryOrigin,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    #[error(
+        "no Debian repository is configured: the manifest has no packages.repository and no usable apt source was found in {apt_etc}"
+    )]
+    NoneConfigured { apt_etc: PathBuf },
+    #[error("no keyring to verify {url} with: {reason}")]
+    NoKeyring { url: String, reason: String },
+    #[error("cannot read the apt source list {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Parse { path: PathBuf, reason: String },
+}
+
+impl RepositoryError {
+    pub fn hint(&self) -> String {
+        match self {
+            RepositoryError::NoneConfigured { .. } => "add `repository = { url = \"http://<mirror>/debian\", suite = \"bookworm\", keyring = \"<archive-keyring.gpg>\" }` under [packages] in xbuild.toml, or pass --mirror URL".into(),
+            RepositoryError::NoKeyring { .. } => "set packages.repository.keyring in xbuild.toml to the archive's public key (binary .gpg or armored .asc)".into(),
+            _ => "fix or remove the apt source file, or set packages.repository in xbuild.toml".into(),
+        }
+    }
+}
+
+/// Debian's archive keyring as installed by the `debian-archive-keyring` package.
+pub const DEBIAN_ARCHIVE_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+
+/// The directory apt's configuration is read from.
+pub fn apt_etc() -> PathBuf {
+    std::env::var_os("XBUILD_APT_ETC")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/apt"))
+}
+
+/// Decides the repository from the manifest, a `--mirror` override and the
+/// host's apt configuration, in that order of precedence.
+pub fn select(
+    spec: Option<&RepositorySpec>,
+    mirror_override: Option<&str>,
+) -> Result<Repository, RepositoryError> {
+    let apt_etc = apt_etc();
+    let host = host_sources(&apt_etc)?.into_iter().next();
+    let (url, origin) = match (mirror_override, spec, &host) {
+        (Some(url), _, _) => (url.to_owned(), RepositoryOrigin::CommandLine),
+        (None, Some(spec), _) => (spec.url.clone(), RepositoryOrigin::Manifest),
+        (None, None, Some(host)) => (host.url.clone(), host.origin.clone()),
+        (None, None, None) => return Err(RepositoryError::NoneConfigured { apt_etc }),
+    };
+    let url = url.trim_end_matches('/').to_owned();
+    let same_as_host = host.as_ref().is_some_and(|host| host.url == url);
+    let suite = spec
+        .and_then(|spec| spec.suite.clone())
+        .or_else(|| host.as_ref().filter(|_| same_as_host).map(|host| host.suite.clone()))
+        .or_else(|| host.as_ref().map(|host| host.suite.clone()))
+        .unwrap_or_else(|| "bookworm".to_owned());
+    let components = spec
+        .and_then(|spec| spec.components.clone())
+        .unwrap_or_else(|| vec!["main".to_owned()]);
+    let keyrings = match spec.and_then(|spec| spec.keyring.clone()) {
+        Some(path) => vec![path],
+        None => match host.as_ref().filter(|_| same_as_host) {
+            Some(host) if !host.keyrings.is_empty() => host.keyrings.clone(),
+            _ => default_keyrings(&apt_etc),
+        },
+    };
+    if keyrings.is_empty() {
+        return Err(RepositoryError::NoKeyring {
+            url: crate::http::redact(&url),
+            reason: format!(
+                "no packages.repository.keyring, no Signed-By in apt's sources, and neither {DEBIAN_ARCHIVE_KEYRING} nor {}/trusted.gpg.d exists",
+                apt_etc.display()
+            ),
+        });
+    }
+    Ok(Repository {
+        url,
+        suite,
+        components,
+        keyrings,
+        origin,
+    })
+}
+
+fn default_keyrings(apt_etc: &Path) -> Vec<PathBuf> {
+    let archive = PathBuf::from(DEBIAN_ARCHIVE_KEYRING);
+    if archive.is_file() {
+        return vec![archive];
+    }
+    let mut found: Vec<PathBuf> = fs::read_dir(apt_etc.join("trusted.gpg.d"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "gpg" || extension == "asc")
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// One `deb` source of the host's apt configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSource {
+    pub url: String,
+    pub suite: String,
+    pub components: Vec<String>,
+    pub keyrings: Vec<PathBuf>,
+    pub origin: RepositoryOrigin,
+}
+
+/// The host's apt `deb` sources, main suites first (security and updates
+/// suites are left out).
+pub fn host_sources(apt_etc: &Path) -> Result<Vec<HostSource>, RepositoryError> {
+    let mut sources = Vec::new();
+    let parts = apt_etc.join("sources.list.d");
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&parts) {
+        Ok(entries) => entries.flatten().map(|entry| entry.path()).collect(),
+        Err(_) => Vec::new(),
+    };
+    files.sort();
+    for file in files.iter().filter(|file| file.extension().is_some_and(|e| e == "sources")) {
+        sources.extend(parse_deb822_sources(file)?);
+    }
+    let list = apt_etc.join("sources.list");
+    for file in std::iter::once(&list)
+        .chain(files.iter().filter(|file| file.extension().is_some_and(|e| e == "list")))
+    {
+        if file.is_file() {
+            sources.extend(parse_one_line_sources(file)?);
+        }
+    }
+    sources.retain(|source| {
+        !(source.suite.ends_with("-security")
+            || source.suite.ends_with("-updates")
+            || source.suite.ends_with("-backports")
+            || source.suite.ends_with("-proposed-updates"))
+    });
+    Ok(sources)
+}
+
+fn read(path: &Path) -> Result<String, RepositoryError> {
+    fs::read_to_string(path).map_err(|source| RepositoryError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn parse_deb822_sources(path: &Path) -> Result<Vec<HostSource>, RepositoryError> {
+    let text = read(path)?;
+    let mut sources = Vec::new();
+    let origin = path.display().to_string();
+    for item in ParagraphReader::new(text.as_bytes(), origin) {
+        let (paragraph, _) = item.map_err(|error| RepositoryError::Parse {
+            path: path.to_owned(),
+            reason: error.to_string(),
+        })?;
+        let words = |field: &str| -> Vec<String> {
+            paragraph
+                .get(field)
+                .map(|value| value.split_whitespace().map(str::to_owned).collect())
+                .unwrap_or_default()
+        };
+        if !words("Types").iter().any(|kind| kind == "deb")
+            || paragraph
+                .get("Enabled")
+                .is_some_and(|value| value.trim().eq_ignore_ascii_case("no"))
+        {
+            continue;
+        }
+        let keyrings: Vec<PathBuf> = match paragraph.get("Signed-By") {
+            // An inline key block cannot be named by path; fall back to defaults.
+            Some(value) if value.contains("BEGIN PGP") => Vec::new(),
+            Some(value) => value.split_whitespace().map(PathBuf::from).collect(),
+            None => Vec::new(),
+        };
+        for url in words("URIs") {
+            for suite in words("Suites") {
+                sources.push(HostSource {
+                    url: url.trim_end_matches('/').to_owned(),
+                    suite,
+                    components: words("Components"),
+                    keyrings: keyrings.clone(),
+                    origin: RepositoryOrigin::HostApt {
+                        file: path.to_owned(),
+                    },
+                });
+            }
+        }
+    }
+    Ok(sources)
+}
+
+fn parse_one_line_sources(path: &Path) -> Result<Vec<HostSource>, RepositoryError> {
+    let text = read(path)?;
+    let mut sources = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        let Some(rest) = line.strip_prefix("deb ").or_else(|| line.strip_prefix("deb\t")) else {
+            continue;
+        };
+        let mut rest = rest.trim_start();
+        let mut keyrings = Vec::new();
+        if let Some(options) = rest.strip_prefix('[') {
+            let Some(end) = options.find(']') else {
+                return Err(RepositoryError::Parse {
+                    path: path.to_owned(),
+                    reason: format!("unclosed `[` in {line:?}"),
+                });
+            };
+            for option in options[..end].split_whitespace() {
+                if let Some(value) = option.strip_prefix("signed-by=") {
+                    keyrings.extend(value.split(',').map(PathBuf::from));
+                }
+            }
+            rest = options[end + 1..].trim_start();
+        }
+        let mut words = rest.split_whitespace();
+        let (Some(url), Some(suite)) = (words.next(), words.next()) else {
+            continue;
+        };
+        sources.push(HostSource {
+            url: url.trim_end_matches('/').to_owned(),
+            suite: suite.to_owned(),
+            components: words.map(str::to_owned).collect(),
+            keyrings,
+            origin: RepositoryOrigin::HostApt {
+                file: path.to_owned(),
+            },
+        });
+    }
+    Ok(sources)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_deb822_and_one_line_sources_and_skips_security() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("sources.list.d")).unwrap();
+        fs::write(
+            dir.path().join("sources.list.d/debian.sources"),
+            "Types: deb\nURIs: http://mirror.invalid/debian/\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /k.gpg\n\nTypes: deb\nURIs: http://mirror.invalid/debian-security\nSuites: bookworm-security\nComponents: main\n",
+        )
+        .unwrap();
+        fs::write(
+            dir.path().join("sources.list"),
+            "# comment\ndeb [arch=amd64 signed-by=/other.gpg] http://other.invalid/debian trixie main contrib\ndeb-src http://x.invalid/debian bookworm main\n",
+        )
+        .unwrap();
+        let sources = host_sources(dir.path()).unwrap();
+        assert_eq!(sources.len(), 2, "{sources:?}");
+        assert_eq!(sources[0].url, "http://mirror.invalid/debian");
+        assert_eq!(sources[0].suite, "bookworm");
+        assert_eq!(sources[0].keyrings, vec![PathBuf::from("/k.gpg")]);
+        assert_eq!(sources[1].suite, "trixie");
+        assert_eq!(sources[1].components, vec!["main", "contrib"]);
+        assert_eq!(sources[1].keyrings, vec![PathBuf::from("/other.gpg")]);
+    }
+
+    #[test]
+    fn host_apt_of_this_machine_names_a_main_suite() {
+        let sources = host_sources(Path::new("/etc/apt")).unwrap();
+        if let Some(first) = sources.first() {
+            assert!(first.url.starts_with("http"), "{first:?}");
+            assert!(!first.suite.contains("security"));
+        }
+    }
+}

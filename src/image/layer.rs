@@ -1,1 +1,912 @@
-//! (being written)
+//! Image layers from Debian packages: each package's data tarball is streamed
+//! entry by entry into one gzip-compressed tar, with paths normalised,
+//! ownership and mtimes fixed, shared parent directories written once, and a
+//! `var/lib/dpkg/status.d/<package>` record added per package. Both the
+//! uncompressed (diff_id) and compressed (digest) streams are hashed on the
+//! way; nothing is unpacked to disk and no file is held in memory.
+
+use crate::debian::deb::{DebArchive, DebError};
+use crate::hash::{HashingWriter, Sha256Digest};
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use tar::{EntryType, Header};
+
+/// Directory that holds one dpkg status paragraph per installed package, as
+/// read by distroless images and container scanners.
+const STATUS_DIRECTORY: &str = "var/lib/dpkg/status.d/";
+
+/// One package to put into a layer.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerPackage<'a> {
+    /// The Debian package name; it must match the `.deb`'s `Package:` field.
+    pub name: &'a str,
+    pub deb: &'a Path,
+}
+
+/// How a layer is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerOptions {
+    /// `SOURCE_DATE_EPOCH`: every mtime is clamped to at most this.
+    pub epoch: u64,
+    /// gzip level, 0–9.
+    pub compression_level: u32,
+}
+
+/// What was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerOutput {
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Sha256Digest,
+    /// sha256 of the gzip stream.
+    pub digest: Sha256Digest,
+    /// Bytes of the gzip stream.
+    pub size: u64,
+    /// Bytes of the uncompressed tar.
+    pub uncompressed_size: u64,
+    /// Tar entries written (files, directories, links, status records).
+    pub entries: u64,
+    /// Maintainer scripts present and not run, per package.
+    pub skipped_scripts: Vec<(String, Vec<String>)>,
+}
+
+/// Everything that can go wrong while writing a layer.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error("`{package}` is not a valid package name for a layer")]
+    InvalidPackageName { package: String },
+    #[error("cannot read the .deb of package {package}")]
+    Deb {
+        package: String,
+        #[source]
+        source: DebError,
+    },
+    #[error("package {package}: {deb} contains package `{declared}`")]
+    PackageNameMismatch {
+        package: String,
+        deb: PathBuf,
+        declared: String,
+    },
+    #[error("package {package}: cannot read the data tarball of {deb}")]
+    ReadData {
+        package: String,
+        deb: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("package {package}: cannot read `{path}` from {deb}")]
+    ReadEntry {
+        package: String,
+        deb: PathBuf,
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("package {package}: path `{path}` escapes the image root")]
+    PathEscapes { package: String, path: String },
+    #[error(
+        "package {package}: hard link `{path}` points to `{target}`, which is not earlier in this layer"
+    )]
+    HardLinkOutsideLayer {
+        package: String,
+        path: String,
+        target: String,
+    },
+    #[error("package {package}: `{path}` has a tar entry type xbuild does not support ({kind})")]
+    UnsupportedEntry {
+        package: String,
+        path: String,
+        kind: String,
+    },
+    #[error("package {package}: cannot write `{path}` to the layer")]
+    Write {
+        package: String,
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot finish writing the layer")]
+    Finish {
+        #[source]
+        source: io::Error,
+    },
+}
+
+type LayerStream<W> = HashingWriter<flate2::write::GzEncoder<HashingWriter<W>>>;
+
+/// Writes one layer holding `packages`, in the order given, to `out`.
+pub fn write_layer<W: Write>(
+    packages: &[LayerPackage],
+    options: &LayerOptions,
+    out: W,
+) -> Result<LayerOutput, LayerError> {
+    let gzip = flate2::GzBuilder::new().mtime(0).write(
+        HashingWriter::new(out),
+        flate2::Compression::new(options.compression_level.min(9)),
+    );
+    let mut builder = tar::Builder::new(HashingWriter::new(gzip));
+    let mut layer = LayerState {
+        epoch: options.epoch,
+        written_directories: HashSet::new(),
+        written_files: HashSet::new(),
+        entries: 0,
+    };
+    let mut skipped_scripts = Vec::new();
+    for package in packages {
+        let scripts = layer.add_package(&mut builder, package)?;
+        if !scripts.is_empty() {
+            skipped_scripts.push((package.name.to_owned(), scripts));
+        }
+    }
+    let finish_error = |source| LayerError::Finish { source };
+    let uncompressed = builder.into_inner().map_err(finish_error)?;
+    let (gzip, diff_id, uncompressed_size) = uncompressed.finish();
+    let compressed = gzip.finish().map_err(finish_error)?;
+    let (mut out, digest, size) = compressed.finish();
+    out.flush().map_err(finish_error)?;
+    Ok(LayerOutput {
+        diff_id,
+        digest,
+        size,
+        uncompressed_size,
+        entries: layer.entries,
+        skipped_scripts,
+    })
+}
+
+/// What has been written so far in the layer.
+struct LayerState {
+    epoch: u64,
+    /// Normalised directory paths, with their trailing `/`.
+    written_directories: HashSet<Vec<u8>>,
+    /// Normalised paths of everything else, for hard link checks.
+    written_files: HashSet<Vec<u8>>,
+    entries: u64,
+}
+
+impl LayerState {
+    /// Streams one package into the layer; returns its skipped scripts.
+    fn add_package<W: Write>(
+        &mut self,
+        builder: &mut tar::Builder<LayerStream<W>>,
+        package: &LayerPackage,
+    ) -> Result<Vec<String>, LayerError> {
+        let name = package.name;
+        if name.is_empty()
+            || name.contains('/')
+            || name.starts_with('.')
+            || name.contains(char::is_whitespace)
+        {
+            return Err(LayerError::InvalidPackageName {
+                package: name.to_owned(),
+            });
+        }
+        let deb_error = |source| LayerError::Deb {
+            package: name.to_owned(),
+            source,
+        };
+        let mut deb = DebArchive::open(package.deb).map_err(deb_error)?;
+        let control = deb.control().map_err(deb_error)?;
+        let declared = control.package_name().unwrap_or_default();
+        if declared != name {
+            return Err(LayerError::PackageNameMismatch {
+                package: name.to_owned(),
+                deb: package.deb.to_owned(),
+                declared: declared.to_owned(),
+            });
+        }
+        let read_data_error = |source| LayerError::ReadData {
+            package: name.to_owned(),
+            deb: package.deb.to_owned(),
+            source,
+        };
+        let mut data = deb.data().map_err(deb_error)?;
+        for entry in data.entries().map_err(read_data_error)? {
+            let entry = entry.map_err(read_data_error)?;
+            self.add_entry(builder, package, entry)?;
+        }
+        drop(data);
+
+        let status = status_paragraph(&control.control);
+        let record = format!("{STATUS_DIRECTORY}{name}");
+        self.add_generated_file(builder, name, &record, status.as_bytes())?;
+        if let Some(md5sums) = &control.md5sums {
+            self.add_generated_file(
+                builder,
+                name,
+                &format!("{record}.md5sums"),
+                md5sums.as_bytes(),
+            )?;
+        }
+        Ok(control.maintainer_scripts)
+    }
+
+    fn add_entry<W: Write, R: Read>(
+        &mut self,
+        builder: &mut tar::Builder<LayerStream<W>>,
+        package: &LayerPackage,
+        mut entry: tar::Entry<'_, R>,
+    ) -> Result<(), LayerError> {
+        let raw_path = entry.path_bytes().into_owned();
+        let shown_path = String::from_utf8_lossy(&raw_path).into_owned();
+        let read_error = |source| LayerError::ReadEntry {
+            package: package.name.to_owned(),
+            deb: package.deb.to_owned(),
+            path: shown_path.clone(),
+            source,
+        };
+        let escapes = || LayerError::PathEscapes {
+            package: package.name.to_owned(),
+            path: shown_path.clone(),
+        };
+        let Some(mut path) = normalise_path(&raw_path).ok_or_else(escapes)? else {
+            // The archive root, `./`: the image root exists already.
+            return Ok(());
+        };
+        let source = entry.header();
+        let kind = source.entry_type();
+        let mut header = Header::new_gnu();
+        header.set_mode(source.mode().map_err(read_error)? & 0o7777);
+        let uid = source.uid().map_err(read_error)?;
+        let gid = source.gid().map_err(read_error)?;
+        header.set_uid(uid);
+        header.set_gid(gid);
+        let user_name = if uid == 0 {
+            Some(b"root".to_vec())
+        } else {
+            source.username_bytes().map(<[u8]>::to_vec)
+        };
+        let group_name = if gid == 0 {
+            Some(b"root".to_vec())
+        } else {
+            source.groupname_bytes().map(<[u8]>::to_vec)
+        };
+        set_owner_names(&mut header, user_name.as_deref(), group_name.as_deref())
+            .map_err(read_error)?;
+        header.set_mtime(source.mtime().map_err(read_error)?.min(self.epoch));
+        header.set_size(0);
+
+        let write_error = |source| LayerError::Write {
+            package: package.name.to_owned(),
+            path: shown_path.clone(),
+            source,
+        };
+        match kind {
+            EntryType::Directory => {
+                path.push(b'/');
+                if !self.written_directories.insert(path.clone()) {
+                    return Ok(());
+                }
+                header.set_entry_type(EntryType::Directory);
+                builder
+                    .append_data(&mut header, bytes_path(&path), io::empty())
+                    .map_err(write_error)?;
+            }
+            EntryType::Regular | EntryType::Continuous => {
+                header.set_entry_type(EntryType::Regular);
+                header.set_size(entry.size());
+                let mut tracked = ReadTracker {
+                    inner: &mut entry,
+                    error: None,
+                };
+                let result = builder.append_data(&mut header, bytes_path(&path), &mut tracked);
+                if let Some(source) = tracked.error.take() {
+                    return Err(read_error(source));
+                }
+                result.map_err(write_error)?;
+            }
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|target| target.into_owned())
+                    .unwrap_or_default();
+                if target.is_empty() {
+                    return Err(read_error(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "symlink without a target",
+                    )));
+                }
+                header.set_entry_type(EntryType::Symlink);
+                builder
+                    .append_link(&mut header, bytes_path(&path), bytes_path(&target))
+                    .map_err(write_error)?;
+            }
+            EntryType::Link => {
+                let raw_target = entry
+                    .link_name_bytes()
+                    .map(|target| target.into_owned())
+                    .unwrap_or_default();
+                let shown_target = String::from_utf8_lossy(&raw_target).into_owned();
+                let outside = || LayerError::HardLinkOutsideLayer {
+                    package: package.name.to_owned(),
+                    path: shown_path.clone(),
+                    target: shown_target.clone(),
+                };
+                let target = normalise_path(&raw_target)
+                    .ok_or_else(|| LayerError::PathEscapes {
+                        package: package.name.to_owned(),
+                        path: shown_target.clone(),
+                    })?
+                    .ok_or_else(outside)?;
+                if !self.written_files.contains(&target) {
+                    return Err(outside());
+                }
+                header.set_entry_type(EntryType::Link);
+                builder
+                    .append_link(&mut header, bytes_path(&path), bytes_path(&target))
+                    .map_err(write_error)?;
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                header.set_entry_type(kind);
+                // A fifo has no device numbers; some writers leave the fields empty.
+                let (major, minor) = if kind == EntryType::Fifo {
+                    (0, 0)
+                } else {
+                    let major = source.device_major().map_err(read_error)?.unwrap_or(0);
+                    let minor = source.device_minor().map_err(read_error)?.unwrap_or(0);
+                    (major, minor)
+                };
+                header.set_device_major(major).map_err(write_error)?;
+                header.set_device_minor(minor).map_err(write_error)?;
+                builder
+                    .append_data(&mut header, bytes_path(&path), io::empty())
+                    .map_err(write_error)?;
+            }
+            other => {
+                return Err(LayerError::UnsupportedEntry {
+                    package: package.name.to_owned(),
+                    path: shown_path,
+                    kind: format!("{other:?}"),
+                });
+            }
+        }
+        self.written_files.insert(path);
+        self.entries += 1;
+        Ok(())
+    }
+
+    /// Writes a root-owned 0644 file made by xbuild (a status record), with
+    /// its parent directories unless the layer has them already.
+    fn add_generated_file<W: Write>(
+        &mut self,
+        builder: &mut tar::Builder<LayerStream<W>>,
+        package: &str,
+        path: &str,
+        contents: &[u8],
+    ) -> Result<(), LayerError> {
+        let write_error = |path: &str, source| LayerError::Write {
+            package: package.to_owned(),
+            path: path.to_owned(),
+            source,
+        };
+        let mut parent_end = 0;
+        while let Some(slash) = path[parent_end..].find('/') {
+            parent_end += slash + 1;
+            let directory = &path[..parent_end];
+            if self
+                .written_directories
+                .insert(directory.as_bytes().to_vec())
+            {
+                let mut header = self.generated_header(EntryType::Directory, 0o755, 0);
+                builder
+                    .append_data(&mut header, directory, io::empty())
+                    .map_err(|source| write_error(directory, source))?;
+                self.entries += 1;
+            }
+        }
+        let mut header = self.generated_header(EntryType::Regular, 0o644, contents.len() as u64);
+        builder
+            .append_data(&mut header, path, contents)
+            .map_err(|source| write_error(path, source))?;
+        self.written_files.insert(path.as_bytes().to_vec());
+        self.entries += 1;
+        Ok(())
+    }
+
+    fn generated_header(&self, kind: EntryType, mode: u32, size: u64) -> Header {
+        let mut header = Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(0);
+        header.set_gid(0);
+        // "root" always fits the 32-byte name fields.
+        set_owner_names(&mut header, Some(b"root"), Some(b"root"))
+            .expect("`root` fits a tar header");
+        header.set_mtime(self.epoch);
+        header.set_size(size);
+        header
+    }
+}
+
+fn set_owner_names(
+    header: &mut Header,
+    user: Option<&[u8]>,
+    group: Option<&[u8]>,
+) -> io::Result<()> {
+    let too_long = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "owner name longer than 31 bytes",
+        )
+    };
+    let gnu = header
+        .as_gnu_mut()
+        .expect("headers are created in GNU format");
+    for (field, name) in [(&mut gnu.uname, user), (&mut gnu.gname, group)] {
+        let name = name.unwrap_or_default();
+        if name.len() >= field.len() {
+            return Err(too_long());
+        }
+        field.fill(0);
+        field[..name.len()].copy_from_slice(name);
+    }
+    Ok(())
+}
+
+/// Normalises a path from a package's data tarball: leading `/` and `./` go,
+/// empty and `.` components go, and a trailing `/` is dropped (the caller
+/// adds it back for directories). `None` when the path has a `..`
+/// component; `Some(None)` for the root itself.
+fn normalise_path(raw: &[u8]) -> Option<Option<Vec<u8>>> {
+    let mut normalised = Vec::with_capacity(raw.len());
+    for component in raw.split(|byte| *byte == b'/') {
+        match component {
+            b"" | b"." => {}
+            b".." => return None,
+            _ => {
+                if !normalised.is_empty() {
+                    normalised.push(b'/');
+                }
+                normalised.extend_from_slice(component);
+            }
+        }
+    }
+    Some((!normalised.is_empty()).then_some(normalised))
+}
+
+fn bytes_path(bytes: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(bytes))
+}
+
+/// The status record of a package: its control paragraph with
+/// `Status: install ok installed` after the `Package:` line.
+fn status_paragraph(control: &str) -> String {
+    let mut status = String::with_capacity(control.len() + 32);
+    for line in control.trim_end().lines() {
+        if line.starts_with("Status:") {
+            continue;
+        }
+        status.push_str(line);
+        status.push('\n');
+        if line.starts_with("Package:") {
+            status.push_str("Status: install ok installed\n");
+        }
+    }
+    status
+}
+
+/// Remembers a read error so that it is reported as a read failure of the
+/// package and not as a failure to write the layer.
+struct ReadTracker<R> {
+    inner: R,
+    error: Option<io::Error>,
+}
+
+impl<R: Read> Read for ReadTracker<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buffer).map_err(|error| {
+            if error.kind() == io::ErrorKind::Interrupted {
+                return error;
+            }
+            let copy = io::Error::new(error.kind(), error.to_string());
+            self.error = Some(error);
+            copy
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::debian::deb::tests::{TestFile, build_test_deb, control_tar_gz, write_ar};
+
+    const EPOCH: u64 = 1_000_000;
+
+    /// One entry of a layer, read back with the tar crate.
+    #[derive(Debug)]
+    struct ReadEntry {
+        path: String,
+        kind: EntryType,
+        uid: u64,
+        gid: u64,
+        user: String,
+        mtime: u64,
+        mode: u32,
+        link: Option<String>,
+        contents: Vec<u8>,
+    }
+
+    fn read_layer(gzip: &[u8]) -> (Vec<ReadEntry>, Vec<u8>) {
+        let mut tar_bytes = Vec::new();
+        flate2::read::GzDecoder::new(gzip)
+            .read_to_end(&mut tar_bytes)
+            .unwrap();
+        let mut archive = tar::Archive::new(&tar_bytes[..]);
+        let entries = archive
+            .entries()
+            .unwrap()
+            .map(|entry| {
+                let mut entry = entry.unwrap();
+                let header = entry.header().clone();
+                let mut contents = Vec::new();
+                entry.read_to_end(&mut contents).unwrap();
+                ReadEntry {
+                    path: String::from_utf8(entry.path_bytes().into_owned()).unwrap(),
+                    kind: header.entry_type(),
+                    uid: header.uid().unwrap(),
+                    gid: header.gid().unwrap(),
+                    user: header.username().unwrap().unwrap_or_default().to_owned(),
+                    mtime: header.mtime().unwrap(),
+                    mode: header.mode().unwrap(),
+                    link: entry
+                        .link_name_bytes()
+                        .map(|link| String::from_utf8(link.into_owned()).unwrap()),
+                    contents,
+                }
+            })
+            .collect();
+        (entries, tar_bytes)
+    }
+
+    fn long_path() -> String {
+        format!(
+            "usr/share/alpha/{}/{}/file.txt",
+            "d".repeat(60),
+            "e".repeat(50)
+        )
+    }
+
+    /// Two real packages sharing `usr/`: alpha has a program, a symlink, a
+    /// hard link, a path over 100 bytes, a postinst and md5sums.
+    fn two_packages(directory: &Path) -> (PathBuf, PathBuf) {
+        let long = long_path();
+        let alpha = build_test_deb(
+            directory,
+            "alpha",
+            &[
+                TestFile::Executable("usr/bin/alpha", b"#!/bin/sh\necho alpha\n"),
+                TestFile::Symlink("usr/bin/alpha-link", "alpha"),
+                TestFile::HardLink("usr/bin/alpha-hard", "usr/bin/alpha"),
+                TestFile::Regular(&long, b"long"),
+            ],
+            &[("postinst", "#!/bin/sh\nexit 0\n")],
+            Some("00000000000000000000000000000000  usr/bin/alpha\n"),
+            "xz",
+        );
+        let beta = build_test_deb(
+            directory,
+            "beta",
+            &[TestFile::Regular("usr/share/beta/readme", b"beta")],
+            &[],
+            None,
+            "gzip",
+        );
+        (alpha, beta)
+    }
+
+    fn layer_bytes(packages: &[LayerPackage], level: u32) -> (Vec<u8>, LayerOutput) {
+        let mut out = Vec::new();
+        let options = LayerOptions {
+            epoch: EPOCH,
+            compression_level: level,
+        };
+        let output = write_layer(packages, &options, &mut out).unwrap();
+        (out, output)
+    }
+
+    #[test]
+    fn packages_become_one_normalised_layer_with_status_records() {
+        let directory = tempfile::tempdir().unwrap();
+        let (alpha, beta) = two_packages(directory.path());
+        let packages = [
+            LayerPackage {
+                name: "alpha",
+                deb: &alpha,
+            },
+            LayerPackage {
+                name: "beta",
+                deb: &beta,
+            },
+        ];
+        let (bytes, output) = layer_bytes(&packages, 6);
+        let (entries, tar_bytes) = read_layer(&bytes);
+
+        assert_eq!(output.digest, Sha256Digest::of(&bytes));
+        assert_eq!(output.size, bytes.len() as u64);
+        assert_eq!(output.diff_id, Sha256Digest::of(&tar_bytes));
+        assert_eq!(output.uncompressed_size, tar_bytes.len() as u64);
+        assert_eq!(output.entries, entries.len() as u64);
+        assert_eq!(
+            output.skipped_scripts,
+            [("alpha".to_owned(), vec!["postinst".to_owned()])]
+        );
+        // A proper end of archive: two zero blocks after the last entry.
+        assert!(tar_bytes.ends_with(&[0u8; 1024]));
+
+        let paths: Vec<&str> = entries.iter().map(|entry| entry.path.as_str()).collect();
+        let unique: HashSet<&str> = paths.iter().copied().collect();
+        assert_eq!(unique.len(), paths.len(), "duplicate entries: {paths:?}");
+        for entry in &entries {
+            assert!(
+                !entry.path.starts_with('/') && !entry.path.starts_with("./"),
+                "{}",
+                entry.path
+            );
+            assert_eq!(
+                entry.kind == EntryType::Directory,
+                entry.path.ends_with('/'),
+                "{}",
+                entry.path
+            );
+            assert_eq!(
+                (entry.uid, entry.gid, entry.user.as_str()),
+                (0, 0, "root"),
+                "{}",
+                entry.path
+            );
+            assert_eq!(
+                entry.mtime, EPOCH,
+                "{} keeps its mtime above the epoch",
+                entry.path
+            );
+        }
+        for expected in [
+            "usr/",
+            "usr/bin/",
+            "usr/share/",
+            "usr/share/beta/readme",
+            "var/lib/dpkg/status.d/",
+        ] {
+            assert!(
+                paths.contains(&expected),
+                "{expected} missing from {paths:?}"
+            );
+        }
+        let find = |path: &str| entries.iter().find(|entry| entry.path == path).unwrap();
+        assert_eq!(find("usr/bin/alpha").mode, 0o755);
+        assert_eq!(find("usr/bin/alpha").contents, b"#!/bin/sh\necho alpha\n");
+        assert_eq!(find("usr/bin/alpha-link").kind, EntryType::Symlink);
+        assert_eq!(find("usr/bin/alpha-link").link.as_deref(), Some("alpha"));
+        assert_eq!(find("usr/bin/alpha-hard").kind, EntryType::Link);
+        assert_eq!(
+            find("usr/bin/alpha-hard").link.as_deref(),
+            Some("usr/bin/alpha")
+        );
+        assert_eq!(find(&long_path()).contents, b"long");
+
+        let status =
+            String::from_utf8(find("var/lib/dpkg/status.d/alpha").contents.clone()).unwrap();
+        assert!(
+            status.starts_with("Package: alpha\nStatus: install ok installed\nVersion: 1.0-1\n"),
+            "{status}"
+        );
+        assert_eq!(
+            find("var/lib/dpkg/status.d/alpha.md5sums").contents,
+            b"00000000000000000000000000000000  usr/bin/alpha\n"
+        );
+        assert!(paths.contains(&"var/lib/dpkg/status.d/beta"));
+        assert!(!paths.contains(&"var/lib/dpkg/status.d/beta.md5sums"));
+        // Status records come after each package's own files.
+        let position = |path: &str| {
+            paths
+                .iter()
+                .position(|candidate| *candidate == path)
+                .unwrap()
+        };
+        assert!(position("var/lib/dpkg/status.d/alpha") < position("usr/share/beta/readme"));
+    }
+
+    #[test]
+    fn the_same_inputs_give_byte_identical_layers() {
+        let directory = tempfile::tempdir().unwrap();
+        let (alpha, beta) = two_packages(directory.path());
+        let packages = [
+            LayerPackage {
+                name: "alpha",
+                deb: &alpha,
+            },
+            LayerPackage {
+                name: "beta",
+                deb: &beta,
+            },
+        ];
+        let (first, first_output) = layer_bytes(&packages, 6);
+        let (second, second_output) = layer_bytes(&packages, 6);
+        assert_eq!(first, second);
+        assert_eq!(first_output, second_output);
+        // The compression level changes the blob but not the diff_id.
+        let (fast, fast_output) = layer_bytes(&packages, 1);
+        assert_eq!(fast_output.diff_id, first_output.diff_id);
+        assert_ne!(fast, first);
+    }
+
+    /// Writes a `.deb` whose uncompressed data tarball holds `entries`, with
+    /// names written raw so that the tar crate's own checks do not refuse them.
+    fn crafted_deb(path: &Path, package: &str, entries: &[(&str, EntryType, u64, &str, &[u8])]) {
+        let mut data = tar::Builder::new(Vec::new());
+        for (name, kind, uid, link, contents) in entries {
+            let mut header = Header::new_gnu();
+            header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+            header.set_entry_type(*kind);
+            header.set_mode(0o644);
+            header.set_uid(*uid);
+            header.set_gid(*uid);
+            header
+                .set_username(if *uid == 0 { "root" } else { "someone" })
+                .unwrap();
+            header.set_mtime(12_345);
+            header.set_size(contents.len() as u64);
+            header.set_cksum();
+            data.append(&header, *contents).unwrap();
+        }
+        let data = data.into_inner().unwrap();
+        write_ar(
+            path,
+            &[
+                ("debian-binary", b"2.0\n".to_vec()),
+                ("control.tar.gz", control_tar_gz(package)),
+                ("data.tar", data),
+            ],
+        );
+    }
+
+    fn layer_error(deb: &Path, package: &str) -> LayerError {
+        let options = LayerOptions {
+            epoch: EPOCH,
+            compression_level: 1,
+        };
+        write_layer(&[LayerPackage { name: package, deb }], &options, io::sink()).unwrap_err()
+    }
+
+    #[test]
+    fn a_path_escaping_the_root_is_refused_with_package_and_path() {
+        let directory = tempfile::tempdir().unwrap();
+        let deb = directory.path().join("evil.deb");
+        crafted_deb(
+            &deb,
+            "evil",
+            &[
+                ("./usr/", EntryType::Directory, 0, "", b""),
+                ("./../escape", EntryType::Regular, 0, "", b"x"),
+            ],
+        );
+        let error = layer_error(&deb, "evil");
+        assert!(
+            matches!(&error, LayerError::PathEscapes { package, path } if package == "evil" && path == "./../escape"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_hard_link_to_a_file_not_in_the_layer_is_refused() {
+        let directory = tempfile::tempdir().unwrap();
+        let deb = directory.path().join("links.deb");
+        crafted_deb(
+            &deb,
+            "links",
+            &[(
+                "./usr/bin/tool",
+                EntryType::Link,
+                0,
+                "./usr/bin/missing",
+                b"",
+            )],
+        );
+        let error = layer_error(&deb, "links");
+        assert!(
+            matches!(&error, LayerError::HardLinkOutsideLayer { target, .. } if target == "./usr/bin/missing"),
+            "{error}"
+        );
+        crafted_deb(
+            &deb,
+            "links",
+            &[(
+                "./usr/bin/tool",
+                EntryType::Link,
+                0,
+                "../../etc/shadow",
+                b"",
+            )],
+        );
+        assert!(matches!(
+            layer_error(&deb, "links"),
+            LayerError::PathEscapes { .. }
+        ));
+    }
+
+    #[test]
+    fn non_root_owners_and_old_mtimes_are_kept_and_absolute_paths_made_relative() {
+        let directory = tempfile::tempdir().unwrap();
+        let deb = directory.path().join("owned.deb");
+        crafted_deb(
+            &deb,
+            "owned",
+            &[
+                ("./var/", EntryType::Directory, 0, "", b""),
+                ("/var/games/", EntryType::Directory, 5, "", b""),
+                ("var/games/score", EntryType::Regular, 0, "", b"1"),
+                ("./dev/null-ish", EntryType::Fifo, 0, "", b""),
+            ],
+        );
+        let mut out = Vec::new();
+        let options = LayerOptions {
+            epoch: EPOCH,
+            compression_level: 1,
+        };
+        write_layer(
+            &[LayerPackage {
+                name: "owned",
+                deb: &deb,
+            }],
+            &options,
+            &mut out,
+        )
+        .unwrap();
+        let (entries, _) = read_layer(&out);
+        let games = entries
+            .iter()
+            .find(|entry| entry.path == "var/games/")
+            .unwrap();
+        assert_eq!(
+            (games.uid, games.gid, games.user.as_str(), games.mtime),
+            (5, 5, "someone", 12_345)
+        );
+        let score = entries
+            .iter()
+            .find(|entry| entry.path == "var/games/score")
+            .unwrap();
+        assert_eq!((score.uid, score.user.as_str()), (0, "root"));
+        assert!(
+            entries
+                .iter()
+                .any(|entry| entry.path == "dev/null-ish" && entry.kind == EntryType::Fifo)
+        );
+        // `var/` came from the package, so the status record does not repeat it.
+        assert_eq!(
+            entries.iter().filter(|entry| entry.path == "var/").count(),
+            1
+        );
+        assert_eq!(
+            entries
+                .iter()
+                .filter(|entry| entry.path == "var/lib/")
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_deb_for_another_package_is_refused() {
+        let directory = tempfile::tempdir().unwrap();
+        let deb = directory.path().join("other.deb");
+        crafted_deb(&deb, "other", &[]);
+        assert!(matches!(
+            layer_error(&deb, "expected"),
+            LayerError::PackageNameMismatch { .. }
+        ));
+        assert!(matches!(
+            layer_error(&deb, "../x"),
+            LayerError::InvalidPackageName { .. }
+        ));
+    }
+
+    #[test]
+    fn errors_can_cross_threads() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<LayerError>();
+        assert_send_sync::<DebError>();
+    }
+}

@@ -1,0 +1,94 @@
+//! Fetching a blob whose digest is known in advance (a `Packages` index
+//! listed in a signed Release, a `.deb` listed in a verified index): at most
+//! one download per cache, even across processes, and nothing enters the
+//! cache unless its bytes match the expected digest and size.
+
+use super::{Cache, CacheError};
+use crate::hash::Sha256Digest;
+use crate::http::{Fetched, HttpClient, HttpError};
+use crate::progress::Reporter;
+use std::path::PathBuf;
+
+/// Where a blob came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobOrigin {
+    /// Already in the local cache (verified).
+    Local,
+    /// Downloaded now.
+    Downloaded,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error(
+        "{what} from {url} does not match its expected digest: expected sha256:{expected} ({expected_size} bytes), got sha256:{actual} ({actual_size} bytes)"
+    )]
+    Mismatch {
+        what: String,
+        url: String,
+        expected: Sha256Digest,
+        expected_size: u64,
+        actual: Sha256Digest,
+        actual_size: u64,
+    },
+}
+
+impl Cache {
+    /// Returns the verified blob `digest`, downloading it from `urls` (tried
+    /// in order; a 404 moves on to the next) if the cache lacks it.
+    pub fn fetch_verified(
+        &self,
+        http: &HttpClient,
+        urls: &[String],
+        digest: &Sha256Digest,
+        size: u64,
+        what: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<(PathBuf, BlobOrigin, u64), FetchError> {
+        if let Some(path) = self.verified_blob(digest, Some(size))? {
+            return Ok((path, BlobOrigin::Local, 0));
+        }
+        let _lock = self.lock_item(&digest.hex())?;
+        // Another process may have fetched it while we waited for the lock.
+        if let Some(path) = self.verified_blob(digest, Some(size))? {
+            return Ok((path, BlobOrigin::Local, 0));
+        }
+        let mut last_error = None;
+        for url in urls {
+            let temp = self.temp_file()?;
+            match http.download(url, temp.path(), None, what, reporter) {
+                Ok(Fetched::Body {
+                    digest: actual,
+                    size: actual_size,
+                    ..
+                }) => {
+                    if actual != *digest || actual_size != size {
+                        // `temp` is deleted on drop: nothing enters the cache.
+                        return Err(FetchError::Mismatch {
+                            what: what.to_owned(),
+                            url: crate::http::redact(url),
+                            expected: *digest,
+                            expected_size: size,
+                            actual,
+                            actual_size,
+                        });
+                    }
+                    let path = self.commit_blob(temp, digest)?;
+                    return Ok((path, BlobOrigin::Downloaded, actual_size));
+                }
+                Ok(Fetched::NotModified) => unreachable!("no validators were sent"),
+                Err(HttpError::Status { status: 404, url }) if urls.len() > 1 => {
+                    last_error = Some(HttpError::Status { status: 404, url });
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(last_error
+            .map(FetchError::from)
+            .unwrap_or_else(|| panic!("fetch_verified needs at least one URL for {what}")))
+    }
+}

@@ -1,0 +1,89 @@
+//! `xbuild build` and `xbuild plan`: turn arguments into validated
+//! options, run the pipeline, print the report.
+
+use super::progress::BarReporter;
+use super::{BuildArgs, CommonArgs, PlanArgs};
+use std::io::Write;
+use std::time::SystemTime;
+use xbuild::Error;
+use xbuild::cache::{Cache, CacheError};
+use xbuild::manifest::Manifest;
+use xbuild::pipeline::{self, BuildOptions};
+use xbuild::platform::Platforms;
+
+fn options(common: &CommonArgs) -> Result<(BuildOptions, Cache), Error> {
+    let manifest_path = common.dir.join("xbuild.toml");
+    let manifest = Manifest::load(&manifest_path)?;
+    let platforms = Platforms::from_environment()?;
+    let mut targets = Vec::new();
+    for name in &common.targets {
+        let platform = platforms.parse(name)?.clone();
+        if !targets.contains(&platform) {
+            targets.push(platform);
+        }
+    }
+    let host = platforms.host()?.clone();
+    let mut options = BuildOptions::new(manifest, targets, host);
+    options.mirror = common.mirror.clone();
+    options.now = SystemTime::now();
+    if let Some(epoch) = std::env::var("SOURCE_DATE_EPOCH").ok().filter(|v| !v.is_empty()) {
+        options.epoch = epoch.trim().parse().map_err(|_| Error::Target {
+            target: "SOURCE_DATE_EPOCH".into(),
+            message: format!("{epoch:?} is not a number of seconds since 1970"),
+        })?;
+    }
+    let root = match &common.cache_dir {
+        Some(dir) => dir.clone(),
+        None => Cache::default_root().ok_or_else(|| CacheError::Init {
+            path: "~/.cache/xbuild".into(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no home or cache directory is known; set XBUILD_CACHE_DIR",
+            ),
+        })?,
+    };
+    let cache = Cache::open(&root)?;
+    Ok((options, cache))
+}
+
+fn print_json<T: serde::Serialize>(value: &T) {
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`xbuild … --json | head`) is not an error.
+    let _ = serde_json::to_writer_pretty(&mut stdout, value);
+    let _ = writeln!(stdout);
+}
+
+pub fn build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
+    let (mut options, cache) = options(&args.common)?;
+    if let Some(out) = &args.out {
+        options.out_dir = out.clone();
+    }
+    if let Some(jobs) = args.jobs {
+        options.jobs = jobs.max(1);
+    }
+    let reporter = BarReporter::new(quiet);
+    let result = pipeline::build(&options, &cache, &reporter);
+    reporter.finish();
+    let report = result?;
+    if args.common.json {
+        print_json(&report);
+    }
+    if !quiet {
+        eprint!("{}", report.render_text());
+    }
+    Ok(())
+}
+
+pub fn plan(args: PlanArgs, quiet: bool) -> Result<(), Error> {
+    let (options, cache) = options(&args.common)?;
+    let reporter = BarReporter::new(quiet);
+    let result = pipeline::plan(&options, &cache, &reporter);
+    reporter.finish();
+    let report = result?;
+    if args.common.json {
+        print_json(&report);
+    } else {
+        print!("{}", report.render_text());
+    }
+    Ok(())
+}

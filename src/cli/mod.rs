@@ -1,0 +1,110 @@
+//! Command-line interface: argument parsing (clap), the subcommands, error
+//! rendering with hints and exit codes, and progress bars. Nothing else in
+//! the crate prints.
+
+mod build;
+mod progress;
+mod targets;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use xbuild::Error;
+
+#[derive(Parser)]
+#[command(
+    name = "xbuild",
+    version,
+    about = "Build container images for any Linux CPU architecture, from any host, without emulation",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Print less (no progress bars, no summary).
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the image described by DIR/xbuild.toml for each target.
+    Build(BuildArgs),
+    /// Resolve and show what a build would fetch, with cache status, and do nothing else.
+    Plan(PlanArgs),
+    /// List the platforms xbuild knows.
+    Targets(TargetsArgs),
+}
+
+#[derive(Args)]
+struct CommonArgs {
+    /// Directory holding xbuild.toml.
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// Target platform (repeatable): aarch64-linux, arm64, linux/arm64, aarch64-unknown-linux-gnu…
+    #[arg(short, long = "target", required = true)]
+    targets: Vec<String>,
+    /// Cache directory [default: the user's cache directory + /xbuild].
+    #[arg(long, env = "XBUILD_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Debian mirror URL, overriding the manifest's repository and the host's apt sources.
+    #[arg(long, env = "XBUILD_MIRROR")]
+    mirror: Option<String>,
+    /// Print the report as JSON on stdout (human output goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Output directory [default: DIR/result].
+    #[arg(short, long)]
+    out: Option<PathBuf>,
+    /// Parallel workers fetching and building layers.
+    #[arg(short, long)]
+    jobs: Option<usize>,
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args)]
+struct TargetsArgs {
+    /// Print as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the command line; returns the process exit status.
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Build(args) => build::build(args, cli.quiet),
+        Command::Plan(args) => build::plan(args, cli.quiet),
+        Command::Targets(args) => targets::list(args),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(error) => {
+            render_error(&error);
+            error.class().exit_code()
+        }
+    }
+}
+
+fn render_error(error: &Error) {
+    use std::error::Error as _;
+    eprintln!("error: {error}");
+    let mut source = error.source();
+    while let Some(inner) = source {
+        eprintln!("  Caused by: {inner}");
+        source = inner.source();
+    }
+    if let Some(hint) = error.hint() {
+        eprintln!("hint: {hint}");
+    }
+}

@@ -1,0 +1,191 @@
+//! The assemble step: per target, the OCI config and manifest (stored in
+//! the cache like every other blob), then the outputs — one OCI image
+//! layout holding every target, and one docker-archive per target — and
+//! the build report.
+
+use super::BuildOptions;
+use super::realize::{LayerPlan, Realized};
+use super::resolve::Resolved;
+use crate::cache::Cache;
+use crate::hash::Sha256Digest;
+use crate::http::redact;
+use crate::image::layout::{BlobSource, ImageToWrite, write_docker_archive, write_oci_layout};
+use crate::image::oci::{
+    Descriptor, EmptyObject, History, ImageConfiguration, ImageManifest, MEDIA_TYPE_CONFIG,
+    Platform as OciPlatform, format_rfc3339, to_canonical_json,
+};
+use crate::plan::NodeKind;
+use crate::report::{BuildReport, LayerReport, NodeReport, Outcome, PackageReport, TargetReport};
+use crate::Error;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+impl BlobSource for Cache {
+    fn open_blob(&self, digest: &Sha256Digest) -> std::io::Result<PathBuf> {
+        let path = self.blob_path(digest);
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("blob {} is not in the cache at {}", digest.oci(), path.display()),
+            ))
+        }
+    }
+}
+
+pub(super) fn assemble(
+    options: &BuildOptions,
+    cache: &Cache,
+    resolved: &Resolved,
+    plan: &LayerPlan,
+    realized: &Realized,
+) -> Result<BuildReport, Error> {
+    let image = &options.manifest.image;
+    let mut nodes = resolved.nodes.clone();
+    nodes.extend(realized.nodes.iter().cloned());
+    let mut images = Vec::new();
+    let mut targets = Vec::new();
+    for (target, layers) in resolved.targets.iter().zip(&plan.per_target) {
+        let platform = OciPlatform {
+            architecture: target.platform.oci.architecture.clone(),
+            os: target.platform.oci.os.clone(),
+            variant: target.platform.oci.variant.clone(),
+        };
+        let records: Vec<_> = layers
+            .iter()
+            .map(|layer| (layer, &realized.layers[&layer.key]))
+            .collect();
+        let mut config = ImageConfiguration::new(
+            &platform,
+            options.epoch,
+            records.iter().map(|(_, (record, _))| record.diff_id).collect(),
+        );
+        config.config.env = image.env_list();
+        config.config.cmd = image.cmd.clone();
+        config.config.entrypoint = image.entrypoint.clone();
+        config.config.working_dir = image.workdir.clone();
+        config.config.user = image.user.clone();
+        config.config.labels = image.labels.clone();
+        config.config.exposed_ports = image
+            .ports
+            .iter()
+            .map(|port| (port.to_string(), EmptyObject {}))
+            .collect();
+        config.history = records
+            .iter()
+            .map(|(layer, _)| History {
+                created: Some(format_rfc3339(options.epoch)),
+                created_by: Some(format!(
+                    "xbuild: {}",
+                    layer
+                        .packages
+                        .iter()
+                        .map(|p| format!("{}={}", p.name, p.version))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )),
+                comment: None,
+                empty_layer: None,
+            })
+            .collect();
+        let (config_bytes, config_digest) = to_canonical_json(&config);
+        let layer_descriptors: Vec<Descriptor> = records
+            .iter()
+            .map(|(_, (record, _))| Descriptor::layer(record.digest, record.size))
+            .collect();
+        let manifest = ImageManifest::new(
+            Descriptor::new(MEDIA_TYPE_CONFIG, config_digest, config_bytes.len() as u64),
+            layer_descriptors.clone(),
+        );
+        let (manifest_bytes, manifest_digest) = to_canonical_json(&manifest);
+        let cached = cache.has_blob(&manifest_digest) && cache.has_blob(&config_digest);
+        cache.put_blob_bytes(&config_bytes)?;
+        cache.put_blob_bytes(&manifest_bytes)?;
+        nodes.push(NodeReport {
+            kind: NodeKind::Image,
+            name: format!("{} ({})", image.reference(), target.platform.name),
+            target: Some(target.platform.name.clone()),
+            outcome: if cached { Outcome::Local } else { Outcome::Built },
+            bytes: if cached { 0 } else { (config_bytes.len() + manifest_bytes.len()) as u64 },
+            seconds: 0.0,
+        });
+
+        let mut skipped_scripts: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (_, (record, _)) in &records {
+            for (package, scripts) in &record.skipped_scripts {
+                if !scripts.is_empty() {
+                    skipped_scripts.insert(package.clone(), scripts.clone());
+                }
+            }
+        }
+        let docker_archive = options.out_dir.join(format!("{}.tar", target.platform.name));
+        targets.push(TargetReport {
+            target: target.platform.name.clone(),
+            platform: target.platform.oci.to_string(),
+            manifest_digest: manifest_digest.oci(),
+            docker_archive: docker_archive.display().to_string(),
+            packages: target
+                .packages
+                .iter()
+                .map(|package| PackageReport {
+                    name: package.name.clone(),
+                    version: package.version.clone(),
+                    architecture: package.architecture.clone(),
+                    outcome: realized
+                        .debs
+                        .get(&package.sha256)
+                        .copied()
+                        .unwrap_or(Outcome::Local),
+                    size: package.size,
+                    sha256: package.sha256.oci(),
+                    reason: package.reason.clone(),
+                })
+                .collect(),
+            layers: records
+                .iter()
+                .map(|(layer, (record, outcome))| LayerReport {
+                    digest: record.digest.oci(),
+                    diff_id: record.diff_id.oci(),
+                    packages: layer.packages.iter().map(|p| p.name.clone()).collect(),
+                    outcome: *outcome,
+                    size: record.size,
+                })
+                .collect(),
+            skipped: target.skipped.clone(),
+            skipped_scripts,
+        });
+        images.push((
+            docker_archive,
+            ImageToWrite {
+                name: image.name.clone(),
+                tag: image.tag.clone(),
+                platform,
+                config: (config_bytes, config_digest),
+                manifest: (manifest_bytes, manifest_digest),
+                layers: layer_descriptors,
+            },
+        ));
+    }
+
+    fs_err::create_dir_all(&options.out_dir).map_err(|source| crate::cache::CacheError::Io {
+        path: options.out_dir.clone(),
+        source,
+    })?;
+    let layout_dir = options.out_dir.join("oci");
+    let to_write: Vec<ImageToWrite> = images.iter().map(|(_, image)| image.clone()).collect();
+    write_oci_layout(&layout_dir, &to_write, cache)?;
+    for (path, image) in &images {
+        write_docker_archive(path, image, cache)?;
+    }
+    Ok(BuildReport {
+        xbuild_version: env!("CARGO_PKG_VERSION"),
+        build_platform: options.build_platform.name.clone(),
+        repository: format!("{} {}", redact(&resolved.repository.url), resolved.repository.suite),
+        summary: Default::default(),
+        phases: Default::default(),
+        targets,
+        nodes,
+        oci_layout: layout_dir.display().to_string(),
+    })
+}

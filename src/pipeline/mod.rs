@@ -1,0 +1,119 @@
+//! The build pipeline: resolve → plan → realize → assemble → output.
+//!
+//! - resolve ([`resolve`]): the repository, its signed indices, and the
+//!   package closure of every target (cached by the index digests and the
+//!   request, so an unchanged rebuild parses nothing);
+//! - plan: packages grouped into layers, each layer keyed by its packages'
+//!   digests and the layer format;
+//! - realize ([`realize`]): layers missing from the cache are built by a
+//!   bounded pool of workers, each fetching the `.deb`s it needs (at most
+//!   once per cache) and streaming them into a compressed layer;
+//! - assemble and output ([`assemble`]): OCI config and manifest per target,
+//!   the OCI image layout, and a docker-archive per target.
+
+mod assemble;
+mod realize;
+pub mod resolve;
+
+use crate::cache::Cache;
+use crate::http::HttpClient;
+use crate::manifest::Manifest;
+use crate::platform::Platform;
+use crate::progress::Reporter;
+use crate::report::{BuildReport, Phases};
+use crate::Error;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+
+pub use resolve::{PlanReport, ResolvedPackage, TargetResolution};
+
+/// Version of the layer format: how packages become tar entries. Part of
+/// every layer key.
+pub const LAYER_FORMAT: &str = "deb-layer-v1";
+
+/// Default gzip level of layers: a fixed setting, so digests are the same
+/// on every host.
+pub const DEFAULT_COMPRESSION_LEVEL: u32 = 6;
+
+/// Everything a build or plan needs to know.
+pub struct BuildOptions {
+    pub manifest: Manifest,
+    pub targets: Vec<Platform>,
+    pub build_platform: Platform,
+    pub out_dir: PathBuf,
+    /// `--mirror`: overrides the repository URL.
+    pub mirror: Option<String>,
+    /// `SOURCE_DATE_EPOCH`: file mtimes are clamped to it; image `created`.
+    pub epoch: u64,
+    /// Workers fetching and building layers at once.
+    pub jobs: usize,
+    /// The time signatures and `Valid-Until` are checked against.
+    pub now: SystemTime,
+    pub compression_level: u32,
+}
+
+impl BuildOptions {
+    pub fn new(manifest: Manifest, targets: Vec<Platform>, build_platform: Platform) -> Self {
+        let out_dir = manifest.dir.join("result");
+        let jobs = std::thread::available_parallelism()
+            .map(|count| count.get())
+            .unwrap_or(2)
+            .clamp(2, 8)
+            * 2;
+        BuildOptions {
+            manifest,
+            targets,
+            build_platform,
+            out_dir,
+            mirror: None,
+            epoch: 0,
+            jobs,
+            now: SystemTime::now(),
+            compression_level: DEFAULT_COMPRESSION_LEVEL,
+        }
+    }
+}
+
+/// Resolves every target and reports what a build would do, without
+/// downloading any package or writing any output.
+pub fn plan(
+    options: &BuildOptions,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> Result<PlanReport, Error> {
+    let http = HttpClient::new()?;
+    let resolved = resolve::resolve_all(options, cache, &http, reporter)?;
+    Ok(resolve::plan_report(options, cache, &resolved))
+}
+
+/// Builds the image for every target and writes the outputs.
+pub fn build(
+    options: &BuildOptions,
+    cache: &Cache,
+    reporter: &dyn Reporter,
+) -> Result<BuildReport, Error> {
+    let start = Instant::now();
+    let http = HttpClient::new()?;
+    let mut phases = Phases::default();
+
+    reporter.on_phase("resolve");
+    let phase = Instant::now();
+    let resolved = resolve::resolve_all(options, cache, &http, reporter)?;
+    phases.resolve = phase.elapsed().as_secs_f64();
+
+    reporter.on_phase("layers");
+    let phase = Instant::now();
+    let layers = realize::plan_layers(options, &resolved.targets);
+    let realized = realize::realize_layers(options, cache, &http, reporter, &layers, &resolved.repository.url)?;
+    phases.layers = phase.elapsed().as_secs_f64();
+    phases.fetch = realized.fetch_seconds;
+
+    reporter.on_phase("assemble");
+    let phase = Instant::now();
+    let mut report = assemble::assemble(options, cache, &resolved, &layers, &realized)?;
+    phases.assemble = phase.elapsed().as_secs_f64();
+
+    report.phases = phases;
+    report.summarize(start.elapsed().as_secs_f64());
+    Ok(report)
+}

@@ -1,0 +1,307 @@
+//! The realize step: group each target's packages into layers, key every
+//! layer, and build the layers the cache lacks with a bounded pool of
+//! workers. A worker fetches the `.deb`s its layer needs (verified against
+//! the signed index; at most one download per cache, even across
+//! processes) and streams them into a compressed layer blob. Layers are
+//! keyed by their packages' digests, not by target, so an `all` package's
+//! layer is built once and shared by every target.
+
+use super::{BuildOptions, LAYER_FORMAT, ResolvedPackage, TargetResolution};
+use crate::cache::{BlobOrigin, Cache};
+use crate::hash::Sha256Digest;
+use std::io::Write;
+use crate::http::HttpClient;
+use crate::image::layer::{LayerOptions, LayerPackage, write_layer};
+use crate::plan::{KeyBuilder, NodeKind};
+use crate::progress::Reporter;
+use crate::report::{NodeReport, Outcome};
+use crate::Error;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// One planned layer: its packages and its key.
+#[derive(Debug, Clone)]
+pub struct PlannedLayer {
+    pub key: Sha256Digest,
+    pub packages: Vec<ResolvedPackage>,
+}
+
+impl PlannedLayer {
+    pub fn label(&self) -> String {
+        match self.packages.as_slice() {
+            [one] => one.name.clone(),
+            many => format!("{} packages ({}, …)", many.len(), many[0].name),
+        }
+    }
+}
+
+/// What the cache records for a built layer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayerRecord {
+    pub digest: Sha256Digest,
+    pub diff_id: Sha256Digest,
+    pub size: u64,
+    pub uncompressed_size: u64,
+    pub skipped_scripts: Vec<(String, Vec<String>)>,
+}
+
+/// The layers of every target, in image order.
+pub struct LayerPlan {
+    pub per_target: Vec<Vec<PlannedLayer>>,
+}
+
+/// Groups each target's packages into layers: one per package while the
+/// budget allows; beyond it, the largest packages keep their own layers and
+/// the smallest share the last one.
+pub fn plan_layers(options: &BuildOptions, targets: &[TargetResolution]) -> LayerPlan {
+    let budget = options.manifest.packages.layer_budget.max(2) as usize;
+    let per_target = targets
+        .iter()
+        .map(|target| {
+            let mut groups: Vec<Vec<ResolvedPackage>> = if target.packages.len() <= budget {
+                target.packages.iter().map(|p| vec![p.clone()]).collect()
+            } else {
+                let mut by_size = target.packages.clone();
+                by_size.sort_by(|a, b| {
+                    let size = |p: &ResolvedPackage| p.installed_size_kib.unwrap_or(p.size / 1024);
+                    size(b).cmp(&size(a)).then_with(|| a.name.cmp(&b.name))
+                });
+                let merged = by_size.split_off(budget - 1);
+                let mut groups: Vec<_> = by_size.into_iter().map(|p| vec![p]).collect();
+                groups.sort_by(|a, b| a[0].name.cmp(&b[0].name));
+                let mut merged = merged;
+                merged.sort_by(|a, b| a.name.cmp(&b.name));
+                groups.push(merged);
+                groups
+            };
+            groups.retain(|group| !group.is_empty());
+            groups
+                .into_iter()
+                .map(|packages| PlannedLayer {
+                    key: layer_key(options, &packages),
+                    packages,
+                })
+                .collect()
+        })
+        .collect();
+    LayerPlan { per_target }
+}
+
+fn layer_key(options: &BuildOptions, packages: &[ResolvedPackage]) -> Sha256Digest {
+    let mut key = KeyBuilder::new("layer")
+        .text("format", LAYER_FORMAT)
+        .number("epoch", options.epoch)
+        .number("gzip-level", options.compression_level as u64);
+    for package in packages {
+        key = key
+            .text("package", &package.name)
+            .digest("deb", &package.sha256);
+    }
+    key.finish()
+}
+
+/// The layers, realized.
+pub struct Realized {
+    /// Layer records by key.
+    pub layers: BTreeMap<Sha256Digest, (LayerRecord, Outcome)>,
+    /// Packages by deb digest: how each was obtained.
+    pub debs: BTreeMap<Sha256Digest, Outcome>,
+    pub nodes: Vec<NodeReport>,
+    /// Wall time until the last download finished.
+    pub fetch_seconds: f64,
+}
+
+struct Shared {
+    layers: BTreeMap<Sha256Digest, (LayerRecord, Outcome)>,
+    debs: BTreeMap<Sha256Digest, Outcome>,
+    nodes: Vec<NodeReport>,
+    fetch_seconds: f64,
+    error: Option<Error>,
+}
+
+/// Makes sure every planned layer is in the cache.
+pub fn realize_layers(
+    options: &BuildOptions,
+    cache: &Cache,
+    http: &HttpClient,
+    reporter: &dyn Reporter,
+    plan: &LayerPlan,
+    repository_url: &str,
+) -> Result<Realized, Error> {
+    let mut shared = Shared {
+        layers: BTreeMap::new(),
+        debs: BTreeMap::new(),
+        nodes: Vec::new(),
+        fetch_seconds: 0.0,
+        error: None,
+    };
+    // Distinct layers; cached ones are settled here without touching a deb.
+    let mut missing: BTreeMap<Sha256Digest, &PlannedLayer> = BTreeMap::new();
+    for layer in plan.per_target.iter().flatten() {
+        if shared.layers.contains_key(&layer.key) || missing.contains_key(&layer.key) {
+            continue;
+        }
+        let record: Option<LayerRecord> = cache.get_entry("layer", &layer.key)?;
+        match record {
+            Some(record) if cache.has_blob(&record.digest) => {
+                for package in &layer.packages {
+                    shared.debs.insert(package.sha256, Outcome::Local);
+                }
+                shared.nodes.push(NodeReport {
+                    kind: NodeKind::Layer,
+                    name: layer.label(),
+                    target: None,
+                    outcome: Outcome::Local,
+                    bytes: 0,
+                    seconds: 0.0,
+                });
+                shared.layers.insert(layer.key, (record, Outcome::Local));
+            }
+            _ => {
+                missing.insert(layer.key, layer);
+            }
+        }
+    }
+    // Biggest first, so the long ones do not start last.
+    let mut queue: Vec<&PlannedLayer> = missing.into_values().collect();
+    queue.sort_by_key(|layer| std::cmp::Reverse(layer.packages.iter().map(|p| p.size).sum::<u64>()));
+    let queue = Mutex::new(VecDeque::from(queue));
+    let shared = Mutex::new(shared);
+    let start = Instant::now();
+    let workers = options.jobs.max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    if shared.lock().unwrap().error.is_some() {
+                        return;
+                    }
+                    let Some(layer) = queue.lock().unwrap().pop_front() else {
+                        return;
+                    };
+                    if let Err(error) = build_one(options, repository_url, cache, http, reporter, layer, &shared, start) {
+                        let mut shared = shared.lock().unwrap();
+                        shared.error.get_or_insert(error);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let shared = shared.into_inner().unwrap();
+    if let Some(error) = shared.error {
+        return Err(error);
+    }
+    Ok(Realized {
+        layers: shared.layers,
+        debs: shared.debs,
+        nodes: shared.nodes,
+        fetch_seconds: shared.fetch_seconds,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_one(
+    options: &BuildOptions,
+    repository_url: &str,
+    cache: &Cache,
+    http: &HttpClient,
+    reporter: &dyn Reporter,
+    layer: &PlannedLayer,
+    shared: &Mutex<Shared>,
+    start: Instant,
+) -> Result<(), Error> {
+    let mut debs: Vec<PathBuf> = Vec::new();
+    for package in &layer.packages {
+        let fetch_start = Instant::now();
+        let url = format!("{repository_url}/{}", package.filename);
+        let what = format!("{}_{}_{}.deb", package.name, package.version, package.architecture);
+        let (path, origin, bytes) = cache
+            .fetch_verified(http, &[url], &package.sha256, package.size, &what, reporter)
+            .map_err(|error| Error::Package {
+                package: format!("{} {}", package.name, package.version),
+                target: package.architecture.clone(),
+                source: Box::new(error.into()),
+            })?;
+        let outcome = match origin {
+            BlobOrigin::Local => Outcome::Local,
+            BlobOrigin::Downloaded => Outcome::Downloaded,
+        };
+        let mut guard = shared.lock().unwrap();
+        guard.debs.insert(package.sha256, outcome);
+        guard.nodes.push(NodeReport {
+            kind: NodeKind::Deb,
+            name: what,
+            target: None,
+            outcome,
+            bytes,
+            seconds: fetch_start.elapsed().as_secs_f64(),
+        });
+        guard.fetch_seconds = guard.fetch_seconds.max(start.elapsed().as_secs_f64());
+        drop(guard);
+        debs.push(path);
+    }
+
+    let build_start = Instant::now();
+    let id = reporter.on_layer_start(&layer.label());
+    let result = (|| -> Result<LayerRecord, Error> {
+        let _lock = cache.lock_item(&format!("layer-{}", layer.key.hex()))?;
+        if let Some(record) = cache.get_entry::<LayerRecord>("layer", &layer.key)?
+            && cache.has_blob(&record.digest)
+        {
+            return Ok(record);
+        }
+        let inputs: Vec<LayerPackage> = layer
+            .packages
+            .iter()
+            .zip(&debs)
+            .map(|(package, deb)| LayerPackage {
+                name: &package.name,
+                deb,
+            })
+            .collect();
+        let temp = cache.temp_file()?;
+        let file = temp.reopen().map_err(|source| crate::cache::CacheError::Io {
+            path: temp.path().to_owned(),
+            source,
+        })?;
+        let mut writer = std::io::BufWriter::with_capacity(256 * 1024, file);
+        let layer_options = LayerOptions {
+            epoch: options.epoch,
+            compression_level: options.compression_level,
+        };
+        let output = write_layer(&inputs, &layer_options, &mut writer)?;
+        let io_error = |source| crate::cache::CacheError::Io {
+            path: temp.path().to_owned(),
+            source,
+        };
+        writer.flush().map_err(io_error)?;
+        temp.as_file().sync_data().map_err(io_error)?;
+        cache.commit_blob(temp, &output.digest)?;
+        let record = LayerRecord {
+            digest: output.digest,
+            diff_id: output.diff_id,
+            size: output.size,
+            uncompressed_size: output.uncompressed_size,
+            skipped_scripts: output.skipped_scripts,
+        };
+        cache.put_entry("layer", &layer.key, &record)?;
+        Ok(record)
+    })();
+    reporter.on_layer_complete(id);
+    let record = result?;
+    let mut guard = shared.lock().unwrap();
+    guard.nodes.push(NodeReport {
+        kind: NodeKind::Layer,
+        name: layer.label(),
+        target: None,
+        outcome: Outcome::Built,
+        bytes: record.size,
+        seconds: build_start.elapsed().as_secs_f64(),
+    });
+    guard.layers.insert(layer.key, (record, Outcome::Built));
+    Ok(())
+}

@@ -1,0 +1,341 @@
+//! The resolve step: choose the repository, verify its signed indices, and
+//! compute each target's package closure. A closure is cached under a key of
+//! the index digests and the request, so an unchanged rebuild neither
+//! downloads nor parses a `Packages` index.
+
+use super::BuildOptions;
+use crate::cache::{BlobOrigin, Cache};
+use crate::debian::index::{self, IndexFetch, SignedRelease};
+use crate::debian::release::Keyring;
+use crate::debian::repository::{self, Repository};
+use crate::debian::resolve::{self as resolver, Reason, Request, Universe};
+use crate::hash::Sha256Digest;
+use crate::http::{HttpClient, redact};
+use crate::plan::{KeyBuilder, NodeKind};
+use crate::platform::Platform;
+use crate::progress::Reporter;
+use crate::report::{NodeReport, Outcome, human_bytes};
+use crate::Error;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+
+/// Version of the resolver's behaviour; part of every resolution key.
+const RESOLVER_VERSION: &str = "resolver-v1";
+
+/// One package of a target's closure, as later steps need it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResolvedPackage {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    pub filename: String,
+    pub size: u64,
+    pub sha256: Sha256Digest,
+    pub installed_size_kib: Option<u64>,
+    /// Why it is in the image: `requested`, or the relation that pulled it.
+    pub reason: String,
+}
+
+/// A target's closure.
+#[derive(Debug, Clone)]
+pub struct TargetResolution {
+    pub platform: Platform,
+    /// Sorted by name.
+    pub packages: Vec<ResolvedPackage>,
+    /// Dependencies left out, and why.
+    pub skipped: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ResolutionRecord {
+    packages: Vec<ResolvedPackage>,
+    skipped: Vec<String>,
+}
+
+/// The outcome of the resolve step.
+pub struct Resolved {
+    pub repository: Repository,
+    pub release: SignedRelease,
+    pub targets: Vec<TargetResolution>,
+    /// Index fetches, as report nodes.
+    pub nodes: Vec<NodeReport>,
+}
+
+fn index_node(fetch: &IndexFetch, target: Option<&str>) -> NodeReport {
+    NodeReport {
+        kind: NodeKind::Index,
+        name: fetch.name.clone(),
+        target: target.map(str::to_owned),
+        outcome: match fetch.origin {
+            BlobOrigin::Local => Outcome::Local,
+            BlobOrigin::Downloaded => Outcome::Downloaded,
+        },
+        bytes: fetch.bytes,
+        seconds: fetch.seconds,
+    }
+}
+
+/// Resolves every target of `options`.
+pub fn resolve_all(
+    options: &BuildOptions,
+    cache: &Cache,
+    http: &HttpClient,
+    reporter: &dyn Reporter,
+) -> Result<Resolved, Error> {
+    let manifest = &options.manifest;
+    let repository = repository::select(
+        manifest.packages.repository.as_ref(),
+        options.mirror.as_deref(),
+    )?;
+    for platform in &options.targets {
+        if !platform.is_available_in_suite(&repository.suite) {
+            return Err(Error::Target {
+                target: platform.name.clone(),
+                message: format!(
+                    "Debian has {} packages only from suite {} on, and the repository's suite is {}; set packages.repository.suite = \"{}\" in {}",
+                    platform.debian_arch,
+                    platform.min_suite.as_deref().unwrap_or("?"),
+                    repository.suite,
+                    platform.min_suite.as_deref().unwrap_or("?"),
+                    manifest.path.display()
+                ),
+            });
+        }
+    }
+    let keyring = Keyring::load_all(&repository.keyrings).map_err(index::IndexError::from)?;
+    let release = index::fetch_release(&repository, &keyring, cache, http, reporter, options.now)?;
+    let mut nodes = vec![index_node(&release.fetch, None)];
+    let mut targets = Vec::new();
+    for platform in &options.targets {
+        targets.push(resolve_target(
+            options,
+            &repository,
+            &release,
+            platform,
+            cache,
+            http,
+            reporter,
+            &mut nodes,
+        )?);
+    }
+    Ok(Resolved {
+        repository,
+        release,
+        targets,
+        nodes,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn resolve_target(
+    options: &BuildOptions,
+    repository: &Repository,
+    release: &SignedRelease,
+    platform: &Platform,
+    cache: &Cache,
+    http: &HttpClient,
+    reporter: &dyn Reporter,
+    nodes: &mut Vec<NodeReport>,
+) -> Result<TargetResolution, Error> {
+    let arch = &platform.debian_arch;
+    let spec = &options.manifest.packages;
+    // The key pins the exact index bytes (by the signed Release's digests)
+    // and everything the resolver is asked.
+    let mut key = KeyBuilder::new("resolution")
+        .text("resolver", RESOLVER_VERSION)
+        .text("arch", arch)
+        .list("include", spec.include.iter().map(String::as_str))
+        .list("exclude", spec.exclude.iter().map(String::as_str))
+        .text(
+            "install-time-dependencies",
+            if spec.install_time_dependencies { "yes" } else { "no" },
+        );
+    let mut index_paths = Vec::new();
+    for component in &repository.components {
+        let directory = format!("{component}/binary-{arch}");
+        let listed = ["Packages.xz", "Packages.gz", "Packages"].iter().find_map(|name| {
+            let path = format!("{directory}/{name}");
+            release.release.sha256.get(&path).map(|hash| (path, hash.digest))
+        });
+        match listed {
+            Some((path, digest)) => {
+                key = key.text("index", &path).digest("index-digest", &digest);
+                index_paths.push(path);
+            }
+            None => key = key.text("index-missing", &directory),
+        }
+    }
+    let key = key.finish();
+    if let Some(record) = cache.get_entry::<ResolutionRecord>("resolution", &key)? {
+        for path in &index_paths {
+            nodes.push(NodeReport {
+                kind: NodeKind::Index,
+                name: format!("{}/{path}", repository.suite),
+                target: Some(platform.name.clone()),
+                outcome: Outcome::Local,
+                bytes: 0,
+                seconds: 0.0,
+            });
+        }
+        return Ok(TargetResolution {
+            platform: platform.clone(),
+            packages: record.packages,
+            skipped: record.skipped,
+        });
+    }
+
+    let mut packages = Vec::new();
+    for component in &repository.components {
+        let fetched = index::fetch_packages(
+            repository, release, component, arch, cache, http, reporter,
+        )?;
+        nodes.push(index_node(&fetched.fetch, Some(&platform.name)));
+        packages.extend(index::read_packages(&fetched, arch)?);
+    }
+    let universe = Universe::new(packages);
+    let request = Request {
+        include: spec.include.clone(),
+        exclude: spec.exclude.clone(),
+        install_time_dependencies: spec.install_time_dependencies,
+    };
+    let resolution = resolver::resolve(&universe, &request).map_err(|error| Error::Target {
+        target: platform.name.clone(),
+        message: crate::http::error_chain(&error),
+    })?;
+    let packages: Vec<ResolvedPackage> = resolution
+        .packages
+        .iter()
+        .map(|resolved| {
+            let package = &resolved.package;
+            ResolvedPackage {
+                name: package.name.clone(),
+                version: package.version.to_string(),
+                architecture: package.architecture.clone(),
+                filename: package.filename.clone(),
+                size: package.size,
+                sha256: package.sha256,
+                installed_size_kib: package.installed_size_kib,
+                reason: match &resolved.reason {
+                    Reason::Requested => "requested".to_owned(),
+                    Reason::Dependency {
+                        parent,
+                        relation,
+                        field,
+                    } => format!("{field} of {parent}: {relation}"),
+                },
+            }
+        })
+        .collect();
+    let skipped: Vec<String> = resolution.skipped.iter().map(|skip| skip.to_string()).collect();
+    cache.put_entry(
+        "resolution",
+        &key,
+        &ResolutionRecord {
+            packages: packages.clone(),
+            skipped: skipped.clone(),
+        },
+    )?;
+    Ok(TargetResolution {
+        platform: platform.clone(),
+        packages,
+        skipped,
+    })
+}
+
+/// What `xbuild plan` shows for one package.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedPackage {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    pub size: u64,
+    pub cached: bool,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedTarget {
+    pub target: String,
+    pub pair: String,
+    pub packages: Vec<PlannedPackage>,
+    pub skipped: Vec<String>,
+    pub download_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// The report of `xbuild plan`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    pub repository: String,
+    pub suite: String,
+    pub targets: Vec<PlannedTarget>,
+    pub nodes: Vec<NodeReport>,
+}
+
+pub(super) fn plan_report(options: &BuildOptions, cache: &Cache, resolved: &Resolved) -> PlanReport {
+    let targets = resolved
+        .targets
+        .iter()
+        .map(|target| {
+            let packages: Vec<PlannedPackage> = target
+                .packages
+                .iter()
+                .map(|package| PlannedPackage {
+                    name: package.name.clone(),
+                    version: package.version.clone(),
+                    architecture: package.architecture.clone(),
+                    size: package.size,
+                    cached: cache.has_blob(&package.sha256),
+                    reason: package.reason.clone(),
+                })
+                .collect();
+            PlannedTarget {
+                target: target.platform.name.clone(),
+                pair: format!("{} → {}", options.build_platform.name, target.platform.name),
+                download_bytes: packages.iter().filter(|p| !p.cached).map(|p| p.size).sum(),
+                total_bytes: packages.iter().map(|p| p.size).sum(),
+                packages,
+                skipped: target.skipped.clone(),
+            }
+        })
+        .collect();
+    PlanReport {
+        repository: redact(&resolved.repository.url),
+        suite: resolved.repository.suite.clone(),
+        targets,
+        nodes: resolved.nodes.clone(),
+    }
+}
+
+impl PlanReport {
+    pub fn render_text(&self) -> String {
+        let mut text = String::new();
+        let _ = writeln!(text, "repository: {} {}", self.repository, self.suite);
+        for target in &self.targets {
+            let _ = writeln!(
+                text,
+                "{} ({}): {} packages, {} to download of {}",
+                target.target,
+                target.pair,
+                target.packages.len(),
+                human_bytes(target.download_bytes),
+                human_bytes(target.total_bytes)
+            );
+            for package in &target.packages {
+                let _ = writeln!(
+                    text,
+                    "  {:<28} {:<24} {:>9}  {:<8}  {}",
+                    package.name,
+                    package.version,
+                    human_bytes(package.size),
+                    if package.cached { "cached" } else { "download" },
+                    package.reason
+                );
+            }
+            for skipped in &target.skipped {
+                let _ = writeln!(text, "  skipped: {skipped}");
+            }
+        }
+        text
+    }
+}

@@ -1,0 +1,41 @@
+//! Shared harness for the integration tests: a real signed Debian archive
+//! built on the fly ([`archive`]), an HTTP/1.1 file server on loopback
+//! ([`server`]), a runner for the `xbuild` binary ([`xbuild`]) and readers
+//! for what it leaves on disk ([`files`], [`oci`]).
+//!
+//! Every test binary includes this module with `mod support;`; not every
+//! binary uses every helper, hence the `dead_code` allowance.
+
+#![allow(dead_code)]
+
+pub mod archive;
+pub mod dates;
+pub mod files;
+pub mod gpg;
+pub mod oci;
+pub mod server;
+pub mod xbuild;
+
+use std::path::Path;
+use std::process::Command;
+
+/// Runs a command, panicking with its full output when it cannot start or
+/// exits non-zero. Returns stdout.
+pub fn run_ok(command: &mut Command) -> String {
+    let output = command
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{command:?} failed with {}\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// Whether `path` exists without following a final symlink.
+pub fn exists(path: &Path) -> bool {
+    path.symlink_metadata().is_ok()
+}
