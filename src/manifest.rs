@@ -1034,11 +1034,11 @@ source = "https://example.org/hello-2.12.tar.gz"
             ),
             (
                 "[image]\nname = \"app\"\n[packages]\nrepository = { url = \"http://h/d\", suite = \"book worm\" }\n",
-                "4:45: suite `book worm` must be non-empty and without spaces",
+                "4:44: suite `book worm` must be non-empty and without spaces",
             ),
             (
                 "[image]\nname = \"app\"\n[packages]\nrepository = { url = \"http://h/d\", keyring = \"missing.gpg\" }\n",
-                "4:47: keyring ",
+                "4:46: keyring ",
             ),
         ];
         for (text, expected) in cases {

@@ -433,21 +433,35 @@ fn triple_key(triple: &Triple) -> TripleKey {
     }
 }
 
-/// Levenshtein distance over characters.
+/// Edit distance over characters where inserting, deleting or replacing a
+/// character, or swapping two adjacent ones (`amr64` for `arm64`), costs 1.
 fn edit_distance(left: &str, right: &str) -> usize {
+    let left: Vec<char> = left.chars().collect();
     let right: Vec<char> = right.chars().collect();
-    let mut previous: Vec<usize> = (0..=right.len()).collect();
-    for (row, left_character) in left.chars().enumerate() {
-        let mut current = vec![row + 1; right.len() + 1];
-        for (column, right_character) in right.iter().enumerate() {
-            let substitution = previous[column] + usize::from(left_character != *right_character);
-            current[column + 1] = substitution
-                .min(previous[column + 1] + 1)
-                .min(current[column] + 1);
+    let width = right.len() + 1;
+    // distances[row * width + column]: distance between left[..row] and right[..column].
+    let mut distances = vec![0; (left.len() + 1) * width];
+    for row in 0..=left.len() {
+        for column in 0..=right.len() {
+            distances[row * width + column] = if row == 0 || column == 0 {
+                row.max(column)
+            } else {
+                let cost = usize::from(left[row - 1] != right[column - 1]);
+                let mut best = (distances[(row - 1) * width + column - 1] + cost)
+                    .min(distances[(row - 1) * width + column] + 1)
+                    .min(distances[row * width + column - 1] + 1);
+                if row > 1
+                    && column > 1
+                    && left[row - 1] == right[column - 2]
+                    && left[row - 2] == right[column - 1]
+                {
+                    best = best.min(distances[(row - 2) * width + column - 2] + 1);
+                }
+                best
+            };
         }
-        previous = current;
     }
-    previous[right.len()]
+    distances[left.len() * width + right.len()]
 }
 
 /// Parses and checks one platform file; `file` names it in errors.
@@ -918,7 +932,9 @@ multiarch = "mips64el-linux-gnuabi64"
     #[test]
     fn edit_distance_counts_single_edits() {
         assert_eq!(edit_distance("arm64", "arm64"), 0);
-        assert_eq!(edit_distance("amr64", "arm64"), 2);
+        assert_eq!(edit_distance("amr64", "arm64"), 1);
+        assert_eq!(edit_distance("amr64", "amd64"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("arm6", "arm64"), 1);
         assert_eq!(edit_distance("", "abc"), 3);
     }

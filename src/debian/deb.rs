@@ -421,6 +421,41 @@ pub(crate) mod tests {
         builder.into_inner().unwrap().finish().unwrap()
     }
 
+    /// Writes a `.deb` whose uncompressed data tarball holds `entries` (name,
+    /// type, owner id, link target, contents), with names written raw so that the tar crate's own checks do not refuse them.
+    pub(crate) fn write_deb_with_raw_data(
+        path: &Path,
+        package: &str,
+        entries: &[(&str, tar::EntryType, u64, &str, &[u8])],
+    ) {
+        let mut data = tar::Builder::new(Vec::new());
+        for (name, kind, uid, link, contents) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+            header.set_entry_type(*kind);
+            header.set_mode(0o644);
+            header.set_uid(*uid);
+            header.set_gid(*uid);
+            header
+                .set_username(if *uid == 0 { "root" } else { "someone" })
+                .unwrap();
+            header.set_mtime(12_345);
+            header.set_size(contents.len() as u64);
+            header.set_cksum();
+            data.append(&header, *contents).unwrap();
+        }
+        let data = data.into_inner().unwrap();
+        write_ar(
+            path,
+            &[
+                ("debian-binary", b"2.0\n".to_vec()),
+                ("control.tar.gz", control_tar_gz(package)),
+                ("data.tar", data),
+            ],
+        );
+    }
+
     fn data_paths(deb: &mut DebArchive) -> Vec<String> {
         let mut data = deb.data().unwrap();
         data.entries()

@@ -778,7 +778,7 @@ SHA256: 5b16f90ff97871aa0f442087abc1878940d00e310f74190ba854a097545204bf
         let error = parse_packages_index(broken.as_bytes(), "idx", "arm64").unwrap_err();
         assert_eq!(
             error.to_string(),
-            "idx:41: package cowsay has an invalid Size field: \"lots\""
+            "idx:29: package cowsay has an invalid Size field: \"lots\""
         );
         let broken = INDEX.replace("perl:any", "perl (>> )");
         let error = parse_packages_index(broken.as_bytes(), "idx", "arm64").unwrap_err();
@@ -786,7 +786,7 @@ SHA256: 5b16f90ff97871aa0f442087abc1878940d00e310f74190ba854a097545204bf
             error,
             PackageError::InvalidRelation {
                 field: "Depends",
-                line: 38,
+                line: 27,
                 ..
             }
         ));

@@ -510,7 +510,7 @@ impl<R: Read> Read for ReadTracker<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::debian::deb::tests::{TestFile, build_test_deb, control_tar_gz, write_ar};
+    use crate::debian::deb::tests::{TestFile, build_test_deb, write_deb_with_raw_data};
 
     const EPOCH: u64 = 1_000_000;
 
@@ -580,6 +580,7 @@ mod tests {
                 TestFile::Symlink("usr/bin/alpha-link", "alpha"),
                 TestFile::HardLink("usr/bin/alpha-hard", "usr/bin/alpha"),
                 TestFile::Regular(&long, b"long"),
+                TestFile::Symlink("usr/bin/alpha-far", &format!("../{long}")),
             ],
             &[("postinst", "#!/bin/sh\nexit 0\n")],
             Some("00000000000000000000000000000000  usr/bin/alpha\n"),
@@ -685,6 +686,12 @@ mod tests {
             Some("usr/bin/alpha")
         );
         assert_eq!(find(&long_path()).contents, b"long");
+        let far = find("usr/bin/alpha-far").link.clone().unwrap();
+        assert_eq!(
+            far,
+            format!("../{}", long_path()),
+            "a link target over 100 bytes"
+        );
 
         let status =
             String::from_utf8(find("var/lib/dpkg/status.d/alpha").contents.clone()).unwrap();
@@ -732,37 +739,6 @@ mod tests {
         assert_ne!(fast, first);
     }
 
-    /// Writes a `.deb` whose uncompressed data tarball holds `entries`, with
-    /// names written raw so that the tar crate's own checks do not refuse them.
-    fn crafted_deb(path: &Path, package: &str, entries: &[(&str, EntryType, u64, &str, &[u8])]) {
-        let mut data = tar::Builder::new(Vec::new());
-        for (name, kind, uid, link, contents) in entries {
-            let mut header = Header::new_gnu();
-            header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-            header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
-            header.set_entry_type(*kind);
-            header.set_mode(0o644);
-            header.set_uid(*uid);
-            header.set_gid(*uid);
-            header
-                .set_username(if *uid == 0 { "root" } else { "someone" })
-                .unwrap();
-            header.set_mtime(12_345);
-            header.set_size(contents.len() as u64);
-            header.set_cksum();
-            data.append(&header, *contents).unwrap();
-        }
-        let data = data.into_inner().unwrap();
-        write_ar(
-            path,
-            &[
-                ("debian-binary", b"2.0\n".to_vec()),
-                ("control.tar.gz", control_tar_gz(package)),
-                ("data.tar", data),
-            ],
-        );
-    }
-
     fn layer_error(deb: &Path, package: &str) -> LayerError {
         let options = LayerOptions {
             epoch: EPOCH,
@@ -775,7 +751,7 @@ mod tests {
     fn a_path_escaping_the_root_is_refused_with_package_and_path() {
         let directory = tempfile::tempdir().unwrap();
         let deb = directory.path().join("evil.deb");
-        crafted_deb(
+        write_deb_with_raw_data(
             &deb,
             "evil",
             &[
@@ -794,7 +770,7 @@ mod tests {
     fn a_hard_link_to_a_file_not_in_the_layer_is_refused() {
         let directory = tempfile::tempdir().unwrap();
         let deb = directory.path().join("links.deb");
-        crafted_deb(
+        write_deb_with_raw_data(
             &deb,
             "links",
             &[(
@@ -810,7 +786,7 @@ mod tests {
             matches!(&error, LayerError::HardLinkOutsideLayer { target, .. } if target == "./usr/bin/missing"),
             "{error}"
         );
-        crafted_deb(
+        write_deb_with_raw_data(
             &deb,
             "links",
             &[(
@@ -831,7 +807,7 @@ mod tests {
     fn non_root_owners_and_old_mtimes_are_kept_and_absolute_paths_made_relative() {
         let directory = tempfile::tempdir().unwrap();
         let deb = directory.path().join("owned.deb");
-        crafted_deb(
+        write_deb_with_raw_data(
             &deb,
             "owned",
             &[
@@ -876,6 +852,14 @@ mod tests {
         );
         // `var/` came from the package, so the status record does not repeat it.
         assert_eq!(
+            entries
+                .iter()
+                .find(|entry| entry.path == "var/")
+                .unwrap()
+                .mtime,
+            12_345
+        );
+        assert_eq!(
             entries.iter().filter(|entry| entry.path == "var/").count(),
             1
         );
@@ -892,7 +876,7 @@ mod tests {
     fn a_deb_for_another_package_is_refused() {
         let directory = tempfile::tempdir().unwrap();
         let deb = directory.path().join("other.deb");
-        crafted_deb(&deb, "other", &[]);
+        write_deb_with_raw_data(&deb, "other", &[]);
         assert!(matches!(
             layer_error(&deb, "expected"),
             LayerError::PackageNameMismatch { .. }

@@ -152,17 +152,12 @@ fn resolve_target(
         );
     let mut index_paths = Vec::new();
     for component in &repository.components {
-        let directory = format!("{component}/binary-{arch}");
-        let listed = ["Packages.xz", "Packages.gz", "Packages"].iter().find_map(|name| {
-            let path = format!("{directory}/{name}");
-            release.release.sha256.get(&path).map(|hash| (path, hash.digest))
-        });
-        match listed {
-            Some((path, digest)) => {
-                key = key.text("index", &path).digest("index-digest", &digest);
+        match index::packages_index_path(&release.release, component, arch) {
+            Some((path, hash)) => {
+                key = key.text("index", &path).digest("index-digest", &hash.digest);
                 index_paths.push(path);
             }
-            None => key = key.text("index-missing", &directory),
+            None => key = key.text("index-missing", component),
         }
     }
     let key = key.finish();
@@ -190,7 +185,7 @@ fn resolve_target(
             repository, release, component, arch, cache, http, reporter,
         )?;
         nodes.push(index_node(&fetched.fetch, Some(&platform.name)));
-        packages.extend(index::read_packages(&fetched, arch)?);
+        packages.extend(index::read_packages(&fetched, arch, &spec.include)?);
     }
     let universe = Universe::new(packages);
     let request = Request {

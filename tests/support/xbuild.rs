@@ -24,8 +24,10 @@ enum AptEtc {
     /// An empty dir: a host without apt (the default for fixture tests, so
     /// the host's own mirror is never touched).
     Empty(TempDir),
-    /// The given dir (`/etc/apt` for the real-mirror tests).
+    /// The given dir.
     Path(PathBuf),
+    /// `XBUILD_APT_ETC` unset: xbuild's default, the host's `/etc/apt`.
+    Host,
 }
 
 /// Runs the binary with its own cache dir and apt dir.
@@ -64,6 +66,13 @@ impl Xbuild {
         self
     }
 
+    /// Leaves `XBUILD_APT_ETC` unset, so the host's own apt configuration
+    /// (and so its Debian mirror) is used: the real-mirror tests.
+    pub fn with_host_apt(mut self) -> Xbuild {
+        self.apt_etc = AptEtc::Host;
+        self
+    }
+
     pub fn with_env(mut self, name: &str, value: &str) -> Xbuild {
         self.env.push((name.to_owned(), value.to_owned()));
         self
@@ -80,6 +89,7 @@ impl Xbuild {
         match &self.apt_etc {
             AptEtc::Empty(dir) => dir.path(),
             AptEtc::Path(path) => path,
+            AptEtc::Host => Path::new("/etc/apt"),
         }
     }
 
@@ -87,9 +97,12 @@ impl Xbuild {
     /// unset unless given with [`Xbuild::with_env`].
     pub fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_xbuild"));
+        command.env("XBUILD_CACHE_DIR", self.cache_dir());
+        match self.apt_etc {
+            AptEtc::Host => command.env_remove("XBUILD_APT_ETC"),
+            _ => command.env("XBUILD_APT_ETC", self.apt_etc()),
+        };
         command
-            .env("XBUILD_CACHE_DIR", self.cache_dir())
-            .env("XBUILD_APT_ETC", self.apt_etc())
             .env_remove("SOURCE_DATE_EPOCH")
             .env_remove("XBUILD_MIRROR")
             .env("NO_COLOR", "1");
