@@ -23,8 +23,12 @@ pub enum Error {
     Repository(#[from] RepositoryError),
     #[error(transparent)]
     Index(#[from] IndexError),
-    #[error(transparent)]
-    Resolve(#[from] ResolveError),
+    #[error("cannot resolve the packages of {target}")]
+    Resolution {
+        target: String,
+        #[source]
+        source: ResolveError,
+    },
     #[error(transparent)]
     Cache(#[from] CacheError),
     #[error(transparent)]
@@ -97,7 +101,7 @@ impl Error {
                 IndexError::Release(ReleaseError::Keyring { .. }) => ErrorClass::Input,
                 _ => ErrorClass::Integrity,
             },
-            Error::Resolve(_) => ErrorClass::Resolution,
+            Error::Resolution { .. } => ErrorClass::Resolution,
             Error::Cache(_) => ErrorClass::Local,
             Error::Fetch(error) => fetch_class(error),
             Error::Deb(_) | Error::Layer(_) => ErrorClass::Integrity,
@@ -120,7 +124,7 @@ impl Error {
                 Some("the server failed repeatedly; check the network and retry".into())
             }
             Error::Index(error) => error.hint(),
-            Error::Resolve(_) => Some(
+            Error::Resolution { .. } => Some(
                 "check the package names in [packages] include, or add a package to exclude to drop an optional dependency".into(),
             ),
             Error::Package { source, .. } => source.hint(),

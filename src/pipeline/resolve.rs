@@ -193,10 +193,11 @@ fn resolve_target(
         exclude: spec.exclude.clone(),
         install_time_dependencies: spec.install_time_dependencies,
     };
-    let resolution = resolver::resolve(&universe, &request).map_err(|error| Error::Target {
-        target: platform.name.clone(),
-        message: crate::http::error_chain(&error),
-    })?;
+    let resolution =
+        resolver::resolve(&universe, &request).map_err(|source| Error::Resolution {
+            target: platform.name.clone(),
+            source,
+        })?;
     let packages: Vec<ResolvedPackage> = resolution
         .packages
         .iter()
@@ -221,7 +222,11 @@ fn resolve_target(
             }
         })
         .collect();
-    let skipped: Vec<String> = resolution.skipped.iter().map(|skip| skip.to_string()).collect();
+    let skipped: Vec<String> = resolution
+        .skipped
+        .iter()
+        .map(|skip| format!("{} of {}: {} ({})", skip.field, skip.parent, skip.relation, skip.reason))
+        .collect();
     cache.put_entry(
         "resolution",
         &key,
