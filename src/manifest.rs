@@ -29,7 +29,8 @@ pub const FILE_NAME: &str = "xbuild.toml";
 /// The image tag when `[image] tag` is not set.
 pub const DEFAULT_TAG: &str = "latest";
 /// `PATH` in the image environment unless `[image] env` sets it.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/games:/usr/games";
 /// Most layers an image gets unless `[packages] layer-budget` says otherwise.
 pub const DEFAULT_LAYER_BUDGET: u32 = 100;
 /// Fewest layers a budget may allow (packages, plus the image's own files).

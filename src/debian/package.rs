@@ -418,7 +418,7 @@ pub enum PackageError {
         package: String,
         field: &'static str,
         #[source]
-        source: RelationError,
+        source: Box<RelationError>,
     },
 }
 
@@ -487,7 +487,7 @@ impl Package {
                 line: line_of(field),
                 package,
                 field,
-                source,
+                source: Box::new(source),
             }
         };
         let relations = |field: &'static str| match paragraph.get(field) {

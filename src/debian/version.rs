@@ -287,7 +287,8 @@ mod tests {
 
     #[test]
     fn rejects_what_dpkg_rejects() {
-        let cases: [(&str, fn(&VersionError) -> bool); 8] = [
+        type Check = fn(&VersionError) -> bool;
+        let cases: [(&str, Check); 8] = [
             ("", |e| matches!(e, VersionError::Empty)),
             ("1.0 2", |e| matches!(e, VersionError::EmbeddedSpace { .. })),
             (":1.0", |e| matches!(e, VersionError::EmptyEpoch { .. })),
