@@ -26,6 +26,9 @@ fn options(common: &CommonArgs) -> Result<(BuildOptions, Cache), Error> {
     let mut options = BuildOptions::new(manifest, targets, host);
     options.mirror = common.mirror.clone();
     options.now = SystemTime::now();
+    if common.refresh {
+        options.index_max_age = std::time::Duration::ZERO;
+    }
     if let Some(epoch) = std::env::var("SOURCE_DATE_EPOCH").ok().filter(|v| !v.is_empty()) {
         options.epoch = epoch.trim().parse().map_err(|_| Error::Target {
             target: "SOURCE_DATE_EPOCH".into(),

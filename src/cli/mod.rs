@@ -52,6 +52,9 @@ struct CommonArgs {
     /// Print the report as JSON on stdout (human output goes to stderr).
     #[arg(long)]
     json: bool,
+    /// Ask the mirror for a fresh InRelease even if the cached one is recent.
+    #[arg(long)]
+    refresh: bool,
 }
 
 #[derive(Args)]

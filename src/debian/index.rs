@@ -17,7 +17,7 @@ use crate::debian::control::ParagraphReader;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -106,14 +106,26 @@ pub struct PackagesIndex {
     pub fetch: IndexFetch,
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct InReleaseRecord {
     url: String,
     validators: Validators,
     blob: Sha256Digest,
+    /// When it was last fetched or revalidated (seconds since 1970).
+    #[serde(default)]
+    checked_at: u64,
 }
 
-/// Fetches the suite's InRelease (revalidating a cached copy) and verifies it.
+fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|duration| duration.as_secs())
+        .unwrap_or(0)
+}
+
+/// Fetches the suite's InRelease and verifies it. A cached copy checked
+/// less than `max_age` ago is used without asking the server (it is still
+/// verified, `Valid-Until` included); an older one is revalidated with
+/// ETag / Last-Modified when the server gave them.
 pub fn fetch_release(
     repository: &Repository,
     keyring: &Keyring,
@@ -121,6 +133,7 @@ pub fn fetch_release(
     http: &HttpClient,
     reporter: &dyn Reporter,
     now: SystemTime,
+    max_age: Duration,
 ) -> Result<SignedRelease, IndexError> {
     let start = Instant::now();
     let url = format!("{}/dists/{}/InRelease", repository.url, repository.suite);
@@ -132,6 +145,23 @@ pub fn fetch_release(
         Some(record) => cache.read_blob(&record.blob)?.map(|bytes| (record, bytes)),
         None => None,
     };
+    if let Some((record, bytes)) = &cached {
+        let age = unix_seconds(now).saturating_sub(record.checked_at);
+        if age < max_age.as_secs() {
+            let release = verify_inrelease(bytes, keyring, &shown, now)?;
+            return Ok(SignedRelease {
+                release,
+                digest: record.blob,
+                fetch: IndexFetch {
+                    name: format!("{}/InRelease", repository.suite),
+                    url: shown,
+                    origin: BlobOrigin::Local,
+                    bytes: 0,
+                    seconds: start.elapsed().as_secs_f64(),
+                },
+            });
+        }
+    }
     let temp = cache.temp_file()?;
     let fetched = http
         .download(
@@ -146,7 +176,17 @@ pub fn fetch_release(
             source,
         })?;
     let (bytes, digest, origin, transferred) = match (fetched, cached) {
-        (Fetched::NotModified, Some((record, bytes))) => (bytes, record.blob, BlobOrigin::Local, 0),
+        (Fetched::NotModified, Some((record, bytes))) => {
+            cache.put_entry(
+                "inrelease",
+                &key,
+                &InReleaseRecord {
+                    checked_at: unix_seconds(now),
+                    ..record.clone()
+                },
+            )?;
+            (bytes, record.blob, BlobOrigin::Local, 0)
+        }
         (Fetched::NotModified, None) => unreachable!("304 only answers a conditional request"),
         (
             Fetched::Body {
@@ -170,6 +210,7 @@ pub fn fetch_release(
                     url: url.clone(),
                     validators,
                     blob: digest,
+                    checked_at: unix_seconds(now),
                 },
             )?;
             (bytes, digest, BlobOrigin::Downloaded, size)

@@ -23,7 +23,7 @@ use crate::progress::Reporter;
 use crate::report::{BuildReport, Phases};
 use crate::Error;
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 pub use resolve::{PlanReport, ResolvedPackage, TargetResolution};
 
@@ -50,7 +50,14 @@ pub struct BuildOptions {
     /// The time signatures and `Valid-Until` are checked against.
     pub now: SystemTime,
     pub compression_level: u32,
+    /// How long a fetched InRelease is used without asking the server again.
+    pub index_max_age: Duration,
 }
+
+/// Default of [`BuildOptions::index_max_age`]: Debian mirrors update a few
+/// times a day, so five minutes never misses a sync by much, and a burst of
+/// builds asks the mirror once.
+pub const DEFAULT_INDEX_MAX_AGE: Duration = Duration::from_secs(300);
 
 impl BuildOptions {
     pub fn new(manifest: Manifest, targets: Vec<Platform>, build_platform: Platform) -> Self {
@@ -70,6 +77,7 @@ impl BuildOptions {
             jobs,
             now: SystemTime::now(),
             compression_level: DEFAULT_COMPRESSION_LEVEL,
+            index_max_age: DEFAULT_INDEX_MAX_AGE,
         }
     }
 }

@@ -103,7 +103,15 @@ pub fn resolve_all(
         }
     }
     let keyring = Keyring::load_all(&repository.keyrings).map_err(index::IndexError::from)?;
-    let release = index::fetch_release(&repository, &keyring, cache, http, reporter, options.now)?;
+    let release = index::fetch_release(
+        &repository,
+        &keyring,
+        cache,
+        http,
+        reporter,
+        options.now,
+        options.index_max_age,
+    )?;
     let mut nodes = vec![index_node(&release.fetch, None)];
     let mut targets = Vec::new();
     for platform in &options.targets {
