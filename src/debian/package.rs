@@ -153,9 +153,13 @@ pub fn parse_relations(text: &str, arch: &str) -> Result<Vec<Alternatives>, Rela
             }
         }
         if !alternatives.is_empty() {
+            // Vec growth leaves room for four 112-byte relations; across a
+            // whole index that slack would outweigh the data.
+            alternatives.shrink_to_fit();
             relations.push(alternatives);
         }
     }
+    relations.shrink_to_fit();
     Ok(relations)
 }
 
@@ -170,6 +174,7 @@ pub fn parse_relation_list(text: &str, arch: &str) -> Result<Vec<Relation>, Rela
         }
         relations.extend(alternatives);
     }
+    relations.shrink_to_fit();
     Ok(relations)
 }
 

@@ -113,18 +113,36 @@ pub fn resolve_all(
         options.index_max_age,
     )?;
     let mut nodes = vec![index_node(&release.fetch, None)];
+    // Targets resolve two at a time: each fetches and scans its own index,
+    // and more at once would only add memory on a small machine.
+    let mut results: Vec<Result<(TargetResolution, Vec<NodeReport>), Error>> = Vec::new();
+    for chunk in options.targets.chunks(2) {
+        results.extend(std::thread::scope(|scope| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|platform| {
+                    let (repository, release) = (&repository, &release);
+                    scope.spawn(move || {
+                        let mut nodes = Vec::new();
+                        resolve_target(
+                            options, repository, release, platform, cache, http, reporter,
+                            &mut nodes,
+                        )
+                        .map(|target| (target, nodes))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| handle.join().expect("resolver thread panicked"))
+                .collect::<Vec<_>>()
+        }));
+    }
     let mut targets = Vec::new();
-    for platform in &options.targets {
-        targets.push(resolve_target(
-            options,
-            &repository,
-            &release,
-            platform,
-            cache,
-            http,
-            reporter,
-            &mut nodes,
-        )?);
+    for result in results {
+        let (target, target_nodes) = result?;
+        targets.push(target);
+        nodes.extend(target_nodes);
     }
     Ok(Resolved {
         repository,
