@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what xbuild's demo and tests need on a Debian 12 machine (as root),
+# and registers qemu-user with binfmt_misc so foreign-architecture images run
+# here. Safe to run more than once.
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends \
+    podman runc uidmap qemu-user-static skopeo umoci mmdebstrap hyperfine \
+    gnupg gpgv dpkg-dev xz-utils libssl-dev pkg-config time ca-certificates \
+    gcc libc6-dev curl
+
+if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+fi
+for arch in aarch64 arm s390x ppc64le riscv64; do
+    # Registering an entry twice fails: skip the ones already there.
+    [ -e "/proc/sys/fs/binfmt_misc/qemu-${arch}" ] && continue
+    cat "/usr/lib/binfmt.d/qemu-${arch}.conf" > /proc/sys/fs/binfmt_misc/register
+done
+grep -q enabled /proc/sys/fs/binfmt_misc/qemu-aarch64
