@@ -88,9 +88,10 @@ fn fetch_class(error: &FetchError) -> ErrorClass {
 impl Error {
     pub fn class(&self) -> ErrorClass {
         match self {
-            Error::Manifest(_) | Error::Platform(_) | Error::Repository(_) | Error::Target { .. } => {
-                ErrorClass::Input
-            }
+            Error::Manifest(_)
+            | Error::Platform(_)
+            | Error::Repository(_)
+            | Error::Target { .. } => ErrorClass::Input,
             Error::Index(error) => match error {
                 IndexError::Http { .. } => ErrorClass::Network,
                 IndexError::Fetch(error) => fetch_class(error),

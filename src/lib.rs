@@ -22,6 +22,10 @@
 //! - [`report`]: what a build hit, downloaded and built, bytes and timings.
 //! - [`progress`]: the `Reporter` trait the library reports progress through.
 
+// Errors carry the URL, path, package and digests they concern; they are
+// built only on the failure path, so their size costs nothing that matters.
+#![allow(clippy::result_large_err)]
+
 pub mod cache;
 pub mod debian;
 pub mod error;

@@ -197,7 +197,7 @@ impl Default for PackagesSpec {
 /// `Debug` and `Display` redact credentials in the URL.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RepositorySpec {
-    /// Archive root (`http://deb.debian.org/debian`), without a trailing `/`.
+    /// Archive root (`http://<mirror>/debian`), without a trailing `/`.
     /// May hold credentials: print [`RepositorySpec::redacted_url`] instead.
     pub url: String,
     pub suite: Option<String>,

@@ -120,7 +120,9 @@ impl Cache {
             .write(true)
             .open(&lock_path)
             .map_err(init)?;
-        wait_for(&lock_path, Duration::from_secs(300), || lock.try_lock_shared())?;
+        wait_for(&lock_path, Duration::from_secs(300), || {
+            lock.try_lock_shared()
+        })?;
         Ok(Cache {
             root: root.to_owned(),
             _root_lock: lock,
@@ -348,7 +350,10 @@ mod tests {
         let digest = cache.put_blob_bytes(b"layer bytes").unwrap();
         std::fs::write(cache.blob_path(&digest), b"tampered!!!").unwrap();
         assert!(cache.verified_blob(&digest, None).unwrap().is_none());
-        assert!(!cache.blob_path(&digest).exists(), "corrupt blob must be deleted");
+        assert!(
+            !cache.blob_path(&digest).exists(),
+            "corrupt blob must be deleted"
+        );
         assert!(dir.path().join("CACHEDIR.TAG").is_file());
     }
 

@@ -29,7 +29,10 @@ fn options(common: &CommonArgs) -> Result<(BuildOptions, Cache), Error> {
     if common.refresh {
         options.index_max_age = std::time::Duration::ZERO;
     }
-    if let Some(epoch) = std::env::var("SOURCE_DATE_EPOCH").ok().filter(|v| !v.is_empty()) {
+    if let Some(epoch) = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
         options.epoch = epoch.trim().parse().map_err(|_| Error::Target {
             target: "SOURCE_DATE_EPOCH".into(),
             message: format!("{epoch:?} is not a number of seconds since 1970"),

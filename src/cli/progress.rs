@@ -64,11 +64,14 @@ impl Reporter for BarReporter {
         }
         let bar = match total_bytes {
             Some(total) => ProgressBar::new(total).with_style(
-                ProgressStyle::with_template("{spinner} {msg:40!} {bytes:>10}/{total_bytes:<10} {bar:30}")
-                    .unwrap(),
+                ProgressStyle::with_template(
+                    "{spinner} {msg:40!} {bytes:>10}/{total_bytes:<10} {bar:30}",
+                )
+                .unwrap(),
             ),
-            None => ProgressBar::new_spinner()
-                .with_style(ProgressStyle::with_template("{spinner} {msg:40!} {bytes:>10}").unwrap()),
+            None => ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{spinner} {msg:40!} {bytes:>10}").unwrap(),
+            ),
         };
         bar.set_message(name.to_owned());
         self.add(bar)
@@ -86,9 +89,9 @@ impl Reporter for BarReporter {
 
     fn on_retry(&self, url: &str, attempt: u32, reason: &str) {
         if !self.quiet {
-            let _ = self
-                .multi
-                .println(format!("warning: retrying {url} (attempt {attempt} failed: {reason})"));
+            let _ = self.multi.println(format!(
+                "warning: retrying {url} (attempt {attempt} failed: {reason})"
+            ));
             if !self.enabled {
                 eprintln!("warning: retrying {url} (attempt {attempt} failed: {reason})");
             }

@@ -5,6 +5,7 @@
 //! There is no unsigned fallback.
 
 use crate::cache::{BlobOrigin, Cache, CacheError, FetchError};
+use crate::debian::control::ParagraphReader;
 use crate::debian::package::{Package, PackageError};
 use crate::debian::release::FileHash;
 use crate::debian::release::{Keyring, Release, ReleaseError, verify_inrelease};
@@ -13,7 +14,6 @@ use crate::hash::Sha256Digest;
 use crate::http::{Fetched, HttpClient, HttpError, Validators, redact};
 use crate::plan::KeyBuilder;
 use crate::progress::Reporter;
-use crate::debian::control::ParagraphReader;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -138,7 +138,9 @@ pub fn fetch_release(
     let start = Instant::now();
     let url = format!("{}/dists/{}/InRelease", repository.url, repository.suite);
     let shown = redact(&url);
-    let key = KeyBuilder::new("inrelease-location").text("url", &url).finish();
+    let key = KeyBuilder::new("inrelease-location")
+        .text("url", &url)
+        .finish();
     let _lock = cache.lock_item(&format!("inrelease-{}", key.hex()))?;
     let record: Option<InReleaseRecord> = cache.get_entry("inrelease", &key)?;
     let cached = match &record {
@@ -233,11 +235,17 @@ pub fn fetch_release(
 /// The `Packages` index of `component` for `arch` that the signed Release
 /// lists, with its digest. Gzip is preferred: it is a few percent more to
 /// download than xz but decompresses several times faster.
-pub fn packages_index_path(release: &Release, component: &str, arch: &str) -> Option<(String, FileHash)> {
-    ["Packages.gz", "Packages.xz", "Packages"].iter().find_map(|name| {
-        let path = format!("{component}/binary-{arch}/{name}");
-        release.sha256.get(&path).map(|hash| (path, *hash))
-    })
+pub fn packages_index_path(
+    release: &Release,
+    component: &str,
+    arch: &str,
+) -> Option<(String, FileHash)> {
+    ["Packages.gz", "Packages.xz", "Packages"]
+        .iter()
+        .find_map(|name| {
+            let path = format!("{component}/binary-{arch}/{name}");
+            release.sha256.get(&path).map(|hash| (path, *hash))
+        })
 }
 
 /// Fetches the `Packages` index of `component` for `arch`, pinned by the
@@ -263,7 +271,8 @@ pub fn fetch_packages(
         });
     }
     let directory = format!("{component}/binary-{arch}");
-    let (path, hash) = packages_index_path(release, component, arch).ok_or_else(|| IndexError::MissingIndex {
+    let (path, hash) =
+        packages_index_path(release, component, arch).ok_or_else(|| IndexError::MissingIndex {
             url: redact(&suite_url),
             component: component.to_owned(),
             arch: arch.to_owned(),
@@ -271,7 +280,10 @@ pub fn fetch_packages(
     let plain_url = format!("{suite_url}/{path}");
     let mut urls = Vec::new();
     if release.acquire_by_hash {
-        urls.push(format!("{suite_url}/{directory}/by-hash/SHA256/{}", hash.digest.hex()));
+        urls.push(format!(
+            "{suite_url}/{directory}/by-hash/SHA256/{}",
+            hash.digest.hex()
+        ));
     }
     urls.push(plain_url.clone());
     let (blob, origin, bytes) =
@@ -319,10 +331,14 @@ fn decompress_error(
     index: &PackagesIndex,
     reader: &mut BufReader<CheckedReader<'_>>,
 ) -> Option<IndexError> {
-    reader.get_mut().error.take().map(|source| IndexError::Decompress {
-        url: index.url.clone(),
-        source,
-    })
+    reader
+        .get_mut()
+        .error
+        .take()
+        .map(|source| IndexError::Decompress {
+            url: index.url.clone(),
+            source,
+        })
 }
 
 /// Parses a cached `Packages` index for `arch`, keeping only the packages
@@ -456,7 +472,8 @@ fn scan_names(reader: &mut impl BufRead, origin: &str, arch: &str) -> Result<Nam
                 }
             }
         }
-        scan.package_dependencies.push(dependencies.into_boxed_slice());
+        scan.package_dependencies
+            .push(dependencies.into_boxed_slice());
         if let Some(text) = paragraph.get("Provides") {
             for relation in text.split(',') {
                 let name = relation_name(relation);

@@ -89,7 +89,11 @@ pub fn select(
     let same_as_host = host.as_ref().is_some_and(|host| host.url == url);
     let suite = spec
         .and_then(|spec| spec.suite.clone())
-        .or_else(|| host.as_ref().filter(|_| same_as_host).map(|host| host.suite.clone()))
+        .or_else(|| {
+            host.as_ref()
+                .filter(|_| same_as_host)
+                .map(|host| host.suite.clone())
+        })
         .or_else(|| host.as_ref().map(|host| host.suite.clone()))
         .unwrap_or_else(|| "bookworm".to_owned());
     let components = spec
@@ -159,13 +163,18 @@ pub fn host_sources(apt_etc: &Path) -> Result<Vec<HostSource>, RepositoryError> 
         Err(_) => Vec::new(),
     };
     files.sort();
-    for file in files.iter().filter(|file| file.extension().is_some_and(|e| e == "sources")) {
+    for file in files
+        .iter()
+        .filter(|file| file.extension().is_some_and(|e| e == "sources"))
+    {
         sources.extend(parse_deb822_sources(file)?);
     }
     let list = apt_etc.join("sources.list");
-    for file in std::iter::once(&list)
-        .chain(files.iter().filter(|file| file.extension().is_some_and(|e| e == "list")))
-    {
+    for file in std::iter::once(&list).chain(
+        files
+            .iter()
+            .filter(|file| file.extension().is_some_and(|e| e == "list")),
+    ) {
         if file.is_file() {
             sources.extend(parse_one_line_sources(file)?);
         }
@@ -236,7 +245,10 @@ fn parse_one_line_sources(path: &Path) -> Result<Vec<HostSource>, RepositoryErro
     let mut sources = Vec::new();
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("").trim();
-        let Some(rest) = line.strip_prefix("deb ").or_else(|| line.strip_prefix("deb\t")) else {
+        let Some(rest) = line
+            .strip_prefix("deb ")
+            .or_else(|| line.strip_prefix("deb\t"))
+        else {
             continue;
         };
         let mut rest = rest.trim_start();

@@ -6,6 +6,7 @@
 use super::BuildOptions;
 use super::realize::{LayerPlan, Realized};
 use super::resolve::Resolved;
+use crate::Error;
 use crate::cache::Cache;
 use crate::hash::Sha256Digest;
 use crate::http::redact;
@@ -16,7 +17,6 @@ use crate::image::oci::{
 };
 use crate::plan::NodeKind;
 use crate::report::{BuildReport, LayerReport, NodeReport, Outcome, PackageReport, TargetReport};
-use crate::Error;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -28,7 +28,11 @@ impl BlobSource for Cache {
         } else {
             Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
-                format!("blob {} is not in the cache at {}", digest.oci(), path.display()),
+                format!(
+                    "blob {} is not in the cache at {}",
+                    digest.oci(),
+                    path.display()
+                ),
             ))
         }
     }
@@ -59,7 +63,10 @@ pub(super) fn assemble(
         let mut config = ImageConfiguration::new(
             &platform,
             options.epoch,
-            records.iter().map(|(_, (record, _))| record.diff_id).collect(),
+            records
+                .iter()
+                .map(|(_, (record, _))| record.diff_id)
+                .collect(),
         );
         config.config.env = image.env_list();
         config.config.cmd = image.cmd.clone();
@@ -106,8 +113,16 @@ pub(super) fn assemble(
             kind: NodeKind::Image,
             name: format!("{} ({})", image.reference(), target.platform.name),
             target: Some(target.platform.name.clone()),
-            outcome: if cached { Outcome::Local } else { Outcome::Built },
-            bytes: if cached { 0 } else { (config_bytes.len() + manifest_bytes.len()) as u64 },
+            outcome: if cached {
+                Outcome::Local
+            } else {
+                Outcome::Built
+            },
+            bytes: if cached {
+                0
+            } else {
+                (config_bytes.len() + manifest_bytes.len()) as u64
+            },
             seconds: 0.0,
         });
 
@@ -119,7 +134,9 @@ pub(super) fn assemble(
                 }
             }
         }
-        let docker_archive = options.out_dir.join(format!("{}.tar", target.platform.name));
+        let docker_archive = options
+            .out_dir
+            .join(format!("{}.tar", target.platform.name));
         targets.push(TargetReport {
             target: target.platform.name.clone(),
             platform: target.platform.oci.to_string(),
@@ -181,7 +198,11 @@ pub(super) fn assemble(
     Ok(BuildReport {
         xbuild_version: env!("CARGO_PKG_VERSION"),
         build_platform: options.build_platform.name.clone(),
-        repository: format!("{} {}", redact(&resolved.repository.url), resolved.repository.suite),
+        repository: format!(
+            "{} {}",
+            redact(&resolved.repository.url),
+            resolved.repository.suite
+        ),
         summary: Default::default(),
         phases: Default::default(),
         targets,

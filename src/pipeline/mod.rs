@@ -15,13 +15,13 @@ mod assemble;
 mod realize;
 pub mod resolve;
 
+use crate::Error;
 use crate::cache::Cache;
 use crate::http::HttpClient;
 use crate::manifest::Manifest;
 use crate::platform::Platform;
 use crate::progress::Reporter;
 use crate::report::{BuildReport, Phases};
-use crate::Error;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -112,7 +112,14 @@ pub fn build(
     reporter.on_phase("layers");
     let phase = Instant::now();
     let layers = realize::plan_layers(options, &resolved.targets);
-    let realized = realize::realize_layers(options, cache, &http, reporter, &layers, &resolved.repository.url)?;
+    let realized = realize::realize_layers(
+        options,
+        cache,
+        &http,
+        reporter,
+        &layers,
+        &resolved.repository.url,
+    )?;
     phases.layers = phase.elapsed().as_secs_f64();
     phases.fetch = realized.fetch_seconds;
 

@@ -7,17 +7,17 @@
 //! layer is built once and shared by every target.
 
 use super::{BuildOptions, LAYER_FORMAT, ResolvedPackage, TargetResolution};
+use crate::Error;
 use crate::cache::{BlobOrigin, Cache};
 use crate::hash::Sha256Digest;
-use std::io::Write;
 use crate::http::HttpClient;
 use crate::image::layer::{LayerOptions, LayerPackage, write_layer};
 use crate::plan::{KeyBuilder, NodeKind};
 use crate::progress::Reporter;
 use crate::report::{NodeReport, Outcome};
-use crate::Error;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -167,7 +167,8 @@ pub fn realize_layers(
     }
     // Biggest first, so the long ones do not start last.
     let mut queue: Vec<&PlannedLayer> = missing.into_values().collect();
-    queue.sort_by_key(|layer| std::cmp::Reverse(layer.packages.iter().map(|p| p.size).sum::<u64>()));
+    queue
+        .sort_by_key(|layer| std::cmp::Reverse(layer.packages.iter().map(|p| p.size).sum::<u64>()));
     let queue = Mutex::new(VecDeque::from(queue));
     let shared = Mutex::new(shared);
     let start = Instant::now();
@@ -182,7 +183,16 @@ pub fn realize_layers(
                     let Some(layer) = queue.lock().unwrap().pop_front() else {
                         return;
                     };
-                    if let Err(error) = build_one(options, repository_url, cache, http, reporter, layer, &shared, start) {
+                    if let Err(error) = build_one(
+                        options,
+                        repository_url,
+                        cache,
+                        http,
+                        reporter,
+                        layer,
+                        &shared,
+                        start,
+                    ) {
                         let mut shared = shared.lock().unwrap();
                         shared.error.get_or_insert(error);
                         return;
@@ -218,7 +228,10 @@ fn build_one(
     for package in &layer.packages {
         let fetch_start = Instant::now();
         let url = format!("{repository_url}/{}", package.filename);
-        let what = format!("{}_{}_{}.deb", package.name, package.version, package.architecture);
+        let what = format!(
+            "{}_{}_{}.deb",
+            package.name, package.version, package.architecture
+        );
         let (path, origin, bytes) = cache
             .fetch_verified(http, &[url], &package.sha256, package.size, &what, reporter)
             .map_err(|error| Error::Package {
@@ -264,10 +277,12 @@ fn build_one(
             })
             .collect();
         let temp = cache.temp_file()?;
-        let file = temp.reopen().map_err(|source| crate::cache::CacheError::Io {
-            path: temp.path().to_owned(),
-            source,
-        })?;
+        let file = temp
+            .reopen()
+            .map_err(|source| crate::cache::CacheError::Io {
+                path: temp.path().to_owned(),
+                source,
+            })?;
         let mut writer = std::io::BufWriter::with_capacity(256 * 1024, file);
         let layer_options = LayerOptions {
             epoch: options.epoch,

@@ -4,6 +4,7 @@
 //! downloads nor parses a `Packages` index.
 
 use super::BuildOptions;
+use crate::Error;
 use crate::cache::{BlobOrigin, Cache};
 use crate::debian::index::{self, IndexFetch, SignedRelease};
 use crate::debian::release::Keyring;
@@ -15,7 +16,6 @@ use crate::plan::{KeyBuilder, NodeKind};
 use crate::platform::Platform;
 use crate::progress::Reporter;
 use crate::report::{NodeReport, Outcome, human_bytes};
-use crate::Error;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
@@ -174,13 +174,19 @@ fn resolve_target(
         .list("exclude", spec.exclude.iter().map(String::as_str))
         .text(
             "install-time-dependencies",
-            if spec.install_time_dependencies { "yes" } else { "no" },
+            if spec.install_time_dependencies {
+                "yes"
+            } else {
+                "no"
+            },
         );
     let mut index_paths = Vec::new();
     for component in &repository.components {
         match index::packages_index_path(&release.release, component, arch) {
             Some((path, hash)) => {
-                key = key.text("index", &path).digest("index-digest", &hash.digest);
+                key = key
+                    .text("index", &path)
+                    .digest("index-digest", &hash.digest);
                 index_paths.push(path);
             }
             None => key = key.text("index-missing", component),
@@ -207,9 +213,8 @@ fn resolve_target(
 
     let mut packages = Vec::new();
     for component in &repository.components {
-        let fetched = index::fetch_packages(
-            repository, release, component, arch, cache, http, reporter,
-        )?;
+        let fetched =
+            index::fetch_packages(repository, release, component, arch, cache, http, reporter)?;
         nodes.push(index_node(&fetched.fetch, Some(&platform.name)));
         packages.extend(index::read_packages(&fetched, arch, &spec.include)?);
     }
@@ -251,7 +256,12 @@ fn resolve_target(
     let skipped: Vec<String> = resolution
         .skipped
         .iter()
-        .map(|skip| format!("{} of {}: {} ({})", skip.field, skip.parent, skip.relation, skip.reason))
+        .map(|skip| {
+            format!(
+                "{} of {}: {} ({})",
+                skip.field, skip.parent, skip.relation, skip.reason
+            )
+        })
         .collect();
     cache.put_entry(
         "resolution",
@@ -298,7 +308,11 @@ pub struct PlanReport {
     pub nodes: Vec<NodeReport>,
 }
 
-pub(super) fn plan_report(options: &BuildOptions, cache: &Cache, resolved: &Resolved) -> PlanReport {
+pub(super) fn plan_report(
+    options: &BuildOptions,
+    cache: &Cache,
+    resolved: &Resolved,
+) -> PlanReport {
     let targets = resolved
         .targets
         .iter()

@@ -102,11 +102,27 @@ mod tests {
             .text("name", "cowsay")
             .number("size", 42)
             .finish();
-        assert_eq!(key, KeyBuilder::new("deb").text("name", "cowsay").number("size", 42).finish());
-        assert_ne!(key, KeyBuilder::new("layer").text("name", "cowsay").number("size", 42).finish());
+        assert_eq!(
+            key,
+            KeyBuilder::new("deb")
+                .text("name", "cowsay")
+                .number("size", 42)
+                .finish()
+        );
+        assert_ne!(
+            key,
+            KeyBuilder::new("layer")
+                .text("name", "cowsay")
+                .number("size", 42)
+                .finish()
+        );
         assert_eq!(
             key.hex(),
-            KeyBuilder::new("deb").text("name", "cowsay").text("size", "42").finish().hex()
+            KeyBuilder::new("deb")
+                .text("name", "cowsay")
+                .text("size", "42")
+                .finish()
+                .hex()
         );
     }
 }
