@@ -145,8 +145,13 @@ pub fn realize_layers(
             continue;
         }
         let record: Option<LayerRecord> = cache.get_entry("layer", &layer.key)?;
+        // Verified by digest: a corrupt layer blob is dropped and rebuilt.
+        let present = match &record {
+            Some(record) => cache.verified_blob(&record.digest, Some(record.size))?.is_some(),
+            None => false,
+        };
         match record {
-            Some(record) if cache.has_blob(&record.digest) => {
+            Some(record) if present => {
                 for package in &layer.packages {
                     shared.debs.insert(package.sha256, Outcome::Local);
                 }
@@ -319,4 +324,89 @@ fn build_one(
     });
     guard.layers.insert(layer.key, (record, Outcome::Built));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Manifest;
+    use crate::platform::Platforms;
+
+    fn package(name: &str, installed_kib: u64) -> ResolvedPackage {
+        ResolvedPackage {
+            name: name.to_owned(),
+            version: "1.0-1".to_owned(),
+            architecture: "all".to_owned(),
+            filename: format!("pool/main/{name}.deb"),
+            size: installed_kib * 300,
+            sha256: Sha256Digest::of(name.as_bytes()),
+            installed_size_kib: Some(installed_kib),
+            reason: "requested".to_owned(),
+        }
+    }
+
+    fn options(budget: u32) -> BuildOptions {
+        let text = format!(
+            "[image]\nname = \"t\"\n[packages]\ninclude = [\"a\"]\nlayer-budget = {budget}\n"
+        );
+        let manifest = Manifest::parse(&text, std::path::Path::new("/tmp/xbuild.toml")).unwrap();
+        let platforms = Platforms::builtin().unwrap();
+        let host = platforms.host().unwrap().clone();
+        BuildOptions::new(manifest, vec![host.clone()], host)
+    }
+
+    fn target(name: &str, packages: Vec<ResolvedPackage>) -> TargetResolution {
+        let platforms = Platforms::builtin().unwrap();
+        TargetResolution {
+            platform: platforms.parse(name).unwrap().clone(),
+            packages,
+            skipped: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn one_layer_per_package_within_the_budget() {
+        let packages = vec![package("a", 10), package("b", 20), package("c", 5)];
+        let plan = plan_layers(&options(3), &[target("aarch64-linux", packages)]);
+        let names: Vec<Vec<&str>> = plan.per_target[0]
+            .iter()
+            .map(|layer| layer.packages.iter().map(|p| p.name.as_str()).collect())
+            .collect();
+        assert_eq!(names, vec![vec!["a"], vec!["b"], vec!["c"]]);
+    }
+
+    #[test]
+    fn beyond_the_budget_the_smallest_packages_share_the_last_layer() {
+        let packages = vec![
+            package("a", 10),
+            package("big", 900),
+            package("c", 5),
+            package("d", 1),
+            package("huge", 5000),
+        ];
+        let plan = plan_layers(&options(3), &[target("aarch64-linux", packages)]);
+        let names: Vec<Vec<&str>> = plan.per_target[0]
+            .iter()
+            .map(|layer| layer.packages.iter().map(|p| p.name.as_str()).collect())
+            .collect();
+        assert_eq!(names, vec![vec!["big"], vec!["huge"], vec!["a", "c", "d"]]);
+    }
+
+    #[test]
+    fn an_architecture_independent_package_has_one_layer_key_for_every_target() {
+        let options = options(100);
+        let plan = plan_layers(
+            &options,
+            &[
+                target("aarch64-linux", vec![package("perl-modules", 100)]),
+                target("s390x-linux", vec![package("perl-modules", 100)]),
+            ],
+        );
+        assert_eq!(plan.per_target[0][0].key, plan.per_target[1][0].key);
+        // …while anything that changes the layer's bytes changes the key.
+        let mut other = options;
+        other.epoch = 1;
+        let replanned = plan_layers(&other, &[target("aarch64-linux", vec![package("perl-modules", 100)])]);
+        assert_ne!(plan.per_target[0][0].key, replanned.per_target[0][0].key);
+    }
 }

@@ -1,0 +1,383 @@
+use super::*;
+use crate::debian::deb::tests::{TestFile, build_test_deb, write_deb_with_raw_data};
+
+const EPOCH: u64 = 1_000_000;
+
+/// One entry of a layer, read back with the tar crate.
+#[derive(Debug)]
+struct ReadEntry {
+    path: String,
+    kind: EntryType,
+    uid: u64,
+    gid: u64,
+    user: String,
+    mtime: u64,
+    mode: u32,
+    link: Option<String>,
+    contents: Vec<u8>,
+}
+
+fn read_layer(gzip: &[u8]) -> (Vec<ReadEntry>, Vec<u8>) {
+    let mut tar_bytes = Vec::new();
+    flate2::read::GzDecoder::new(gzip)
+        .read_to_end(&mut tar_bytes)
+        .unwrap();
+    let mut archive = tar::Archive::new(&tar_bytes[..]);
+    let entries = archive
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            let mut entry = entry.unwrap();
+            let header = entry.header().clone();
+            let mut contents = Vec::new();
+            entry.read_to_end(&mut contents).unwrap();
+            ReadEntry {
+                path: String::from_utf8(entry.path_bytes().into_owned()).unwrap(),
+                kind: header.entry_type(),
+                uid: header.uid().unwrap(),
+                gid: header.gid().unwrap(),
+                user: header.username().unwrap().unwrap_or_default().to_owned(),
+                mtime: header.mtime().unwrap(),
+                mode: header.mode().unwrap(),
+                link: entry
+                    .link_name_bytes()
+                    .map(|link| String::from_utf8(link.into_owned()).unwrap()),
+                contents,
+            }
+        })
+        .collect();
+    (entries, tar_bytes)
+}
+
+fn long_path() -> String {
+    format!(
+        "usr/share/alpha/{}/{}/file.txt",
+        "d".repeat(60),
+        "e".repeat(50)
+    )
+}
+
+/// Two real packages sharing `usr/`: alpha has a program, a symlink, a
+/// hard link, a path over 100 bytes, a postinst and md5sums.
+fn two_packages(directory: &Path) -> (PathBuf, PathBuf) {
+    let long = long_path();
+    let alpha = build_test_deb(
+        directory,
+        "alpha",
+        &[
+            TestFile::Executable("usr/bin/alpha", b"#!/bin/sh\necho alpha\n"),
+            TestFile::Symlink("usr/bin/alpha-link", "alpha"),
+            TestFile::HardLink("usr/bin/alpha-hard", "usr/bin/alpha"),
+            TestFile::Regular(&long, b"long"),
+            TestFile::Symlink("usr/bin/alpha-far", &format!("../{long}")),
+        ],
+        &[("postinst", "#!/bin/sh\nexit 0\n")],
+        Some("00000000000000000000000000000000  usr/bin/alpha\n"),
+        "xz",
+    );
+    let beta = build_test_deb(
+        directory,
+        "beta",
+        &[TestFile::Regular("usr/share/beta/readme", b"beta")],
+        &[],
+        None,
+        "gzip",
+    );
+    (alpha, beta)
+}
+
+fn layer_bytes(packages: &[LayerPackage], level: u32) -> (Vec<u8>, LayerOutput) {
+    let mut out = Vec::new();
+    let options = LayerOptions {
+        epoch: EPOCH,
+        compression_level: level,
+    };
+    let output = write_layer(packages, &options, &mut out).unwrap();
+    (out, output)
+}
+
+#[test]
+fn packages_become_one_normalised_layer_with_status_records() {
+    let directory = tempfile::tempdir().unwrap();
+    let (alpha, beta) = two_packages(directory.path());
+    let packages = [
+        LayerPackage {
+            name: "alpha",
+            deb: &alpha,
+        },
+        LayerPackage {
+            name: "beta",
+            deb: &beta,
+        },
+    ];
+    let (bytes, output) = layer_bytes(&packages, 6);
+    let (entries, tar_bytes) = read_layer(&bytes);
+
+    assert_eq!(output.digest, Sha256Digest::of(&bytes));
+    assert_eq!(output.size, bytes.len() as u64);
+    assert_eq!(output.diff_id, Sha256Digest::of(&tar_bytes));
+    assert_eq!(output.uncompressed_size, tar_bytes.len() as u64);
+    assert_eq!(output.entries, entries.len() as u64);
+    assert_eq!(
+        output.skipped_scripts,
+        [("alpha".to_owned(), vec!["postinst".to_owned()])]
+    );
+    // A proper end of archive: two zero blocks after the last entry.
+    assert!(tar_bytes.ends_with(&[0u8; 1024]));
+
+    let paths: Vec<&str> = entries.iter().map(|entry| entry.path.as_str()).collect();
+    let unique: HashSet<&str> = paths.iter().copied().collect();
+    assert_eq!(unique.len(), paths.len(), "duplicate entries: {paths:?}");
+    for entry in &entries {
+        assert!(
+            !entry.path.starts_with('/') && !entry.path.starts_with("./"),
+            "{}",
+            entry.path
+        );
+        assert_eq!(
+            entry.kind == EntryType::Directory,
+            entry.path.ends_with('/'),
+            "{}",
+            entry.path
+        );
+        assert_eq!(
+            (entry.uid, entry.gid, entry.user.as_str()),
+            (0, 0, "root"),
+            "{}",
+            entry.path
+        );
+        assert_eq!(
+            entry.mtime, EPOCH,
+            "{} keeps its mtime above the epoch",
+            entry.path
+        );
+    }
+    for expected in [
+        "usr/",
+        "usr/bin/",
+        "usr/share/",
+        "usr/share/beta/readme",
+        "var/lib/dpkg/status.d/",
+    ] {
+        assert!(
+            paths.contains(&expected),
+            "{expected} missing from {paths:?}"
+        );
+    }
+    let find = |path: &str| entries.iter().find(|entry| entry.path == path).unwrap();
+    assert_eq!(find("usr/bin/alpha").mode, 0o755);
+    assert_eq!(find("usr/bin/alpha").contents, b"#!/bin/sh\necho alpha\n");
+    assert_eq!(find("usr/bin/alpha-link").kind, EntryType::Symlink);
+    assert_eq!(find("usr/bin/alpha-link").link.as_deref(), Some("alpha"));
+    assert_eq!(find("usr/bin/alpha-hard").kind, EntryType::Link);
+    assert_eq!(
+        find("usr/bin/alpha-hard").link.as_deref(),
+        Some("usr/bin/alpha")
+    );
+    assert_eq!(find(&long_path()).contents, b"long");
+    let far = find("usr/bin/alpha-far").link.clone().unwrap();
+    assert_eq!(
+        far,
+        format!("../{}", long_path()),
+        "a link target over 100 bytes"
+    );
+
+    let status = String::from_utf8(find("var/lib/dpkg/status.d/alpha").contents.clone()).unwrap();
+    assert!(
+        status.starts_with("Package: alpha\nStatus: install ok installed\nVersion: 1.0-1\n"),
+        "{status}"
+    );
+    assert_eq!(
+        find("var/lib/dpkg/status.d/alpha.md5sums").contents,
+        b"00000000000000000000000000000000  usr/bin/alpha\n"
+    );
+    assert!(paths.contains(&"var/lib/dpkg/status.d/beta"));
+    assert!(!paths.contains(&"var/lib/dpkg/status.d/beta.md5sums"));
+    // Status records come after each package's own files.
+    let position = |path: &str| {
+        paths
+            .iter()
+            .position(|candidate| *candidate == path)
+            .unwrap()
+    };
+    assert!(position("var/lib/dpkg/status.d/alpha") < position("usr/share/beta/readme"));
+}
+
+#[test]
+fn the_same_inputs_give_byte_identical_layers() {
+    let directory = tempfile::tempdir().unwrap();
+    let (alpha, beta) = two_packages(directory.path());
+    let packages = [
+        LayerPackage {
+            name: "alpha",
+            deb: &alpha,
+        },
+        LayerPackage {
+            name: "beta",
+            deb: &beta,
+        },
+    ];
+    let (first, first_output) = layer_bytes(&packages, 6);
+    let (second, second_output) = layer_bytes(&packages, 6);
+    assert_eq!(first, second);
+    assert_eq!(first_output, second_output);
+    // The compression level changes the blob but not the diff_id.
+    let (fast, fast_output) = layer_bytes(&packages, 1);
+    assert_eq!(fast_output.diff_id, first_output.diff_id);
+    assert_ne!(fast, first);
+}
+
+fn layer_error(deb: &Path, package: &str) -> LayerError {
+    let options = LayerOptions {
+        epoch: EPOCH,
+        compression_level: 1,
+    };
+    write_layer(&[LayerPackage { name: package, deb }], &options, io::sink()).unwrap_err()
+}
+
+#[test]
+fn a_path_escaping_the_root_is_refused_with_package_and_path() {
+    let directory = tempfile::tempdir().unwrap();
+    let deb = directory.path().join("evil.deb");
+    write_deb_with_raw_data(
+        &deb,
+        "evil",
+        &[
+            ("./usr/", EntryType::Directory, 0, "", b""),
+            ("./../escape", EntryType::Regular, 0, "", b"x"),
+        ],
+    );
+    let error = layer_error(&deb, "evil");
+    assert!(
+        matches!(&error, LayerError::PathEscapes { package, path } if package == "evil" && path == "./../escape"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_hard_link_to_a_file_not_in_the_layer_is_refused() {
+    let directory = tempfile::tempdir().unwrap();
+    let deb = directory.path().join("links.deb");
+    write_deb_with_raw_data(
+        &deb,
+        "links",
+        &[(
+            "./usr/bin/tool",
+            EntryType::Link,
+            0,
+            "./usr/bin/missing",
+            b"",
+        )],
+    );
+    let error = layer_error(&deb, "links");
+    assert!(
+        matches!(&error, LayerError::HardLinkOutsideLayer { target, .. } if target == "./usr/bin/missing"),
+        "{error}"
+    );
+    write_deb_with_raw_data(
+        &deb,
+        "links",
+        &[(
+            "./usr/bin/tool",
+            EntryType::Link,
+            0,
+            "../../etc/shadow",
+            b"",
+        )],
+    );
+    assert!(matches!(
+        layer_error(&deb, "links"),
+        LayerError::PathEscapes { .. }
+    ));
+}
+
+#[test]
+fn non_root_owners_and_old_mtimes_are_kept_and_absolute_paths_made_relative() {
+    let directory = tempfile::tempdir().unwrap();
+    let deb = directory.path().join("owned.deb");
+    write_deb_with_raw_data(
+        &deb,
+        "owned",
+        &[
+            ("./var/", EntryType::Directory, 0, "", b""),
+            ("/var/games/", EntryType::Directory, 5, "", b""),
+            ("var/games/score", EntryType::Regular, 0, "", b"1"),
+            ("./dev/null-ish", EntryType::Fifo, 0, "", b""),
+        ],
+    );
+    let mut out = Vec::new();
+    let options = LayerOptions {
+        epoch: EPOCH,
+        compression_level: 1,
+    };
+    write_layer(
+        &[LayerPackage {
+            name: "owned",
+            deb: &deb,
+        }],
+        &options,
+        &mut out,
+    )
+    .unwrap();
+    let (entries, _) = read_layer(&out);
+    let games = entries
+        .iter()
+        .find(|entry| entry.path == "var/games/")
+        .unwrap();
+    assert_eq!(
+        (games.uid, games.gid, games.user.as_str(), games.mtime),
+        (5, 5, "someone", 12_345)
+    );
+    let score = entries
+        .iter()
+        .find(|entry| entry.path == "var/games/score")
+        .unwrap();
+    assert_eq!((score.uid, score.user.as_str()), (0, "root"));
+    assert!(
+        entries
+            .iter()
+            .any(|entry| entry.path == "dev/null-ish" && entry.kind == EntryType::Fifo)
+    );
+    // `var/` came from the package, so the status record does not repeat it.
+    assert_eq!(
+        entries
+            .iter()
+            .find(|entry| entry.path == "var/")
+            .unwrap()
+            .mtime,
+        12_345
+    );
+    assert_eq!(
+        entries.iter().filter(|entry| entry.path == "var/").count(),
+        1
+    );
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|entry| entry.path == "var/lib/")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_deb_for_another_package_is_refused() {
+    let directory = tempfile::tempdir().unwrap();
+    let deb = directory.path().join("other.deb");
+    write_deb_with_raw_data(&deb, "other", &[]);
+    assert!(matches!(
+        layer_error(&deb, "expected"),
+        LayerError::PackageNameMismatch { .. }
+    ));
+    assert!(matches!(
+        layer_error(&deb, "../x"),
+        LayerError::InvalidPackageName { .. }
+    ));
+}
+
+#[test]
+fn errors_can_cross_threads() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<LayerError>();
+    assert_send_sync::<DebError>();
+}
