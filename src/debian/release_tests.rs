@@ -1,6 +1,7 @@
 use super::*;
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::UNIX_EPOCH;
 
 const RELEASE_TEXT: &str = "Origin: Test\nLabel: Test Archive \nSuite: testing\nCodename: trixie\n\
 Date: Sat, 10 May 2025 09:01:43 UTC\nValid-Until: Sat, 17 May 2025 11:01:43 +0200\nAcquire-By-Hash: yes\n\

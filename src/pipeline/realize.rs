@@ -347,7 +347,7 @@ mod tests {
 
     fn options(budget: u32) -> BuildOptions {
         let text = format!(
-            "[image]\nname = \"t\"\n[packages]\ninclude = [\"a\"]\nlayer-budget = {budget}\n"
+            "[image]\nname = \"t\"\n[packages]\ninclude = [\"app\"]\nlayer-budget = {budget}\n"
         );
         let manifest = Manifest::parse(&text, std::path::Path::new("/tmp/xbuild.toml")).unwrap();
         let platforms = Platforms::builtin().unwrap();
