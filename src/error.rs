@@ -41,6 +41,14 @@ pub enum Error {
     Layout(#[from] LayoutError),
     #[error("{target}: {message}")]
     Target { target: String, message: String },
+    #[error("toolchain for {target}: {message}")]
+    Toolchain { target: String, message: String },
+    #[error("the build for {target} failed")]
+    Build {
+        target: String,
+        #[source]
+        source: crate::build::cargo::CargoError,
+    },
     #[error("package {package} ({target})")]
     Package {
         package: String,
@@ -63,6 +71,8 @@ pub enum ErrorClass {
     Resolution,
     /// Local I/O or cache failure (exit 6).
     Local,
+    /// A build of the user's code failed (exit 7).
+    Build,
 }
 
 impl ErrorClass {
@@ -73,6 +83,7 @@ impl ErrorClass {
             ErrorClass::Integrity => 4,
             ErrorClass::Resolution => 5,
             ErrorClass::Local => 6,
+            ErrorClass::Build => 7,
         }
     }
 }
@@ -103,6 +114,8 @@ impl Error {
                 _ => ErrorClass::Integrity,
             },
             Error::Resolution { .. } => ErrorClass::Resolution,
+            Error::Toolchain { .. } => ErrorClass::Local,
+            Error::Build { .. } => ErrorClass::Build,
             Error::Cache(_) => ErrorClass::Local,
             Error::Fetch(error) => fetch_class(error),
             Error::Deb(_) | Error::Layer(_) => ErrorClass::Integrity,

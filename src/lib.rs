@@ -26,6 +26,7 @@
 // built only on the failure path, so their size costs nothing that matters.
 #![allow(clippy::result_large_err)]
 
+pub mod build;
 pub mod cache;
 pub mod debian;
 pub mod error;
@@ -38,5 +39,6 @@ pub mod plan;
 pub mod platform;
 pub mod progress;
 pub mod report;
+pub mod toolchain;
 
 pub use error::Error;

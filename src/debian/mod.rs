@@ -8,4 +8,5 @@ pub mod package;
 pub mod release;
 pub mod repository;
 pub mod resolve;
+pub mod unpack;
 pub mod version;

@@ -4,7 +4,8 @@
 //! the build report.
 
 use super::BuildOptions;
-use super::realize::{LayerPlan, Realized};
+use super::compile::BuildLayer;
+use super::realize::{LayerPlan, LayerRecord, Realized};
 use super::resolve::Resolved;
 use crate::Error;
 use crate::cache::Cache;
@@ -38,35 +39,68 @@ impl BlobSource for Cache {
     }
 }
 
+/// One layer of an image, whatever made it.
+struct ImageLayer<'a> {
+    /// Packages, or the build, it holds.
+    contents: Vec<String>,
+    created_by: String,
+    record: &'a LayerRecord,
+    outcome: Outcome,
+}
+
+#[allow(clippy::too_many_arguments)]
 pub(super) fn assemble(
     options: &BuildOptions,
     cache: &Cache,
     resolved: &Resolved,
     plan: &LayerPlan,
     realized: &Realized,
+    builds: &[Vec<BuildLayer>],
+    build_nodes: Vec<NodeReport>,
 ) -> Result<BuildReport, Error> {
     let image = &options.manifest.image;
     let mut nodes = resolved.nodes.clone();
+    nodes.extend(build_nodes);
     nodes.extend(realized.nodes.iter().cloned());
     let mut images = Vec::new();
     let mut targets = Vec::new();
-    for (target, layers) in resolved.targets.iter().zip(&plan.per_target) {
+    for ((target, layers), built) in resolved.targets.iter().zip(&plan.per_target).zip(builds) {
         let platform = OciPlatform {
             architecture: target.platform.oci.architecture.clone(),
             os: target.platform.oci.os.clone(),
             variant: target.platform.oci.variant.clone(),
         };
-        let records: Vec<_> = layers
+        // Package layers first, then the layers of builds, in manifest order.
+        let records: Vec<ImageLayer> = layers
             .iter()
-            .map(|layer| (layer, &realized.layers[&layer.key]))
+            .map(|layer| {
+                let (record, outcome) = &realized.layers[&layer.key];
+                ImageLayer {
+                    contents: layer.packages.iter().map(|p| p.name.clone()).collect(),
+                    created_by: format!(
+                        "xbuild: {}",
+                        layer
+                            .packages
+                            .iter()
+                            .map(|p| format!("{}={}", p.name, p.version))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                    record,
+                    outcome: *outcome,
+                }
+            })
+            .chain(built.iter().map(|layer| ImageLayer {
+                contents: vec![layer.label.clone()],
+                created_by: format!("xbuild: {}", layer.label),
+                record: &layer.record,
+                outcome: layer.outcome,
+            }))
             .collect();
         let mut config = ImageConfiguration::new(
             &platform,
             options.epoch,
-            records
-                .iter()
-                .map(|(_, (record, _))| record.diff_id)
-                .collect(),
+            records.iter().map(|layer| layer.record.diff_id).collect(),
         );
         config.config.env = image.env_list();
         config.config.cmd = image.cmd.clone();
@@ -81,17 +115,9 @@ pub(super) fn assemble(
             .collect();
         config.history = records
             .iter()
-            .map(|(layer, _)| History {
+            .map(|layer| History {
                 created: Some(format_rfc3339(options.epoch)),
-                created_by: Some(format!(
-                    "xbuild: {}",
-                    layer
-                        .packages
-                        .iter()
-                        .map(|p| format!("{}={}", p.name, p.version))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                )),
+                created_by: Some(layer.created_by.clone()),
                 comment: None,
                 empty_layer: None,
             })
@@ -99,7 +125,7 @@ pub(super) fn assemble(
         let (config_bytes, config_digest) = to_canonical_json(&config);
         let layer_descriptors: Vec<Descriptor> = records
             .iter()
-            .map(|(_, (record, _))| Descriptor::layer(record.digest, record.size))
+            .map(|layer| Descriptor::layer(layer.record.digest, layer.record.size))
             .collect();
         let manifest = ImageManifest::new(
             Descriptor::new(MEDIA_TYPE_CONFIG, config_digest, config_bytes.len() as u64),
@@ -127,8 +153,8 @@ pub(super) fn assemble(
         });
 
         let mut skipped_scripts: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (_, (record, _)) in &records {
-            for (package, scripts) in &record.skipped_scripts {
+        for layer in &records {
+            for (package, scripts) in &layer.record.skipped_scripts {
                 if !scripts.is_empty() {
                     skipped_scripts.insert(package.clone(), scripts.clone());
                 }
@@ -161,12 +187,12 @@ pub(super) fn assemble(
                 .collect(),
             layers: records
                 .iter()
-                .map(|(layer, (record, outcome))| LayerReport {
-                    digest: record.digest.oci(),
-                    diff_id: record.diff_id.oci(),
-                    packages: layer.packages.iter().map(|p| p.name.clone()).collect(),
-                    outcome: *outcome,
-                    size: record.size,
+                .map(|layer| LayerReport {
+                    digest: layer.record.digest.oci(),
+                    diff_id: layer.record.diff_id.oci(),
+                    packages: layer.contents.clone(),
+                    outcome: layer.outcome,
+                    size: layer.record.size,
                 })
                 .collect(),
             skipped: target.skipped.clone(),

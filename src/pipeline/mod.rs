@@ -12,6 +12,7 @@
 //!   the OCI image layout, and a docker-archive per target.
 
 mod assemble;
+mod compile;
 mod realize;
 pub mod resolve;
 
@@ -112,6 +113,15 @@ pub fn build(
     reporter.on_phase("layers");
     let phase = Instant::now();
     let layers = realize::plan_layers(options, &resolved.targets);
+    let context = resolve::ResolveContext {
+        options,
+        repository: &resolved.repository,
+        release: &resolved.release,
+        cache,
+        http: &http,
+        reporter,
+    };
+    let (builds, build_nodes) = compile::realize_builds(&context, &resolved.targets)?;
     let realized = realize::realize_layers(
         options,
         cache,
@@ -125,7 +135,15 @@ pub fn build(
 
     reporter.on_phase("assemble");
     let phase = Instant::now();
-    let mut report = assemble::assemble(options, cache, &resolved, &layers, &realized)?;
+    let mut report = assemble::assemble(
+        options,
+        cache,
+        &resolved,
+        &layers,
+        &realized,
+        &builds,
+        build_nodes,
+    )?;
     phases.assemble = phase.elapsed().as_secs_f64();
 
     report.phases = phases;

@@ -147,7 +147,9 @@ pub fn realize_layers(
         let record: Option<LayerRecord> = cache.get_entry("layer", &layer.key)?;
         // Verified by digest: a corrupt layer blob is dropped and rebuilt.
         let present = match &record {
-            Some(record) => cache.verified_blob(&record.digest, Some(record.size))?.is_some(),
+            Some(record) => cache
+                .verified_blob(&record.digest, Some(record.size))?
+                .is_some(),
             None => false,
         };
         match record {
@@ -361,6 +363,7 @@ mod tests {
             platform: platforms.parse(name).unwrap().clone(),
             packages,
             skipped: Vec::new(),
+            sysroot: Vec::new(),
         }
     }
 
@@ -406,7 +409,10 @@ mod tests {
         // …while anything that changes the layer's bytes changes the key.
         let mut other = options;
         other.epoch = 1;
-        let replanned = plan_layers(&other, &[target("aarch64-linux", vec![package("perl-modules", 100)])]);
+        let replanned = plan_layers(
+            &other,
+            &[target("aarch64-linux", vec![package("perl-modules", 100)])],
+        );
         assert_ne!(plan.per_target[0][0].key, replanned.per_target[0][0].key);
     }
 }

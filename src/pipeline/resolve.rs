@@ -44,6 +44,9 @@ pub struct TargetResolution {
     pub packages: Vec<ResolvedPackage>,
     /// Dependencies left out, and why.
     pub skipped: Vec<String>,
+    /// The target `-dev` packages (and their closure) builds compile and
+    /// link against; empty without `[[build]]` sysroot entries.
+    pub sysroot: Vec<ResolvedPackage>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -113,6 +116,14 @@ pub fn resolve_all(
         options.index_max_age,
     )?;
     let mut nodes = vec![index_node(&release.fetch, None)];
+    let context = ResolveContext {
+        options,
+        repository: &repository,
+        release: &release,
+        cache,
+        http,
+        reporter,
+    };
     // Targets resolve two at a time: each fetches and scans its own index,
     // and more at once would only add memory on a small machine.
     let mut results: Vec<Result<(TargetResolution, Vec<NodeReport>), Error>> = Vec::new();
@@ -121,14 +132,10 @@ pub fn resolve_all(
             let handles: Vec<_> = chunk
                 .iter()
                 .map(|platform| {
-                    let (repository, release) = (&repository, &release);
+                    let context = &context;
                     scope.spawn(move || {
                         let mut nodes = Vec::new();
-                        resolve_target(
-                            options, repository, release, platform, cache, http, reporter,
-                            &mut nodes,
-                        )
-                        .map(|target| (target, nodes))
+                        resolve_target(context, platform, &mut nodes).map(|target| (target, nodes))
                     })
                 })
                 .collect();
@@ -152,29 +159,112 @@ pub fn resolve_all(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where a resolution runs: the repository, its verified Release and the
+/// shared services.
+pub(super) struct ResolveContext<'a> {
+    pub options: &'a BuildOptions,
+    pub repository: &'a Repository,
+    pub release: &'a SignedRelease,
+    pub cache: &'a Cache,
+    pub http: &'a HttpClient,
+    pub reporter: &'a dyn Reporter,
+}
+
+/// Debian packages a target's `-dev` sysroot leaves out: the cross
+/// toolchain brings the C library and its headers itself.
+const SYSROOT_EXCLUDES: [&str; 4] = [
+    "libc6-dev",
+    "libc-dev-bin",
+    "linux-libc-dev",
+    "libcrypt-dev",
+];
+
 fn resolve_target(
-    options: &BuildOptions,
-    repository: &Repository,
-    release: &SignedRelease,
+    context: &ResolveContext,
     platform: &Platform,
-    cache: &Cache,
-    http: &HttpClient,
-    reporter: &dyn Reporter,
     nodes: &mut Vec<NodeReport>,
 ) -> Result<TargetResolution, Error> {
-    let arch = &platform.debian_arch;
+    let options = context.options;
     let spec = &options.manifest.packages;
+    let arch = &platform.debian_arch;
+    let builds = &options.manifest.builds;
+    // The -dev packages builds compile against, and the runtime libraries
+    // they bring, which the image needs too.
+    let mut sysroot_names: Vec<String> = builds
+        .iter()
+        .flat_map(|build| build.sysroot.clone())
+        .collect();
+    sysroot_names.sort();
+    sysroot_names.dedup();
+    let sysroot = if sysroot_names.is_empty() {
+        Vec::new()
+    } else {
+        let request = Request {
+            include: sysroot_names,
+            exclude: SYSROOT_EXCLUDES
+                .iter()
+                .map(|name| name.to_string())
+                .collect(),
+            install_time_dependencies: false,
+        };
+        resolve_request(context, &platform.name, arch, &request, nodes)?.0
+    };
+    let mut include = spec.include.clone();
+    let mut add = |name: &str| {
+        if !include.iter().any(|existing| existing == name) {
+            include.push(name.to_owned());
+        }
+    };
+    if !builds.is_empty() && platform.libc == crate::platform::Libc::Gnu {
+        add("libc6");
+    }
+    for package in &sysroot {
+        if !package.name.ends_with("-dev") && !package.name.ends_with("-dev-bin") {
+            add(&package.name);
+        }
+    }
+    let request = Request {
+        include,
+        exclude: spec.exclude.clone(),
+        install_time_dependencies: spec.install_time_dependencies,
+    };
+    let (packages, skipped) = resolve_request(context, &platform.name, arch, &request, nodes)?;
+    Ok(TargetResolution {
+        platform: platform.clone(),
+        packages,
+        skipped,
+        sysroot,
+    })
+}
+
+/// Resolves `request` against the `arch` indices of the repository, cached
+/// under a key of the exact index digests and the request. `target` names
+/// the platform in reports and errors.
+pub(super) fn resolve_request(
+    context: &ResolveContext,
+    target: &str,
+    arch: &str,
+    request: &Request,
+    nodes: &mut Vec<NodeReport>,
+) -> Result<(Vec<ResolvedPackage>, Vec<String>), Error> {
+    let ResolveContext {
+        repository,
+        release,
+        cache,
+        http,
+        reporter,
+        ..
+    } = *context;
     // The key pins the exact index bytes (by the signed Release's digests)
     // and everything the resolver is asked.
     let mut key = KeyBuilder::new("resolution")
         .text("resolver", RESOLVER_VERSION)
         .text("arch", arch)
-        .list("include", spec.include.iter().map(String::as_str))
-        .list("exclude", spec.exclude.iter().map(String::as_str))
+        .list("include", request.include.iter().map(String::as_str))
+        .list("exclude", request.exclude.iter().map(String::as_str))
         .text(
             "install-time-dependencies",
-            if spec.install_time_dependencies {
+            if request.install_time_dependencies {
                 "yes"
             } else {
                 "no"
@@ -198,37 +288,27 @@ fn resolve_target(
             nodes.push(NodeReport {
                 kind: NodeKind::Index,
                 name: format!("{}/{path}", repository.suite),
-                target: Some(platform.name.clone()),
+                target: Some(target.to_owned()),
                 outcome: Outcome::Local,
                 bytes: 0,
                 seconds: 0.0,
             });
         }
-        return Ok(TargetResolution {
-            platform: platform.clone(),
-            packages: record.packages,
-            skipped: record.skipped,
-        });
+        return Ok((record.packages, record.skipped));
     }
 
     let mut packages = Vec::new();
     for component in &repository.components {
         let fetched =
             index::fetch_packages(repository, release, component, arch, cache, http, reporter)?;
-        nodes.push(index_node(&fetched.fetch, Some(&platform.name)));
-        packages.extend(index::read_packages(&fetched, arch, &spec.include)?);
+        nodes.push(index_node(&fetched.fetch, Some(target)));
+        packages.extend(index::read_packages(&fetched, arch, &request.include)?);
     }
     let universe = Universe::new(packages);
-    let request = Request {
-        include: spec.include.clone(),
-        exclude: spec.exclude.clone(),
-        install_time_dependencies: spec.install_time_dependencies,
-    };
-    let resolution =
-        resolver::resolve(&universe, &request).map_err(|source| Error::Resolution {
-            target: platform.name.clone(),
-            source,
-        })?;
+    let resolution = resolver::resolve(&universe, request).map_err(|source| Error::Resolution {
+        target: target.to_owned(),
+        source,
+    })?;
     let packages: Vec<ResolvedPackage> = resolution
         .packages
         .iter()
@@ -271,11 +351,7 @@ fn resolve_target(
             skipped: skipped.clone(),
         },
     )?;
-    Ok(TargetResolution {
-        platform: platform.clone(),
-        packages,
-        skipped,
-    })
+    Ok((packages, skipped))
 }
 
 /// What `xbuild plan` shows for one package.

@@ -79,6 +79,12 @@ pub enum NodeKind {
     Layer,
     /// An image (config + manifest) for one target.
     Image,
+    /// A cross toolchain for a (build, target) pair.
+    Toolchain,
+    /// A target sysroot: C library and `-dev` packages.
+    Sysroot,
+    /// A build of the user's code for one target.
+    Build,
 }
 
 #[cfg(test)]

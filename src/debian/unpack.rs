@@ -1,0 +1,400 @@
+//! Unpacking a `.deb`'s data tarball into a directory, safely: entry paths
+//! are normalised, `..` is refused, and nothing is ever written through a
+//! symlink, whether the tarball made it a moment ago or an earlier unpack
+//! into the same directory did: every parent of every entry must be a real
+//! directory. Modes (less setuid/setgid), modification times, symlinks and
+//! hard links (inside the destination) are kept; device nodes and FIFOs are
+//! skipped; ownership is never changed. Maintainer scripts do not run.
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::debian::deb::{DebArchive, DebError};
+
+/// Mode bits kept from the archive: permissions and the sticky bit; setuid
+/// and setgid are dropped so that an unpacked tree never holds set-id
+/// programs owned by whoever ran xbuild.
+const KEPT_MODE_BITS: u32 = 0o1777;
+
+/// What an unpack wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnpackStats {
+    /// Regular files written.
+    pub files: u64,
+    /// Bytes of regular file content written.
+    pub bytes: u64,
+    /// Directory entries of the archive (directories created implicitly
+    /// for other entries are not counted).
+    pub directories: u64,
+    pub symlinks: u64,
+    pub hard_links: u64,
+    /// Device nodes, FIFOs and other entries that were not created.
+    pub skipped: u64,
+}
+
+impl std::ops::AddAssign for UnpackStats {
+    fn add_assign(&mut self, other: UnpackStats) {
+        self.files += other.files;
+        self.bytes += other.bytes;
+        self.directories += other.directories;
+        self.symlinks += other.symlinks;
+        self.hard_links += other.hard_links;
+        self.skipped += other.skipped;
+    }
+}
+
+/// Everything that can go wrong while unpacking. `archive` is the `.deb` (or
+/// the label given to [`unpack_tar`]); `entry` is the path as the tarball
+/// spells it.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("cannot open the package {archive}")]
+    Open {
+        archive: PathBuf,
+        #[source]
+        source: DebError,
+    },
+    #[error("cannot read the data tarball of {archive}")]
+    Read {
+        archive: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{archive}: entry `{entry}` is unsafe: {reason}")]
+    UnsafePath {
+        archive: PathBuf,
+        entry: String,
+        reason: &'static str,
+    },
+    #[error("{archive}: entry `{entry}` would be written through the symlink {symlink}")]
+    ThroughSymlink {
+        archive: PathBuf,
+        entry: String,
+        symlink: PathBuf,
+    },
+    #[error("{archive}: entry `{entry}` conflicts with {path}: {reason}")]
+    Conflict {
+        archive: PathBuf,
+        entry: String,
+        path: PathBuf,
+        reason: &'static str,
+    },
+    #[error("{archive}: cannot write {path}")]
+    Write {
+        archive: PathBuf,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Extracts the data tarball of the `.deb` at `deb` into `dest` (created if
+/// missing). Files of an earlier unpack are replaced by same-named files of
+/// this one, as dpkg does; a directory is never replaced.
+pub fn unpack_deb(deb: &Path, dest: &Path) -> Result<UnpackStats, UnpackError> {
+    let mut archive = DebArchive::open(deb).map_err(|source| UnpackError::Open {
+        archive: deb.to_owned(),
+        source,
+    })?;
+    let tarball = archive.data().map_err(|source| UnpackError::Open {
+        archive: deb.to_owned(),
+        source,
+    })?;
+    unpack_tar(tarball, dest, deb)
+}
+
+/// Extracts a tar stream into `dest` with the rules of [`unpack_deb`];
+/// `label` names the archive in errors.
+pub fn unpack_tar<R: Read>(
+    mut tarball: tar::Archive<R>,
+    dest: &Path,
+    label: &Path,
+) -> Result<UnpackStats, UnpackError> {
+    let mut unpacker = Unpacker {
+        dest,
+        label,
+        known_directories: HashSet::new(),
+        directory_modes: Vec::new(),
+        stats: UnpackStats::default(),
+    };
+    fs_err::create_dir_all(dest).map_err(|source| unpacker.write_error(dest, source))?;
+    let read_error = |source| UnpackError::Read {
+        archive: label.to_owned(),
+        source,
+    };
+    for entry in tarball.entries().map_err(read_error)? {
+        let entry = entry.map_err(read_error)?;
+        unpacker.entry(entry)?;
+    }
+    // Directory modes last, deepest first, so that a read-only directory
+    // does not stop its own contents from being written.
+    let mut modes = std::mem::take(&mut unpacker.directory_modes);
+    modes.sort_by_key(|(path, _)| std::cmp::Reverse(path.components().count()));
+    for (path, mode) in modes {
+        fs_err::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .map_err(|source| unpacker.write_error(&path, source))?;
+    }
+    Ok(unpacker.stats)
+}
+
+struct Unpacker<'a> {
+    dest: &'a Path,
+    label: &'a Path,
+    /// Directories (relative to `dest`) checked or created in this unpack:
+    /// real directories, never symlinks. Nothing in an unpack turns a
+    /// directory into something else, so the check holds until the end.
+    known_directories: HashSet<PathBuf>,
+    directory_modes: Vec<(PathBuf, u32)>,
+    stats: UnpackStats,
+}
+
+impl Unpacker<'_> {
+    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), UnpackError> {
+        let raw = entry.path_bytes().into_owned();
+        let entry_name = String::from_utf8_lossy(&raw).into_owned();
+        let relative = self.normalise(&entry_name, Path::new(OsStr::from_bytes(&raw)))?;
+        let kind = entry.header().entry_type();
+        let Some(relative) = relative else {
+            // The archive root (`./`): `dest` itself, whose mode is the caller's.
+            if kind.is_dir() {
+                self.stats.directories += 1;
+            }
+            return Ok(());
+        };
+        let mode = entry.header().mode().map_err(|source| UnpackError::Read {
+            archive: self.label.to_owned(),
+            source,
+        })? & KEPT_MODE_BITS;
+        let target = self.dest.join(&relative);
+        match kind {
+            tar::EntryType::Directory => {
+                self.directory(&entry_name, &relative)?;
+                self.directory_modes.push((target, mode));
+                self.stats.directories += 1;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                self.parents(&entry_name, &relative)?;
+                self.make_room(&entry_name, &target)?;
+                let mut file = fs_err::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&target)
+                    .map_err(|source| self.write_error(&target, source))?;
+                let written =
+                    io::copy(&mut entry, &mut file).map_err(|source| UnpackError::Read {
+                        archive: self.label.to_owned(),
+                        source,
+                    })?;
+                file.set_permissions(std::fs::Permissions::from_mode(mode))
+                    .map_err(|source| self.write_error(&target, source))?;
+                if let Ok(seconds) = entry.header().mtime() {
+                    let time = SystemTime::UNIX_EPOCH + Duration::from_secs(seconds);
+                    file.file()
+                        .set_modified(time)
+                        .map_err(|source| self.write_error(&target, source))?;
+                }
+                self.stats.files += 1;
+                self.stats.bytes += written;
+            }
+            tar::EntryType::Symlink => {
+                let link = entry
+                    .link_name()
+                    .map_err(|source| UnpackError::Read {
+                        archive: self.label.to_owned(),
+                        source,
+                    })?
+                    .ok_or_else(|| self.unsafe_path(&entry_name, "a symlink without a target"))?
+                    .into_owned();
+                if link.as_os_str().is_empty() {
+                    return Err(self.unsafe_path(&entry_name, "a symlink without a target"));
+                }
+                self.parents(&entry_name, &relative)?;
+                self.make_room(&entry_name, &target)?;
+                // The target is stored as written and never followed here.
+                fs_err::os::unix::fs::symlink(&link, &target)
+                    .map_err(|source| self.write_error(&target, source))?;
+                self.stats.symlinks += 1;
+            }
+            tar::EntryType::Link => {
+                let link_bytes = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| self.unsafe_path(&entry_name, "a hard link without a target"))?
+                    .into_owned();
+                let link_name = String::from_utf8_lossy(&link_bytes).into_owned();
+                let Some(existing) =
+                    self.normalise(&link_name, Path::new(OsStr::from_bytes(&link_bytes)))?
+                else {
+                    return Err(self.unsafe_path(&entry_name, "a hard link to the archive root"));
+                };
+                // The linked file must be a regular file reached through real
+                // directories only.
+                self.check_existing_parents(&entry_name, &existing)?;
+                let existing_path = self.dest.join(&existing);
+                match fs_err::symlink_metadata(&existing_path) {
+                    Ok(metadata) if metadata.file_type().is_file() => {}
+                    Ok(_) => {
+                        return Err(self.conflict(
+                            &entry_name,
+                            &existing_path,
+                            "a hard link must name a regular file",
+                        ));
+                    }
+                    Err(source) => return Err(self.write_error(&existing_path, source)),
+                }
+                self.parents(&entry_name, &relative)?;
+                if existing_path == target {
+                    return Ok(());
+                }
+                self.make_room(&entry_name, &target)?;
+                fs_err::hard_link(&existing_path, &target)
+                    .map_err(|source| self.write_error(&target, source))?;
+                self.stats.hard_links += 1;
+            }
+            _ => self.stats.skipped += 1,
+        }
+        Ok(())
+    }
+
+    /// `name` as a path relative to `dest`: leading `/` and `.` components
+    /// dropped, `..` refused. `None` for the archive root.
+    fn normalise(&self, name: &str, path: &Path) -> Result<Option<PathBuf>, UnpackError> {
+        if name.as_bytes().contains(&0) {
+            return Err(self.unsafe_path(name, "the path contains a NUL byte"));
+        }
+        let mut relative = PathBuf::new();
+        for component in path.components() {
+            match component {
+                Component::Normal(part) => relative.push(part),
+                Component::CurDir | Component::RootDir => {}
+                Component::ParentDir => {
+                    return Err(self.unsafe_path(name, "the path contains `..`"));
+                }
+                Component::Prefix(_) => {
+                    return Err(self.unsafe_path(name, "the path has a prefix"));
+                }
+            }
+        }
+        Ok((!relative.as_os_str().is_empty()).then_some(relative))
+    }
+
+    /// Makes every parent of `relative` a real directory, creating missing
+    /// ones, and refuses a parent that is a symlink or a file.
+    fn parents(&mut self, entry: &str, relative: &Path) -> Result<(), UnpackError> {
+        match relative.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => self.directory(entry, parent),
+            _ => Ok(()),
+        }
+    }
+
+    /// Makes `relative` and its parents real directories.
+    fn directory(&mut self, entry: &str, relative: &Path) -> Result<(), UnpackError> {
+        if self.known_directories.contains(relative) {
+            return Ok(());
+        }
+        let mut current = PathBuf::new();
+        for component in relative.components() {
+            current.push(component);
+            if self.known_directories.contains(&current) {
+                continue;
+            }
+            let path = self.dest.join(&current);
+            match fs_err::symlink_metadata(&path) {
+                Ok(metadata) if metadata.file_type().is_dir() => {}
+                Ok(metadata) if metadata.file_type().is_symlink() => {
+                    return Err(UnpackError::ThroughSymlink {
+                        archive: self.label.to_owned(),
+                        entry: entry.to_owned(),
+                        symlink: path,
+                    });
+                }
+                Ok(_) => {
+                    return Err(self.conflict(entry, &path, "a directory is needed there"));
+                }
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                    fs_err::create_dir(&path).map_err(|source| self.write_error(&path, source))?;
+                }
+                Err(source) => return Err(self.write_error(&path, source)),
+            }
+            self.known_directories.insert(current.clone());
+        }
+        Ok(())
+    }
+
+    /// Checks, without creating anything, that every parent of `relative` is
+    /// a real directory.
+    fn check_existing_parents(&self, entry: &str, relative: &Path) -> Result<(), UnpackError> {
+        let mut current = PathBuf::new();
+        let Some(parent) = relative.parent() else {
+            return Ok(());
+        };
+        for component in parent.components() {
+            current.push(component);
+            if self.known_directories.contains(&current) {
+                continue;
+            }
+            let path = self.dest.join(&current);
+            match fs_err::symlink_metadata(&path) {
+                Ok(metadata) if metadata.file_type().is_dir() => {}
+                Ok(metadata) if metadata.file_type().is_symlink() => {
+                    return Err(UnpackError::ThroughSymlink {
+                        archive: self.label.to_owned(),
+                        entry: entry.to_owned(),
+                        symlink: path,
+                    });
+                }
+                Ok(_) => return Err(self.conflict(entry, &path, "not a directory")),
+                Err(source) => return Err(self.write_error(&path, source)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a file or symlink at `path` so a new entry can take its
+    /// place; a directory there is a conflict.
+    fn make_room(&self, entry: &str, path: &Path) -> Result<(), UnpackError> {
+        match fs_err::symlink_metadata(path) {
+            Ok(metadata) if metadata.file_type().is_dir() => Err(self.conflict(
+                entry,
+                path,
+                "a directory is there and would not be replaced",
+            )),
+            Ok(_) => fs_err::remove_file(path).map_err(|source| self.write_error(path, source)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(self.write_error(path, source)),
+        }
+    }
+
+    fn unsafe_path(&self, entry: &str, reason: &'static str) -> UnpackError {
+        UnpackError::UnsafePath {
+            archive: self.label.to_owned(),
+            entry: entry.to_owned(),
+            reason,
+        }
+    }
+
+    fn conflict(&self, entry: &str, path: &Path, reason: &'static str) -> UnpackError {
+        UnpackError::Conflict {
+            archive: self.label.to_owned(),
+            entry: entry.to_owned(),
+            path: path.to_owned(),
+            reason,
+        }
+    }
+
+    fn write_error(&self, path: &Path, source: io::Error) -> UnpackError {
+        UnpackError::Write {
+            archive: self.label.to_owned(),
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "unpack_tests.rs"]
+mod tests;

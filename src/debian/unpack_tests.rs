@@ -1,0 +1,344 @@
+//! Tests of `unpack`: what is kept, and every way out of the destination
+//! that must be refused.
+
+use super::*;
+use crate::debian::deb::tests::{TestFile, build_test_deb, control_tar_gz, write_ar};
+use std::os::unix::fs::MetadataExt;
+use tar::EntryType;
+
+/// One raw data-tarball entry: name, type, mode, link target, contents.
+type RawEntry<'a> = (&'a str, EntryType, u32, &'a str, &'a [u8]);
+
+/// Writes a `.deb` whose uncompressed data tarball holds `entries` with
+/// names and link names written raw, so the tar crate's own path checks do
+/// not stop a hostile archive from being made.
+fn write_raw_deb(path: &Path, entries: &[RawEntry<'_>]) {
+    let mut data = tar::Builder::new(Vec::new());
+    for (name, kind, mode, link, contents) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        header.set_entry_type(*kind);
+        header.set_mode(*mode);
+        header.set_mtime(1_700_000_000);
+        header.set_size(contents.len() as u64);
+        header.set_cksum();
+        data.append(&header, *contents).unwrap();
+    }
+    write_ar(
+        path,
+        &[
+            ("debian-binary", b"2.0\n".to_vec()),
+            ("control.tar.gz", control_tar_gz("raw")),
+            ("data.tar", data.into_inner().unwrap()),
+        ],
+    );
+}
+
+/// A scratch directory with `dest/` inside and room for files "outside" it.
+struct Scratch {
+    directory: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch {
+            directory: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn path(&self) -> &Path {
+        self.directory.path()
+    }
+    fn dest(&self) -> PathBuf {
+        self.path().join("dest")
+    }
+    fn deb(&self, name: &str, entries: &[RawEntry<'_>]) -> PathBuf {
+        let path = self.path().join(format!("{name}.deb"));
+        write_raw_deb(&path, entries);
+        path
+    }
+}
+
+#[test]
+fn keeps_files_modes_symlinks_and_hard_links() {
+    let scratch = Scratch::new();
+    let deb = scratch.deb(
+        "good",
+        &[
+            ("./", EntryType::Directory, 0o755, "", b""),
+            ("./usr/", EntryType::Directory, 0o755, "", b""),
+            ("./usr/bin/", EntryType::Directory, 0o755, "", b""),
+            (
+                "./usr/bin/tool",
+                EntryType::Regular,
+                0o4755,
+                "",
+                b"#!/bin/sh\n",
+            ),
+            ("./usr/bin/alias", EntryType::Symlink, 0o777, "tool", b""),
+            (
+                "./usr/bin/same",
+                EntryType::Link,
+                0o755,
+                "./usr/bin/tool",
+                b"",
+            ),
+            (
+                "./usr/share/doc/x/README",
+                EntryType::Regular,
+                0o644,
+                "",
+                b"hi",
+            ),
+            ("./dev/null", EntryType::Char, 0o666, "", b""),
+            ("./ro/", EntryType::Directory, 0o555, "", b""),
+            ("./ro/inside", EntryType::Regular, 0o444, "", b"x"),
+        ],
+    );
+    let dest = scratch.dest();
+    let stats = unpack_deb(&deb, &dest).unwrap();
+    assert_eq!(stats.files, 3);
+    assert_eq!(stats.bytes, 13);
+    assert_eq!(stats.symlinks, 1);
+    assert_eq!(stats.hard_links, 1);
+    assert_eq!(stats.skipped, 1);
+    assert_eq!(stats.directories, 4);
+
+    let tool = fs_err::metadata(dest.join("usr/bin/tool")).unwrap();
+    assert_eq!(
+        tool.mode() & 0o7777,
+        0o755,
+        "setuid is dropped, the rest kept"
+    );
+    assert_eq!(tool.mtime(), 1_700_000_000);
+    assert_eq!(
+        fs_err::read_link(dest.join("usr/bin/alias")).unwrap(),
+        Path::new("tool")
+    );
+    let same = fs_err::metadata(dest.join("usr/bin/same")).unwrap();
+    assert_eq!(same.ino(), tool.ino());
+    assert_eq!(
+        fs_err::read(dest.join("usr/share/doc/x/README")).unwrap(),
+        b"hi"
+    );
+    assert!(!dest.join("dev/null").exists());
+    let ro = fs_err::metadata(dest.join("ro")).unwrap();
+    assert_eq!(ro.mode() & 0o7777, 0o555);
+    assert_eq!(fs_err::read(dest.join("ro/inside")).unwrap(), b"x");
+    // Leave the scratch directory removable.
+    fs_err::set_permissions(dest.join("ro"), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn absolute_names_land_inside_dest() {
+    let scratch = Scratch::new();
+    let deb = scratch.deb(
+        "absolute",
+        &[("/etc/absolute", EntryType::Regular, 0o644, "", b"in")],
+    );
+    unpack_deb(&deb, &scratch.dest()).unwrap();
+    assert_eq!(
+        fs_err::read(scratch.dest().join("etc/absolute")).unwrap(),
+        b"in"
+    );
+}
+
+#[test]
+fn refuses_parent_components() {
+    for name in ["../x", "./../x", "a/../../x", "a/b/../../../x", "/../x"] {
+        let scratch = Scratch::new();
+        let deb = scratch.deb("dotdot", &[(name, EntryType::Regular, 0o644, "", b"out")]);
+        let error = unpack_deb(&deb, &scratch.dest()).unwrap_err();
+        assert!(
+            matches!(&error, UnpackError::UnsafePath { entry, .. } if entry == name),
+            "{name}: {error:?}"
+        );
+        assert!(!scratch.path().join("x").exists(), "{name} escaped");
+    }
+}
+
+#[test]
+fn refuses_writing_through_a_symlink_of_the_same_archive() {
+    let scratch = Scratch::new();
+    let outside = scratch.path().join("outside");
+    fs_err::create_dir(&outside).unwrap();
+    for link in [outside.to_str().unwrap(), "..", "../outside", "."] {
+        let dest = scratch.dest();
+        let _ = fs_err::remove_dir_all(&dest);
+        let deb = scratch.deb(
+            "escape",
+            &[
+                ("./escape", EntryType::Symlink, 0o777, link, b""),
+                ("./escape/x", EntryType::Regular, 0o644, "", b"out"),
+            ],
+        );
+        let error = unpack_deb(&deb, &dest).unwrap_err();
+        assert!(
+            matches!(&error, UnpackError::ThroughSymlink { symlink, .. } if symlink == &dest.join("escape")),
+            "{link}: {error:?}"
+        );
+        assert!(!outside.join("x").exists());
+        assert!(!scratch.path().join("x").exists());
+    }
+}
+
+#[test]
+fn refuses_writing_through_a_symlink_of_an_earlier_unpack() {
+    let scratch = Scratch::new();
+    let outside = scratch.path().join("outside");
+    fs_err::create_dir(&outside).unwrap();
+    let dest = scratch.dest();
+    let first = scratch.deb(
+        "first",
+        &[
+            ("./usr/", EntryType::Directory, 0o755, "", b""),
+            (
+                "./usr/lib",
+                EntryType::Symlink,
+                0o777,
+                outside.to_str().unwrap(),
+                b"",
+            ),
+        ],
+    );
+    unpack_deb(&first, &dest).unwrap();
+    // A directory entry, a deeper file, and a hard link all refuse to pass.
+    for (name, kind, link) in [
+        ("./usr/lib/", EntryType::Directory, ""),
+        ("./usr/lib/deeper/libx.so", EntryType::Regular, ""),
+        ("./usr/lib/x", EntryType::Regular, ""),
+    ] {
+        let second = scratch.deb("second", &[(name, kind, 0o644, link, b"out")]);
+        let error = unpack_deb(&second, &dest).unwrap_err();
+        assert!(
+            matches!(&error, UnpackError::ThroughSymlink { .. }),
+            "{name}: {error:?}"
+        );
+    }
+    assert_eq!(fs_err::read_dir(&outside).unwrap().count(), 0);
+}
+
+#[test]
+fn a_file_replaces_a_symlink_instead_of_writing_through_it() {
+    let scratch = Scratch::new();
+    let victim = scratch.path().join("victim");
+    fs_err::write(&victim, b"precious").unwrap();
+    let dest = scratch.dest();
+    let first = scratch.deb(
+        "first",
+        &[(
+            "./f",
+            EntryType::Symlink,
+            0o777,
+            victim.to_str().unwrap(),
+            b"",
+        )],
+    );
+    unpack_deb(&first, &dest).unwrap();
+    let second = scratch.deb("second", &[("./f", EntryType::Regular, 0o644, "", b"new")]);
+    unpack_deb(&second, &dest).unwrap();
+    assert_eq!(fs_err::read(&victim).unwrap(), b"precious");
+    assert!(fs_err::symlink_metadata(dest.join("f")).unwrap().is_file());
+    assert_eq!(fs_err::read(dest.join("f")).unwrap(), b"new");
+}
+
+#[test]
+fn refuses_hard_links_out_of_dest_or_to_symlinks() {
+    let scratch = Scratch::new();
+    let victim = scratch.path().join("victim");
+    fs_err::write(&victim, b"precious").unwrap();
+    let dest = scratch.dest();
+
+    let dotdot = scratch.deb(
+        "dotdot",
+        &[("./h", EntryType::Link, 0o644, "../victim", b"")],
+    );
+    let error = unpack_deb(&dotdot, &dest).unwrap_err();
+    assert!(matches!(error, UnpackError::UnsafePath { .. }), "{error:?}");
+
+    let via_symlink = scratch.deb(
+        "via-symlink",
+        &[
+            (
+                "./s",
+                EntryType::Symlink,
+                0o777,
+                victim.to_str().unwrap(),
+                b"",
+            ),
+            ("./h", EntryType::Link, 0o644, "./s", b""),
+        ],
+    );
+    let error = unpack_deb(&via_symlink, &dest).unwrap_err();
+    assert!(matches!(error, UnpackError::Conflict { .. }), "{error:?}");
+
+    let through_dir_symlink = scratch.deb(
+        "through",
+        &[
+            (
+                "./d",
+                EntryType::Symlink,
+                0o777,
+                scratch.path().to_str().unwrap(),
+                b"",
+            ),
+            ("./h2", EntryType::Link, 0o644, "./d/victim", b""),
+        ],
+    );
+    let error = unpack_deb(&through_dir_symlink, &dest).unwrap_err();
+    assert!(
+        matches!(error, UnpackError::ThroughSymlink { .. }),
+        "{error:?}"
+    );
+    assert_eq!(fs_err::metadata(&victim).unwrap().nlink(), 1);
+}
+
+#[test]
+fn a_directory_is_never_replaced() {
+    let scratch = Scratch::new();
+    let dest = scratch.dest();
+    let deb = scratch.deb(
+        "dir-then-file",
+        &[
+            ("./d/", EntryType::Directory, 0o755, "", b""),
+            ("./d/keep", EntryType::Regular, 0o644, "", b"k"),
+            ("./d", EntryType::Symlink, 0o777, "/", b""),
+        ],
+    );
+    let error = unpack_deb(&deb, &dest).unwrap_err();
+    assert!(matches!(error, UnpackError::Conflict { .. }), "{error:?}");
+    assert!(dest.join("d/keep").is_file());
+}
+
+#[test]
+fn unpacks_a_package_built_by_dpkg_deb() {
+    let scratch = Scratch::new();
+    let deb = build_test_deb(
+        scratch.path(),
+        "real",
+        &[
+            TestFile::Executable("usr/bin/hello", b"#!/bin/sh\necho hi\n"),
+            TestFile::Regular("usr/share/doc/real/copyright", b"free"),
+            TestFile::Symlink("usr/bin/hi", "hello"),
+            TestFile::HardLink("usr/bin/hello2", "usr/bin/hello"),
+        ],
+        &[],
+        None,
+        "xz",
+    );
+    let dest = scratch.dest();
+    let stats = unpack_deb(&deb, &dest).unwrap();
+    assert_eq!(stats.files, 2);
+    assert_eq!(stats.hard_links, 1);
+    assert_eq!(stats.symlinks, 1);
+    let hello = fs_err::metadata(dest.join("usr/bin/hello")).unwrap();
+    assert_eq!(hello.mode() & 0o777, 0o755);
+    assert_eq!(
+        fs_err::read_link(dest.join("usr/bin/hi")).unwrap(),
+        Path::new("hello")
+    );
+    assert_eq!(
+        fs_err::read(dest.join("usr/share/doc/real/copyright")).unwrap(),
+        b"free"
+    );
+}

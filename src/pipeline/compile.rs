@@ -1,0 +1,531 @@
+//! The compile step: `[[build]]` entries cross-compiled on this machine for
+//! each target, with toolchain pieces fetched rather than built.
+//!
+//! Per target and build:
+//! - the Rust standard library for the target's triple (`rustup target
+//!   add` when missing);
+//! - a cross GCC assembled from Debian's prebuilt cross packages for the
+//!   (build, target) pair, keyed by the pair and the packages' digests and
+//!   kept in the cache (`toolchains-v1/<key>`), so every project and every
+//!   build on this cache shares one copy; musl targets link with rust-lld
+//!   and use the glibc cross GCC of the same CPU only for C objects;
+//! - a sysroot: the toolchain's target C library plus the target `-dev`
+//!   packages the build names (`sysroots-v1/<key>`);
+//! - the build itself, keyed by the recipe, the source tree's digest, the
+//!   target, and the identities of rustc, its target library and the C
+//!   compiler — never by the machine — whose binaries become one layer
+//!   (`/usr/local/bin/<name>`). The layer is content-addressed, so two
+//!   builds that produce the same bytes share everything downstream.
+
+use super::realize::LayerRecord;
+use super::resolve::{ResolveContext, resolve_request};
+use super::{BuildOptions, ResolvedPackage, TargetResolution};
+use crate::Error;
+use crate::build::cargo::{self, CargoTarget, Linker};
+use crate::cache::{BlobOrigin, CacheError};
+use crate::debian::resolve::Request;
+use crate::debian::unpack::unpack_deb;
+use crate::hash::{Hasher, Sha256Digest};
+use crate::image::dir_layer::write_directory_layer;
+use crate::image::layer::LayerOptions;
+use crate::manifest::{BuildKind, BuildSpec};
+use crate::plan::{KeyBuilder, NodeKind};
+use crate::platform::{Libc, Platform, Platforms};
+use crate::report::{NodeReport, Outcome};
+use crate::toolchain::gcc::{self, CrossGcc, SKIPPED_HOST_PACKAGES};
+use crate::toolchain::rust::{self, RustToolchain};
+use fs_err as fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Version of the cargo recipe: how a build becomes a layer.
+const CARGO_RECIPE: &str = "cargo-release-usr-local-bin-v1";
+
+/// The GCC major version of Debian's cross compilers in the suites xbuild
+/// targets (bookworm).
+const GCC_VERSION: &str = "12";
+
+/// A layer made by a build.
+#[derive(Debug, Clone)]
+pub struct BuildLayer {
+    pub label: String,
+    pub record: LayerRecord,
+    pub outcome: Outcome,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| {
+        Error::Cache(CacheError::Io {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+/// Builds every `[[build]]` of the manifest for every target; returns the
+/// build layers per target (in manifest order) and the report nodes.
+pub(super) fn realize_builds(
+    context: &ResolveContext,
+    targets: &[TargetResolution],
+) -> Result<(Vec<Vec<BuildLayer>>, Vec<NodeReport>), Error> {
+    let options = context.options;
+    let mut nodes = Vec::new();
+    let mut per_target = Vec::new();
+    if options.manifest.builds.is_empty() {
+        return Ok((targets.iter().map(|_| Vec::new()).collect(), nodes));
+    }
+    let rust = rust::detect().map_err(|source| Error::Toolchain {
+        target: options.build_platform.name.clone(),
+        message: crate::http::error_chain(&source),
+    })?;
+    for target in targets {
+        let mut layers = Vec::new();
+        for build in &options.manifest.builds {
+            layers.push(build_one(context, &rust, target, build, &mut nodes)?);
+        }
+        per_target.push(layers);
+    }
+    Ok((per_target, nodes))
+}
+
+fn build_one(
+    context: &ResolveContext,
+    rust: &RustToolchain,
+    target: &TargetResolution,
+    build: &BuildSpec,
+    nodes: &mut Vec<NodeReport>,
+) -> Result<BuildLayer, Error> {
+    let options = context.options;
+    let platform = &target.platform;
+    if build.kind != BuildKind::Cargo {
+        return Err(Error::Target {
+            target: platform.name.clone(),
+            message: format!(
+                "[[build]] kind {:?} in {} is not supported yet; only kind = \"cargo\" builds today",
+                build.kind,
+                options.manifest.path.display()
+            ),
+        });
+    }
+    let toolchain_error = |message: String| Error::Toolchain {
+        target: platform.name.clone(),
+        message,
+    };
+    let triple = platform.rust_triple().to_owned();
+    let libraries = rust
+        .ensure_target(&triple)
+        .map_err(|error| toolchain_error(crate::http::error_chain(&error)))?;
+
+    // The C toolchain: the glibc cross GCC of this CPU.
+    let gcc_platform = glibc_sibling(platform)?;
+    let (gcc, gcc_key) = cross_gcc(context, &gcc_platform, nodes)?;
+    let (sysroot, sysroot_key) = sysroot(context, &gcc, &gcc_key, target, nodes)?;
+
+    let source = source_digest(&build.path)?;
+    let key = KeyBuilder::new("build")
+        .text("recipe", CARGO_RECIPE)
+        .digest("source", &source)
+        .text("target", &platform.name)
+        .text("rust-triple", &triple)
+        .text("rustc", &rust.rustc_version)
+        .text("rust-std", &libraries.digest_hint)
+        .text("cc", &gcc.version)
+        .digest("sysroot", &sysroot_key)
+        .number("epoch", options.epoch)
+        .number("gzip-level", options.compression_level as u64)
+        .finish();
+    let label = format!("cargo {} ({})", build.path.display(), platform.name);
+    let cache = context.cache;
+    let _lock = cache.lock_item(&format!("build-{}", key.hex()))?;
+    if let Some(record) = cache.get_entry::<LayerRecord>("build", &key)?
+        && cache
+            .verified_blob(&record.digest, Some(record.size))?
+            .is_some()
+    {
+        nodes.push(NodeReport {
+            kind: NodeKind::Build,
+            name: label.clone(),
+            target: Some(platform.name.clone()),
+            outcome: Outcome::Local,
+            bytes: 0,
+            seconds: 0.0,
+        });
+        return Ok(BuildLayer {
+            label,
+            record,
+            outcome: Outcome::Local,
+        });
+    }
+
+    let start = Instant::now();
+    let linker = match platform.libc {
+        Libc::Gnu => Linker::Gcc(gcc.cc.clone()),
+        Libc::Musl => Linker::RustLld,
+    };
+    let mut cargo_target = CargoTarget::new(&triple).with_linker(linker).with_c_tools(
+        Some(&gcc.cc),
+        gcc.cxx.as_deref(),
+        Some(&gcc.ar),
+    );
+    if platform.libc == Libc::Gnu {
+        cargo_target = cargo_target.with_sysroot(&sysroot, &platform.multiarch);
+    }
+    let target_dir = cache.root().join("cargo-target-v1").join(
+        KeyBuilder::new("cargo-target-dir")
+            .text("project", &build.path.display().to_string())
+            .finish()
+            .hex(),
+    );
+    let cargo_options = cargo::BuildOptions::new("release").with_source_date_epoch(options.epoch);
+    let built = cargo::build_with(&build.path, &cargo_target, &target_dir, &cargo_options)
+        .map_err(|source| Error::Build {
+            target: platform.name.clone(),
+            source,
+        })?;
+
+    let staging = tempfile::Builder::new()
+        .prefix(".staging-")
+        .tempdir_in(cache.root().join("tmp"))
+        .map_err(io_error(cache.root()))?;
+    let bin = staging.path().join("usr/local/bin");
+    fs::create_dir_all(&bin).map_err(io_error(&bin))?;
+    for binary in &built.binaries {
+        let destination = bin.join(&binary.name);
+        fs::copy(&binary.path, &destination).map_err(io_error(&destination))?;
+    }
+    let temp = cache.temp_file()?;
+    let file = temp.reopen().map_err(io_error(temp.path()))?;
+    let mut writer = std::io::BufWriter::new(file);
+    let layer_options = LayerOptions {
+        epoch: options.epoch,
+        compression_level: options.compression_level,
+    };
+    let output =
+        write_directory_layer(staging.path(), &layer_options, &mut writer).map_err(|source| {
+            Error::Target {
+                target: platform.name.clone(),
+                message: crate::http::error_chain(&source),
+            }
+        })?;
+    writer.flush().map_err(io_error(temp.path()))?;
+    cache.commit_blob(temp, &output.digest)?;
+    let record = LayerRecord {
+        digest: output.digest,
+        diff_id: output.diff_id,
+        size: output.size,
+        uncompressed_size: output.uncompressed_size,
+        skipped_scripts: Vec::new(),
+    };
+    cache.put_entry("build", &key, &record)?;
+    nodes.push(NodeReport {
+        kind: NodeKind::Build,
+        name: label.clone(),
+        target: Some(platform.name.clone()),
+        outcome: Outcome::Built,
+        bytes: record.size,
+        seconds: start.elapsed().as_secs_f64(),
+    });
+    Ok(BuildLayer {
+        label,
+        record,
+        outcome: Outcome::Built,
+    })
+}
+
+/// The glibc platform of the same CPU (itself for glibc targets): Debian's
+/// cross compilers exist for glibc only.
+fn glibc_sibling(platform: &Platform) -> Result<Platform, Error> {
+    if platform.libc == Libc::Gnu {
+        return Ok(platform.clone());
+    }
+    let platforms = Platforms::from_environment()?;
+    platforms
+        .all()
+        .iter()
+        .find(|other| other.libc == Libc::Gnu && other.debian_arch == platform.debian_arch)
+        .cloned()
+        .ok_or_else(|| Error::Toolchain {
+            target: platform.name.clone(),
+            message: format!(
+                "no glibc platform with Debian architecture {} to take a C cross compiler from",
+                platform.debian_arch
+            ),
+        })
+}
+
+/// Fetches (once per cache) the Debian debs of `names` for `arch` and
+/// returns their cache paths, reporting each as a node.
+fn fetch_debs(
+    context: &ResolveContext,
+    packages: &[ResolvedPackage],
+    target: &str,
+    nodes: &mut Vec<NodeReport>,
+) -> Result<Vec<PathBuf>, Error> {
+    let mut paths = Vec::new();
+    for package in packages {
+        let start = Instant::now();
+        let url = format!("{}/{}", context.repository.url, package.filename);
+        let what = format!(
+            "{}_{}_{}.deb",
+            package.name, package.version, package.architecture
+        );
+        let (path, origin, bytes) = context
+            .cache
+            .fetch_verified(
+                context.http,
+                &[url],
+                &package.sha256,
+                package.size,
+                &what,
+                context.reporter,
+            )
+            .map_err(|error| Error::Package {
+                package: format!("{} {}", package.name, package.version),
+                target: target.to_owned(),
+                source: Box::new(error.into()),
+            })?;
+        nodes.push(NodeReport {
+            kind: NodeKind::Deb,
+            name: what,
+            target: Some(target.to_owned()),
+            outcome: match origin {
+                BlobOrigin::Local => Outcome::Local,
+                BlobOrigin::Downloaded => Outcome::Downloaded,
+            },
+            bytes,
+            seconds: start.elapsed().as_secs_f64(),
+        });
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+/// The cross GCC for (build machine, `platform`), from the cache or
+/// assembled from Debian's cross packages for the build machine's
+/// architecture.
+fn cross_gcc(
+    context: &ResolveContext,
+    platform: &Platform,
+    nodes: &mut Vec<NodeReport>,
+) -> Result<(CrossGcc, Sha256Digest), Error> {
+    let options: &BuildOptions = context.options;
+    let build_arch = options.build_platform.debian_arch.clone();
+    let request = Request {
+        include: gcc::cross_packages(platform, GCC_VERSION),
+        exclude: SKIPPED_HOST_PACKAGES
+            .iter()
+            .map(|name| name.to_string())
+            .collect(),
+        install_time_dependencies: false,
+    };
+    let pair = format!("{} → {}", options.build_platform.name, platform.name);
+    let (packages, _) = resolve_request(context, &pair, &build_arch, &request, nodes)?;
+    let mut key = KeyBuilder::new("toolchain")
+        .text("kind", "debian-cross-gcc-v1")
+        .text("build", &options.build_platform.name)
+        .text("target", &platform.name);
+    for package in &packages {
+        key = key
+            .text("package", &package.name)
+            .digest("deb", &package.sha256);
+    }
+    let key = key.finish();
+    let root = context.cache.root().join("toolchains-v1").join(key.hex());
+    let _lock = context
+        .cache
+        .lock_item(&format!("toolchain-{}", key.hex()))?;
+    let start = Instant::now();
+    if let Ok(gcc) = CrossGcc::open(&root) {
+        nodes.push(NodeReport {
+            kind: NodeKind::Toolchain,
+            name: format!("gcc {pair}"),
+            target: Some(platform.name.clone()),
+            outcome: Outcome::Local,
+            bytes: 0,
+            seconds: 0.0,
+        });
+        return Ok((gcc, key));
+    }
+    if root.exists() {
+        // Left by an interrupted assembly: never used, rebuilt.
+        fs::remove_dir_all(&root).map_err(io_error(&root))?;
+    }
+    let debs = fetch_debs(context, &packages, &pair, nodes)?;
+    let gcc = gcc::assemble(&debs, platform, &root).map_err(|source| Error::Toolchain {
+        target: platform.name.clone(),
+        message: crate::http::error_chain(&source),
+    })?;
+    nodes.push(NodeReport {
+        kind: NodeKind::Toolchain,
+        name: format!("gcc {pair}"),
+        target: Some(platform.name.clone()),
+        outcome: Outcome::Built,
+        bytes: 0,
+        seconds: start.elapsed().as_secs_f64(),
+    });
+    Ok((gcc, key))
+}
+
+/// The sysroot a build compiles against: the toolchain's target C library
+/// plus the target's `-dev` packages, shared by every build with the same
+/// toolchain and packages.
+fn sysroot(
+    context: &ResolveContext,
+    gcc: &CrossGcc,
+    gcc_key: &Sha256Digest,
+    target: &TargetResolution,
+    nodes: &mut Vec<NodeReport>,
+) -> Result<(PathBuf, Sha256Digest), Error> {
+    let mut key = KeyBuilder::new("sysroot").digest("toolchain", gcc_key);
+    for package in &target.sysroot {
+        key = key
+            .text("package", &package.name)
+            .digest("deb", &package.sha256);
+    }
+    let key = key.finish();
+    if target.sysroot.is_empty() {
+        return Ok((gcc.sysroot.clone(), key));
+    }
+    let cache = context.cache;
+    let root = cache.root().join("sysroots-v1").join(key.hex());
+    let _lock = cache.lock_item(&format!("sysroot-{}", key.hex()))?;
+    let outcome = if root.is_dir() {
+        Outcome::Local
+    } else {
+        let debs = fetch_debs(context, &target.sysroot, &target.platform.name, nodes)?;
+        let parent = root.parent().expect("sysroot paths have a parent");
+        fs::create_dir_all(parent).map_err(io_error(parent))?;
+        let aside = tempfile::Builder::new()
+            .prefix(".sysroot-")
+            .tempdir_in(parent)
+            .map_err(io_error(parent))?;
+        copy_tree(&gcc.sysroot, aside.path())?;
+        for deb in &debs {
+            unpack_deb(deb, aside.path()).map_err(|source| Error::Toolchain {
+                target: target.platform.name.clone(),
+                message: crate::http::error_chain(&source),
+            })?;
+        }
+        let built = aside.keep();
+        fs::rename(&built, &root).map_err(io_error(&root))?;
+        Outcome::Built
+    };
+    nodes.push(NodeReport {
+        kind: NodeKind::Sysroot,
+        name: format!(
+            "sysroot {} ({})",
+            target
+                .sysroot
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            target.platform.name
+        ),
+        target: Some(target.platform.name.clone()),
+        outcome,
+        bytes: 0,
+        seconds: 0.0,
+    });
+    Ok((root, key))
+}
+
+/// Copies a directory tree, hard-linking files (they are never modified in
+/// place) and recreating symlinks.
+fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
+    fs::create_dir_all(to).map_err(io_error(to))?;
+    for entry in fs::read_dir(from).map_err(io_error(from))? {
+        let entry = entry.map_err(io_error(from))?;
+        let source = entry.path();
+        let destination = to.join(entry.file_name());
+        let kind = entry.file_type().map_err(io_error(&source))?;
+        if kind.is_dir() {
+            copy_tree(&source, &destination)?;
+        } else if kind.is_symlink() {
+            let link = fs::read_link(&source).map_err(io_error(&source))?;
+            std::os::unix::fs::symlink(&link, &destination).map_err(io_error(&destination))?;
+        } else if fs::hard_link(&source, &destination).is_err() {
+            fs::copy(&source, &destination).map_err(io_error(&destination))?;
+        }
+    }
+    Ok(())
+}
+
+/// sha256 over a source tree: every file's relative path, kind, executable
+/// bit and content, in sorted order. Build outputs (`target/`, `result/`)
+/// and VCS metadata are left out.
+pub fn source_digest(root: &Path) -> Result<Sha256Digest, Error> {
+    let mut files = Vec::new();
+    walk(root, root, &mut files)?;
+    files.sort();
+    let mut hasher = Hasher::new();
+    for relative in files {
+        let path = root.join(&relative);
+        let metadata = fs::symlink_metadata(&path).map_err(io_error(&path))?;
+        let name = relative.to_string_lossy();
+        hasher.update(&(name.len() as u64).to_le_bytes());
+        hasher.update(name.as_bytes());
+        if metadata.file_type().is_symlink() {
+            let target = fs::read_link(&path).map_err(io_error(&path))?;
+            hasher.update(b"L");
+            hasher.update(target.to_string_lossy().as_bytes());
+        } else {
+            use std::os::unix::fs::PermissionsExt;
+            let executable = metadata.permissions().mode() & 0o111 != 0;
+            hasher.update(if executable { b"X" } else { b"F" });
+            let bytes = fs::read(&path).map_err(io_error(&path))?;
+            hasher.update(&(bytes.len() as u64).to_le_bytes());
+            hasher.update(&bytes);
+        }
+    }
+    Ok(hasher.finish().0)
+}
+
+fn walk(root: &Path, directory: &Path, files: &mut Vec<PathBuf>) -> Result<(), Error> {
+    for entry in fs::read_dir(directory).map_err(io_error(directory))? {
+        let entry = entry.map_err(io_error(directory))?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let kind = entry.file_type().map_err(io_error(&path))?;
+        if kind.is_dir() {
+            if directory == root && (name == "target" || name == "result") || name == ".git" {
+                continue;
+            }
+            walk(root, &path, files)?;
+        } else {
+            files.push(
+                path.strip_prefix(root)
+                    .expect("walk stays under root")
+                    .to_owned(),
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_digest_ignores_build_outputs_and_sees_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("src")).unwrap();
+        fs::write(dir.path().join("src/main.rs"), "fn main() {}").unwrap();
+        let first = source_digest(dir.path()).unwrap();
+        fs::create_dir_all(dir.path().join("target/release")).unwrap();
+        fs::write(dir.path().join("target/release/x"), "binary").unwrap();
+        assert_eq!(source_digest(dir.path()).unwrap(), first);
+        fs::write(dir.path().join("src/main.rs"), "fn main() { }").unwrap();
+        assert_ne!(source_digest(dir.path()).unwrap(), first);
+        fs::write(dir.path().join("src/main.rs"), "fn main() {}").unwrap();
+        assert_eq!(source_digest(dir.path()).unwrap(), first);
+        fs::rename(
+            dir.path().join("src/main.rs"),
+            dir.path().join("src/lib.rs"),
+        )
+        .unwrap();
+        assert_ne!(source_digest(dir.path()).unwrap(), first);
+    }
+}
