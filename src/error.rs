@@ -41,6 +41,12 @@ pub enum Error {
     Layout(#[from] LayoutError),
     #[error("{target}: {message}")]
     Target { target: String, message: String },
+    #[error(
+        "{} builds would run, more than --max-builds {limit} allows: {}",
+        .builds.len(),
+        .builds.join(", ")
+    )]
+    TooManyBuilds { limit: usize, builds: Vec<String> },
     #[error("toolchain for {target}: {message}")]
     Toolchain { target: String, message: String },
     #[error("the build for {target} failed")]
@@ -115,6 +121,7 @@ impl Error {
             },
             Error::Resolution { .. } => ErrorClass::Resolution,
             Error::Toolchain { .. } => ErrorClass::Local,
+            Error::TooManyBuilds { .. } => ErrorClass::Input,
             Error::Build { .. } => ErrorClass::Build,
             Error::Cache(_) => ErrorClass::Local,
             Error::Fetch(error) => fetch_class(error),

@@ -43,6 +43,13 @@ pub struct NodeReport {
     /// Bytes transferred (downloads) or written (builds).
     pub bytes: u64,
     pub seconds: f64,
+    /// For a cache hit: how long producing it took when it was built.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub saved_seconds: f64,
+}
+
+fn is_zero(value: &f64) -> bool {
+    *value == 0.0
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -88,6 +95,8 @@ pub struct Summary {
     pub bytes_downloaded: u64,
     pub bytes_written: u64,
     pub seconds: f64,
+    /// Build time that cache hits saved.
+    pub saved_seconds: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -118,6 +127,7 @@ impl BuildReport {
             ..Summary::default()
         };
         for node in &self.nodes {
+            summary.saved_seconds += node.saved_seconds;
             match node.outcome {
                 Outcome::Local => summary.local += 1,
                 Outcome::Remote => summary.remote += 1,

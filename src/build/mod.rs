@@ -3,4 +3,5 @@
 //! points cargo, the `cc` crate and pkg-config at the target's toolchain and
 //! sysroot. C recipes (autotools, make, cmake) will live here too.
 
+pub mod c;
 pub mod cargo;

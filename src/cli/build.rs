@@ -64,6 +64,7 @@ pub fn build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
     if let Some(out) = &args.out {
         options.out_dir = out.clone();
     }
+    options.max_builds = args.max_builds;
     if let Some(jobs) = args.jobs {
         options.jobs = jobs.max(1);
     }
@@ -89,7 +90,7 @@ pub fn plan(args: PlanArgs, quiet: bool) -> Result<(), Error> {
     if args.common.json {
         print_json(&report);
     } else {
-        print!("{}", report.render_text());
+        print!("{}", report.render_text_with(args.explain));
     }
     Ok(())
 }

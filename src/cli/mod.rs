@@ -67,12 +67,18 @@ struct BuildArgs {
     /// Parallel workers fetching and building layers.
     #[arg(short, long)]
     jobs: Option<usize>,
+    /// Fail before doing anything if more than N builds would run (cache misses).
+    #[arg(long, value_name = "N")]
+    max_builds: Option<usize>,
 }
 
 #[derive(Args)]
 struct PlanArgs {
     #[command(flatten)]
     common: CommonArgs,
+    /// For every build: its key, its inputs, and why it misses the cache.
+    #[arg(long)]
+    explain: bool,
 }
 
 #[derive(Args)]

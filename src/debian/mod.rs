@@ -8,5 +8,6 @@ pub mod package;
 pub mod release;
 pub mod repository;
 pub mod resolve;
+pub mod source;
 pub mod unpack;
 pub mod version;

@@ -150,6 +150,7 @@ pub(super) fn assemble(
                 (config_bytes.len() + manifest_bytes.len()) as u64
             },
             seconds: 0.0,
+            saved_seconds: 0.0,
         });
 
         let mut skipped_scripts: BTreeMap<String, Vec<String>> = BTreeMap::new();

@@ -18,6 +18,7 @@
 //!   builds that produce the same bytes share everything downstream.
 
 use super::realize::LayerRecord;
+use super::resolve::PlannedBuildReport;
 use super::resolve::{ResolveContext, resolve_request};
 use super::{BuildOptions, ResolvedPackage, TargetResolution};
 use crate::Error;
@@ -29,12 +30,14 @@ use crate::hash::{Hasher, Sha256Digest};
 use crate::image::dir_layer::write_directory_layer;
 use crate::image::layer::LayerOptions;
 use crate::manifest::{BuildKind, BuildSpec};
+use crate::plan::explain::{self, Difference, Inputs};
 use crate::plan::{KeyBuilder, NodeKind};
 use crate::platform::{Libc, Platform, Platforms};
 use crate::report::{NodeReport, Outcome};
 use crate::toolchain::gcc::{self, CrossGcc, SKIPPED_HOST_PACKAGES};
 use crate::toolchain::rust::{self, RustToolchain};
 use fs_err as fs;
+use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -63,6 +66,59 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
+/// Plans every `[[build]]` of every target and says, for each, whether the
+/// cache has it, and if not why not (`plan --explain`).
+pub(super) fn plan_builds(
+    context: &ResolveContext,
+    targets: &[TargetResolution],
+) -> Result<Vec<PlannedBuildReport>, Error> {
+    let options = context.options;
+    let mut reports = Vec::new();
+    if options.manifest.builds.is_empty() {
+        return Ok(reports);
+    }
+    let rust = rust::detect().map_err(|source| Error::Toolchain {
+        target: options.build_platform.name.clone(),
+        message: crate::http::error_chain(&source),
+    })?;
+    let mut nodes = Vec::new();
+    for target in targets {
+        for build in &options.manifest.builds {
+            let planned = plan_build(context, &rust, target, build, &mut nodes)?;
+            let (record, nearest) = explain(context.cache, &planned)?;
+            let toolchain_cached = toolchain_cached(context.cache, &planned);
+            reports.push(PlannedBuildReport {
+                name: planned.name.clone(),
+                target: planned.target.clone(),
+                key: planned.key.oci(),
+                cached: record.is_some(),
+                toolchain: planned.toolchain_name.clone(),
+                toolchain_key: planned.toolchain_key.oci(),
+                toolchain_cached,
+                toolchain_download_bytes: if toolchain_cached {
+                    0
+                } else {
+                    planned
+                        .toolchain_packages
+                        .iter()
+                        .filter(|package| !context.cache.has_blob(&package.sha256))
+                        .map(|package| package.size)
+                        .sum()
+                },
+                inputs: planned.inputs.clone(),
+                differences: nearest
+                    .as_ref()
+                    .map(|(differences, _)| differences.iter().map(ToString::to_string).collect())
+                    .unwrap_or_default(),
+                estimated_seconds: record
+                    .map(|record| record.seconds)
+                    .or(nearest.map(|(_, seconds)| seconds)),
+            });
+        }
+    }
+    Ok(reports)
+}
+
 /// Builds every `[[build]]` of the manifest for every target; returns the
 /// build layers per target (in manifest order) and the report nodes.
 pub(super) fn realize_builds(
@@ -89,13 +145,66 @@ pub(super) fn realize_builds(
     Ok((per_target, nodes))
 }
 
-fn build_one(
+/// What the cache records for a build.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuildRecord {
+    pub layer: LayerRecord,
+    /// The named inputs its key was computed from, for `plan --explain`.
+    pub inputs: Inputs,
+    /// How long the build took: what a later hit saves.
+    pub seconds: f64,
+}
+
+/// A build, planned: its key and inputs, computed before anything is
+/// fetched, assembled or compiled.
+#[derive(Debug, Clone)]
+pub struct PlannedBuild {
+    /// `cargo <path> (<target>)`.
+    pub name: String,
+    pub target: String,
+    pub key: Sha256Digest,
+    pub inputs: Inputs,
+    /// The glibc platform whose cross GCC compiles C for this target.
+    pub gcc_platform: Platform,
+    /// The toolchain's packages for the build machine, and its cache key
+    /// (which, unlike the build's key, depends on the build machine).
+    pub toolchain_packages: Vec<ResolvedPackage>,
+    pub toolchain_key: Sha256Digest,
+    pub toolchain_name: String,
+}
+
+const HISTORY_LENGTH: usize = 16;
+
+fn history_key(name: &str) -> Sha256Digest {
+    KeyBuilder::new("build-history").text("name", name).finish()
+}
+
+/// The compiler identity a target artifact is keyed by: the cross GCC's
+/// version and the target-side packages (C library, libgcc…) — names and
+/// versions only, so the same compiler on another build machine gives the
+/// same identity.
+fn compiler_identity(platform: &Platform, packages: &[ResolvedPackage]) -> String {
+    let compiler = format!(
+        "gcc-{GCC_VERSION}-{}",
+        platform.gnu_triple.replace('_', "-")
+    );
+    let mut parts: Vec<String> = packages
+        .iter()
+        .filter(|package| package.name == compiler || package.name.ends_with("-cross"))
+        .map(|package| format!("{}={}", package.name, package.version))
+        .collect();
+    parts.sort();
+    format!("{} for {}", parts.join(" "), platform.gnu_triple)
+}
+
+/// Computes a build's key and inputs.
+pub(super) fn plan_build(
     context: &ResolveContext,
     rust: &RustToolchain,
     target: &TargetResolution,
     build: &BuildSpec,
     nodes: &mut Vec<NodeReport>,
-) -> Result<BuildLayer, Error> {
+) -> Result<PlannedBuild, Error> {
     let options = context.options;
     let platform = &target.platform;
     if build.kind != BuildKind::Cargo {
@@ -108,39 +217,115 @@ fn build_one(
             ),
         });
     }
-    let toolchain_error = |message: String| Error::Toolchain {
-        target: platform.name.clone(),
-        message,
-    };
     let triple = platform.rust_triple().to_owned();
-    let libraries = rust
-        .ensure_target(&triple)
-        .map_err(|error| toolchain_error(crate::http::error_chain(&error)))?;
-
-    // The C toolchain: the glibc cross GCC of this CPU.
+    let rust_std = if rust.target_library_dir(&triple).is_dir() {
+        rust.ensure_target(&triple)
+            .map_err(|error| Error::Toolchain {
+                target: platform.name.clone(),
+                message: crate::http::error_chain(&error),
+            })?
+            .digest_hint
+    } else {
+        format!("not installed (rustup target add {triple})")
+    };
     let gcc_platform = glibc_sibling(platform)?;
-    let (gcc, gcc_key) = cross_gcc(context, &gcc_platform, nodes)?;
-    let (sysroot, sysroot_key) = sysroot(context, &gcc, &gcc_key, target, nodes)?;
+    let (toolchain_packages, toolchain_key, toolchain_name) =
+        plan_toolchain(context, &gcc_platform, nodes)?;
+    let mut sysroot = KeyBuilder::new("sysroot-packages");
+    for package in &target.sysroot {
+        sysroot = sysroot
+            .text("package", &package.name)
+            .digest("deb", &package.sha256);
+    }
+    let inputs: Inputs = vec![
+        ("recipe".into(), CARGO_RECIPE.into()),
+        ("source".into(), source_digest(&build.path)?.oci()),
+        ("target".into(), platform.name.clone()),
+        ("rust-triple".into(), triple),
+        ("rustc".into(), rust.rustc_version.clone()),
+        ("rust-std".into(), rust_std),
+        (
+            "cc".into(),
+            compiler_identity(&gcc_platform, &toolchain_packages),
+        ),
+        ("sysroot".into(), sysroot.finish().oci()),
+        ("epoch".into(), options.epoch.to_string()),
+        ("gzip-level".into(), options.compression_level.to_string()),
+    ];
+    let mut key = KeyBuilder::new("build");
+    for (name, value) in &inputs {
+        key = key.text(name, value);
+    }
+    Ok(PlannedBuild {
+        name: format!(
+            "cargo {} ({})",
+            build.path.components().collect::<PathBuf>().display(),
+            platform.name
+        ),
+        target: platform.name.clone(),
+        key: key.finish(),
+        inputs,
+        gcc_platform,
+        toolchain_packages,
+        toolchain_key,
+        toolchain_name,
+    })
+}
 
-    let source = source_digest(&build.path)?;
-    let key = KeyBuilder::new("build")
-        .text("recipe", CARGO_RECIPE)
-        .digest("source", &source)
-        .text("target", &platform.name)
-        .text("rust-triple", &triple)
-        .text("rustc", &rust.rustc_version)
-        .text("rust-std", &libraries.digest_hint)
-        .text("cc", &gcc.version)
-        .digest("sysroot", &sysroot_key)
-        .number("epoch", options.epoch)
-        .number("gzip-level", options.compression_level as u64)
-        .finish();
-    let label = format!("cargo {} ({})", build.path.display(), platform.name);
+/// What differs from the nearest cached build, and how long that one took.
+pub(super) type Nearest = (Vec<Difference>, f64);
+
+/// Whether a planned build is cached, and if not, what differs from the
+/// nearest cached build of the same name.
+pub(super) fn explain(
+    cache: &crate::cache::Cache,
+    planned: &PlannedBuild,
+) -> Result<(Option<BuildRecord>, Option<Nearest>), Error> {
+    if let Some(record) = cache.get_entry::<BuildRecord>("build", &planned.key)?
+        && cache.has_blob(&record.layer.digest)
+    {
+        return Ok((Some(record), None));
+    }
+    let history: Vec<Sha256Digest> = cache
+        .get_entry("build-history", &history_key(&planned.name))?
+        .unwrap_or_default();
+    let mut cached = Vec::new();
+    for key in history {
+        if let Some(record) = cache.get_entry::<BuildRecord>("build", &key)? {
+            cached.push(record);
+        }
+    }
+    let inputs: Vec<Inputs> = cached.iter().map(|record| record.inputs.clone()).collect();
+    let nearest = explain::nearest(&planned.inputs, &inputs).map(|differences| {
+        // The entry those differences are from: the latest with as few.
+        let seconds = cached
+            .iter()
+            .rev()
+            .find(|record| explain::differences(&record.inputs, &planned.inputs) == differences)
+            .map(|record| record.seconds)
+            .unwrap_or(0.0);
+        (differences, seconds)
+    });
+    Ok((None, nearest))
+}
+
+fn build_one(
+    context: &ResolveContext,
+    rust: &RustToolchain,
+    target: &TargetResolution,
+    build: &BuildSpec,
+    nodes: &mut Vec<NodeReport>,
+) -> Result<BuildLayer, Error> {
+    let options = context.options;
+    let platform = &target.platform;
+    let planned = plan_build(context, rust, target, build, nodes)?;
+    let key = planned.key;
+    let label = planned.name.clone();
     let cache = context.cache;
     let _lock = cache.lock_item(&format!("build-{}", key.hex()))?;
-    if let Some(record) = cache.get_entry::<LayerRecord>("build", &key)?
+    if let Some(record) = cache.get_entry::<BuildRecord>("build", &key)?
         && cache
-            .verified_blob(&record.digest, Some(record.size))?
+            .verified_blob(&record.layer.digest, Some(record.layer.size))?
             .is_some()
     {
         nodes.push(NodeReport {
@@ -150,15 +335,26 @@ fn build_one(
             outcome: Outcome::Local,
             bytes: 0,
             seconds: 0.0,
+            saved_seconds: record.seconds,
         });
         return Ok(BuildLayer {
             label,
-            record,
+            record: record.layer,
             outcome: Outcome::Local,
         });
     }
 
     let start = Instant::now();
+    let toolchain_error = |message: String| Error::Toolchain {
+        target: platform.name.clone(),
+        message,
+    };
+    let triple = platform.rust_triple().to_owned();
+    rust.ensure_target(&triple)
+        .map_err(|error| toolchain_error(crate::http::error_chain(&error)))?;
+    let gcc = cross_gcc(context, &planned, nodes)?;
+    let sysroot = sysroot(context, &gcc, &planned.toolchain_key, target, nodes)?;
+
     let linker = match platform.libc {
         Libc::Gnu => Linker::Gcc(gcc.cc.clone()),
         Libc::Musl => Linker::RustLld,
@@ -210,25 +406,39 @@ fn build_one(
         })?;
     writer.flush().map_err(io_error(temp.path()))?;
     cache.commit_blob(temp, &output.digest)?;
-    let record = LayerRecord {
-        digest: output.digest,
-        diff_id: output.diff_id,
-        size: output.size,
-        uncompressed_size: output.uncompressed_size,
-        skipped_scripts: Vec::new(),
+    let record = BuildRecord {
+        layer: LayerRecord {
+            digest: output.digest,
+            diff_id: output.diff_id,
+            size: output.size,
+            uncompressed_size: output.uncompressed_size,
+            skipped_scripts: Vec::new(),
+        },
+        inputs: planned.inputs.clone(),
+        seconds: start.elapsed().as_secs_f64(),
     };
     cache.put_entry("build", &key, &record)?;
+    let history = history_key(&planned.name);
+    let mut keys: Vec<Sha256Digest> = cache
+        .get_entry("build-history", &history)?
+        .unwrap_or_default();
+    keys.retain(|existing| *existing != key);
+    keys.push(key);
+    let excess = keys.len().saturating_sub(HISTORY_LENGTH);
+    keys.drain(..excess);
+    cache.put_entry("build-history", &history, &keys)?;
     nodes.push(NodeReport {
         kind: NodeKind::Build,
         name: label.clone(),
         target: Some(platform.name.clone()),
         outcome: Outcome::Built,
-        bytes: record.size,
-        seconds: start.elapsed().as_secs_f64(),
+        bytes: record.layer.size,
+        seconds: record.seconds,
+        saved_seconds: 0.0,
     });
     Ok(BuildLayer {
         label,
-        record,
+        record: record.layer,
         outcome: Outcome::Built,
     })
 }
@@ -295,22 +505,21 @@ fn fetch_debs(
             },
             bytes,
             seconds: start.elapsed().as_secs_f64(),
+            saved_seconds: 0.0,
         });
         paths.push(path);
     }
     Ok(paths)
 }
 
-/// The cross GCC for (build machine, `platform`), from the cache or
-/// assembled from Debian's cross packages for the build machine's
-/// architecture.
-fn cross_gcc(
+/// Resolves the cross GCC packages for (build machine, `platform`) and
+/// computes the toolchain's cache key: the pair and the packages' digests.
+fn plan_toolchain(
     context: &ResolveContext,
     platform: &Platform,
     nodes: &mut Vec<NodeReport>,
-) -> Result<(CrossGcc, Sha256Digest), Error> {
+) -> Result<(Vec<ResolvedPackage>, Sha256Digest, String), Error> {
     let options: &BuildOptions = context.options;
-    let build_arch = options.build_platform.debian_arch.clone();
     let request = Request {
         include: gcc::cross_packages(platform, GCC_VERSION),
         exclude: SKIPPED_HOST_PACKAGES
@@ -320,7 +529,13 @@ fn cross_gcc(
         install_time_dependencies: false,
     };
     let pair = format!("{} → {}", options.build_platform.name, platform.name);
-    let (packages, _) = resolve_request(context, &pair, &build_arch, &request, nodes)?;
+    let (packages, _) = resolve_request(
+        context,
+        &pair,
+        &options.build_platform.debian_arch,
+        &request,
+        nodes,
+    )?;
     let mut key = KeyBuilder::new("toolchain")
         .text("kind", "debian-cross-gcc-v1")
         .text("build", &options.build_platform.name)
@@ -330,41 +545,62 @@ fn cross_gcc(
             .text("package", &package.name)
             .digest("deb", &package.sha256);
     }
-    let key = key.finish();
-    let root = context.cache.root().join("toolchains-v1").join(key.hex());
+    Ok((packages, key.finish(), format!("gcc {pair}")))
+}
+
+/// Where the toolchain with this key lives in the cache.
+fn toolchain_root(cache: &crate::cache::Cache, key: &Sha256Digest) -> PathBuf {
+    cache.root().join("toolchains-v1").join(key.hex())
+}
+
+/// Whether the toolchain is in the cache (assembled and complete).
+pub(super) fn toolchain_cached(cache: &crate::cache::Cache, planned: &PlannedBuild) -> bool {
+    CrossGcc::open(&toolchain_root(cache, &planned.toolchain_key)).is_ok()
+}
+
+/// The planned build's cross GCC, from the cache or assembled from the
+/// Debian packages (fetched at most once per cache).
+fn cross_gcc(
+    context: &ResolveContext,
+    planned: &PlannedBuild,
+    nodes: &mut Vec<NodeReport>,
+) -> Result<CrossGcc, Error> {
+    let key = planned.toolchain_key;
+    let platform = &planned.gcc_platform;
+    let root = toolchain_root(context.cache, &key);
     let _lock = context
         .cache
         .lock_item(&format!("toolchain-{}", key.hex()))?;
     let start = Instant::now();
+    let node = |outcome, seconds| NodeReport {
+        kind: NodeKind::Toolchain,
+        name: planned.toolchain_name.clone(),
+        target: Some(platform.name.clone()),
+        outcome,
+        bytes: 0,
+        seconds,
+        saved_seconds: 0.0,
+    };
     if let Ok(gcc) = CrossGcc::open(&root) {
-        nodes.push(NodeReport {
-            kind: NodeKind::Toolchain,
-            name: format!("gcc {pair}"),
-            target: Some(platform.name.clone()),
-            outcome: Outcome::Local,
-            bytes: 0,
-            seconds: 0.0,
-        });
-        return Ok((gcc, key));
+        nodes.push(node(Outcome::Local, 0.0));
+        return Ok(gcc);
     }
     if root.exists() {
         // Left by an interrupted assembly: never used, rebuilt.
         fs::remove_dir_all(&root).map_err(io_error(&root))?;
     }
-    let debs = fetch_debs(context, &packages, &pair, nodes)?;
+    let debs = fetch_debs(
+        context,
+        &planned.toolchain_packages,
+        &planned.toolchain_name,
+        nodes,
+    )?;
     let gcc = gcc::assemble(&debs, platform, &root).map_err(|source| Error::Toolchain {
         target: platform.name.clone(),
         message: crate::http::error_chain(&source),
     })?;
-    nodes.push(NodeReport {
-        kind: NodeKind::Toolchain,
-        name: format!("gcc {pair}"),
-        target: Some(platform.name.clone()),
-        outcome: Outcome::Built,
-        bytes: 0,
-        seconds: start.elapsed().as_secs_f64(),
-    });
-    Ok((gcc, key))
+    nodes.push(node(Outcome::Built, start.elapsed().as_secs_f64()));
+    Ok(gcc)
 }
 
 /// The sysroot a build compiles against: the toolchain's target C library
@@ -376,7 +612,7 @@ fn sysroot(
     gcc_key: &Sha256Digest,
     target: &TargetResolution,
     nodes: &mut Vec<NodeReport>,
-) -> Result<(PathBuf, Sha256Digest), Error> {
+) -> Result<PathBuf, Error> {
     let mut key = KeyBuilder::new("sysroot").digest("toolchain", gcc_key);
     for package in &target.sysroot {
         key = key
@@ -385,7 +621,7 @@ fn sysroot(
     }
     let key = key.finish();
     if target.sysroot.is_empty() {
-        return Ok((gcc.sysroot.clone(), key));
+        return Ok(gcc.sysroot.clone());
     }
     let cache = context.cache;
     let root = cache.root().join("sysroots-v1").join(key.hex());
@@ -427,8 +663,9 @@ fn sysroot(
         outcome,
         bytes: 0,
         seconds: 0.0,
+        saved_seconds: 0.0,
     });
-    Ok((root, key))
+    Ok(root)
 }
 
 /// Copies a directory tree, hard-linking files (they are never modified in

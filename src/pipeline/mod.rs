@@ -53,6 +53,8 @@ pub struct BuildOptions {
     pub compression_level: u32,
     /// How long a fetched InRelease is used without asking the server again.
     pub index_max_age: Duration,
+    /// `--max-builds`: fail before doing anything if more builds would run.
+    pub max_builds: Option<usize>,
 }
 
 /// Default of [`BuildOptions::index_max_age`]: Debian mirrors update a few
@@ -79,6 +81,7 @@ impl BuildOptions {
             now: SystemTime::now(),
             compression_level: DEFAULT_COMPRESSION_LEVEL,
             index_max_age: DEFAULT_INDEX_MAX_AGE,
+            max_builds: None,
         }
     }
 }
@@ -92,7 +95,17 @@ pub fn plan(
 ) -> Result<PlanReport, Error> {
     let http = HttpClient::new()?;
     let resolved = resolve::resolve_all(options, cache, &http, reporter)?;
-    Ok(resolve::plan_report(options, cache, &resolved))
+    let mut report = resolve::plan_report(options, cache, &resolved);
+    let context = resolve::ResolveContext {
+        options,
+        repository: &resolved.repository,
+        release: &resolved.release,
+        cache,
+        http: &http,
+        reporter,
+    };
+    report.builds = compile::plan_builds(&context, &resolved.targets)?;
+    Ok(report)
 }
 
 /// Builds the image for every target and writes the outputs.
@@ -121,6 +134,19 @@ pub fn build(
         http: &http,
         reporter,
     };
+    if let Some(limit) = options.max_builds {
+        let misses: Vec<String> = compile::plan_builds(&context, &resolved.targets)?
+            .into_iter()
+            .filter(|build| !build.cached)
+            .map(|build| build.name)
+            .collect();
+        if misses.len() > limit {
+            return Err(Error::TooManyBuilds {
+                limit,
+                builds: misses,
+            });
+        }
+    }
     let (builds, build_nodes) = compile::realize_builds(&context, &resolved.targets)?;
     let realized = realize::realize_layers(
         options,

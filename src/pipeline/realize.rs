@@ -164,6 +164,7 @@ pub fn realize_layers(
                     outcome: Outcome::Local,
                     bytes: 0,
                     seconds: 0.0,
+                    saved_seconds: 0.0,
                 });
                 shared.layers.insert(layer.key, (record, Outcome::Local));
             }
@@ -259,6 +260,7 @@ fn build_one(
             outcome,
             bytes,
             seconds: fetch_start.elapsed().as_secs_f64(),
+            saved_seconds: 0.0,
         });
         guard.fetch_seconds = guard.fetch_seconds.max(start.elapsed().as_secs_f64());
         drop(guard);
@@ -323,6 +325,7 @@ fn build_one(
         outcome: Outcome::Built,
         bytes: record.size,
         seconds: build_start.elapsed().as_secs_f64(),
+        saved_seconds: 0.0,
     });
     guard.layers.insert(layer.key, (record, Outcome::Built));
     Ok(())

@@ -75,6 +75,7 @@ fn index_node(fetch: &IndexFetch, target: Option<&str>) -> NodeReport {
         },
         bytes: fetch.bytes,
         seconds: fetch.seconds,
+        saved_seconds: 0.0,
     }
 }
 
@@ -292,6 +293,7 @@ pub(super) fn resolve_request(
                 outcome: Outcome::Local,
                 bytes: 0,
                 seconds: 0.0,
+                saved_seconds: 0.0,
             });
         }
         return Ok((record.packages, record.skipped));
@@ -375,12 +377,36 @@ pub struct PlannedTarget {
     pub total_bytes: u64,
 }
 
+/// What `xbuild plan` shows for one `[[build]]` of one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedBuildReport {
+    pub name: String,
+    pub target: String,
+    pub key: String,
+    pub cached: bool,
+    /// The toolchain it needs, whether the cache has it, and how much of it
+    /// would be downloaded.
+    pub toolchain: String,
+    pub toolchain_key: String,
+    pub toolchain_cached: bool,
+    pub toolchain_download_bytes: u64,
+    /// The inputs its key covers.
+    pub inputs: Vec<(String, String)>,
+    /// For a miss: what differs from the nearest cached build of the same
+    /// name (empty when there is none).
+    pub differences: Vec<String>,
+    /// For a miss: how long the nearest cached build took (its estimated
+    /// cost); for a hit, the time it saves.
+    pub estimated_seconds: Option<f64>,
+}
+
 /// The report of `xbuild plan`.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanReport {
     pub repository: String,
     pub suite: String,
     pub targets: Vec<PlannedTarget>,
+    pub builds: Vec<PlannedBuildReport>,
     pub nodes: Vec<NodeReport>,
 }
 
@@ -419,11 +445,53 @@ pub(super) fn plan_report(
         repository: redact(&resolved.repository.url),
         suite: resolved.repository.suite.clone(),
         targets,
+        builds: Vec::new(),
         nodes: resolved.nodes.clone(),
     }
 }
 
 impl PlanReport {
+    /// The text of `plan`; with `explain`, every build's key, inputs and
+    /// the reason for a miss.
+    pub fn render_text_with(&self, explain: bool) -> String {
+        let mut text = self.render_text();
+        for build in &self.builds {
+            let status = if build.cached { "cached" } else { "build" };
+            let cost = match (build.cached, build.estimated_seconds) {
+                (true, Some(seconds)) => format!(", saves ~{seconds:.1}s"),
+                (false, Some(seconds)) => format!(", ~{seconds:.1}s last time"),
+                (false, None) => ", never built with this cache".to_owned(),
+                (true, None) => String::new(),
+            };
+            let _ = writeln!(text, "{}: {status}{cost}", build.name);
+            let toolchain = if build.toolchain_cached {
+                "cached".to_owned()
+            } else {
+                format!(
+                    "fetch {} and assemble",
+                    human_bytes(build.toolchain_download_bytes)
+                )
+            };
+            let _ = writeln!(text, "  toolchain {}: {toolchain}", build.toolchain);
+            if explain {
+                let _ = writeln!(text, "  key {}", build.key);
+                let _ = writeln!(text, "  toolchain key {}", build.toolchain_key);
+                for (name, value) in &build.inputs {
+                    let _ = writeln!(text, "    {name} = {value}");
+                }
+                if !build.cached {
+                    if build.differences.is_empty() {
+                        let _ = writeln!(text, "  miss: no build of this name in the cache");
+                    }
+                    for difference in &build.differences {
+                        let _ = writeln!(text, "  miss: {difference}");
+                    }
+                }
+            }
+        }
+        text
+    }
+
     pub fn render_text(&self) -> String {
         let mut text = String::new();
         let _ = writeln!(text, "repository: {} {}", self.repository, self.suite);

@@ -8,6 +8,8 @@
 //! what a node's output depends on means adding a field or bumping
 //! [`KEY_FORMAT`], never reinterpreting an old key.
 
+pub mod explain;
+
 use crate::hash::{Hasher, Sha256Digest};
 
 /// Version of the key encoding; part of every key.

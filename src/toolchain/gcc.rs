@@ -164,7 +164,15 @@ impl CrossGcc {
         })?;
         let manifest: Manifest = serde_json::from_slice(&bytes)
             .map_err(|source| ToolchainError::Manifest { path, source })?;
-        Ok(CrossGcc::at(root, manifest))
+        let gcc = CrossGcc::at(root, manifest);
+        if !gcc.cc.is_file() {
+            return Err(ToolchainError::Missing {
+                root: root.to_owned(),
+                triple: gcc.triple,
+                what: "compiler wrapper (bin/<triple>-gcc)",
+            });
+        }
+        Ok(gcc)
     }
 
     /// The wrapper of another tool: `tool("ld")`, `tool("nm")`, `tool("objcopy")`.
@@ -256,6 +264,9 @@ pub fn assemble(
     let json = serde_json::to_vec_pretty(&manifest).expect("a manifest always serializes");
     fs_err::write(&manifest_path, json).map_err(|source| io_error(&manifest_path, source))?;
     smoke_test(&CrossGcc::at(work, manifest.clone()))?;
+    // Temporary directories are private; a toolchain is readable by all.
+    fs_err::set_permissions(work, std::fs::Permissions::from_mode(0o755))
+        .map_err(|source| io_error(work, source))?;
 
     fs_err::rename(work, root).map_err(|source| {
         if fs_err::symlink_metadata(root).is_ok() {

@@ -42,15 +42,16 @@ fn package_names_follow_debian_spelling() {
 /// network: local apt lists only; skipped where apt has none).
 #[test]
 fn cross_package_names_are_known_to_apt() {
-    let known = |name: &str| {
+    let known = |names: &[String]| {
         Command::new("apt-cache")
-            .args(["show", "--no-all-versions", name])
+            .args(["show", "--no-all-versions"])
+            .args(names)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|status| status.success())
     };
-    if !known("gcc-12-aarch64-linux-gnu") {
+    if !known(&["gcc-12-aarch64-linux-gnu".to_owned()]) {
         eprintln!("skipped: apt has no cross packages listed here");
         return;
     }
@@ -61,8 +62,13 @@ fn cross_package_names_are_known_to_apt() {
         "ppc64le-linux",
         "i686-linux",
     ] {
-        for name in cross_packages(&platform(target), "12") {
-            assert!(known(&name), "{target}: apt does not know {name}");
+        let names = cross_packages(&platform(target), "12");
+        if !known(&names) {
+            let unknown: Vec<&String> = names
+                .iter()
+                .filter(|name| !known(std::slice::from_ref(*name)))
+                .collect();
+            panic!("{target}: apt does not know {unknown:?}");
         }
     }
 }
@@ -138,8 +144,13 @@ fn linker_scripts_are_rewritten_into_the_sysroot() {
         "/* GNU ld script */\nOUTPUT_FORMAT(elf64-littleaarch64)\nGROUP ( /usr/aarch64-linux-gnu/lib/libc.so.6 /usr/aarch64-linux-gnu/lib/libc_nonshared.a  AS_NEEDED ( /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ) )\n",
     )
     .unwrap();
+    // A shared object that happens to hold the same bytes is left alone.
     let elf = directory.path().join("libm.so.6");
-    let elf_bytes = b"\x7fELF GROUP /usr/aarch64-linux-gnu/lib/".repeat(3);
+    let elf_bytes = [
+        &b"\x7fELF\x02\x01\xff GROUP ( /usr/aarch64-linux-gnu/lib/"[..],
+        &[0xfe; 8],
+    ]
+    .concat();
     fs_err::write(&elf, &elf_bytes).unwrap();
     let old = "/usr/aarch64-linux-gnu/lib/";
     let new = "/usr/lib/aarch64-linux-gnu/";
@@ -147,10 +158,11 @@ fn linker_scripts_are_rewritten_into_the_sysroot() {
         assert!(rewrite_linker_script(path, old, new).is_ok());
     }
     let text = fs_err::read_to_string(&script).unwrap();
-    assert!(text.contains("GROUP ( /usr/lib/aarch64-linux-gnu/libc.so.6 /usr/lib/aarch64-linux-gnu/libc_nonshared.a  AS_NEEDED ( /usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1 ) )"), "{text}");
-    // Text that is not a linker script is left alone (this one has a NUL-free
-    // ELF-looking prefix but is valid UTF-8, so the name and GROUP decide).
-    let _ = fs_err::read(&elf).unwrap();
+    assert!(
+        text.contains("GROUP ( /usr/lib/aarch64-linux-gnu/libc.so.6 /usr/lib/aarch64-linux-gnu/libc_nonshared.a  AS_NEEDED ( /usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1 ) )"),
+        "{text}"
+    );
+    assert_eq!(fs_err::read(&elf).unwrap(), elf_bytes);
 }
 
 #[test]
@@ -343,25 +355,28 @@ fn check_real_toolchain(target_name: &str, machine: u16) {
     let root = fs_err::canonicalize(&moved).unwrap();
     let root_text = root.to_str().unwrap().to_owned();
 
-    // No host header directory on the include path.
-    let (_, verbose) = command_output(
-        Command::new(&gcc.cc)
-            .args(["-E", "-v", "-x", "c", "-"])
-            .stdin(Stdio::null()),
-    );
-    let search: Vec<&str> = verbose
-        .lines()
-        .skip_while(|line| !line.starts_with("#include <...> search starts here:"))
-        .skip(1)
-        .take_while(|line| !line.starts_with("End of search list."))
-        .map(str::trim)
-        .collect();
-    assert!(!search.is_empty(), "{verbose}");
-    for directory in &search {
-        assert!(
-            directory.starts_with(&root_text),
-            "include directory {directory} is outside the toolchain:\n{verbose}"
+    // No host header directory on the include path, in C or C++.
+    let cxx = gcc.cxx.clone().expect("g++ is among the cross packages");
+    for (compiler, language) in [(&gcc.cc, "c"), (&cxx, "c++")] {
+        let (_, verbose) = command_output(
+            Command::new(compiler)
+                .args(["-E", "-v", "-x", language, "-"])
+                .stdin(Stdio::null()),
         );
+        let search: Vec<&str> = verbose
+            .lines()
+            .skip_while(|line| !line.starts_with("#include <...> search starts here:"))
+            .skip(1)
+            .take_while(|line| !line.starts_with("End of search list."))
+            .map(str::trim)
+            .collect();
+        assert!(!search.is_empty(), "{verbose}");
+        for directory in &search {
+            assert!(
+                directory.starts_with(&root_text),
+                "{language} include directory {directory} is outside the toolchain:\n{verbose}"
+            );
+        }
     }
     // Nor host library directories on the library path.
     let (search_dirs, _) = command_output(Command::new(&gcc.cc).arg("-print-search-dirs"));
@@ -445,13 +460,12 @@ fn check_real_toolchain(target_name: &str, machine: u16) {
     }
 
     // C++, dynamically linked against the sysroot's libstdc++.
-    let cxx = gcc.cxx.as_ref().expect("g++ is among the cross packages");
     let source = scratch.path().join("hello.cc");
     fs_err::write(&source, HELLO_CXX).unwrap();
     let program = scratch.path().join("hello-cxx");
     let started = Instant::now();
     command_output(
-        Command::new(cxx)
+        Command::new(&cxx)
             .args(["-O2", "-o"])
             .arg(&program)
             .arg(&source),

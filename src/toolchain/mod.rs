@@ -1,6 +1,6 @@
-//! Toolchains that run on the build machine and emit code for the target:
-//! today a cross GCC assembled from Debian's prebuilt cross packages
-//! ([`gcc`]), never built from source. A toolchain is a directory that can
+//! Toolchains that run on the build machine and emit code for the target.
+//! The cross GCC ([`gcc`]) is assembled from Debian's prebuilt cross
+//! packages, never built from source. A toolchain is a directory that can
 //! be moved or shared through the cache: its wrapper scripts find
 //! everything relative to themselves, its sysroot is laid out like the
 //! target's root file system, and its identity ([`CrossGcc::version`]) names

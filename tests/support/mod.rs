@@ -10,9 +10,11 @@
 
 pub mod archive;
 pub mod dates;
+pub mod elf;
 pub mod files;
 pub mod gpg;
 pub mod oci;
+pub mod podman;
 pub mod server;
 pub mod xbuild;
 

@@ -1,0 +1,562 @@
+//! Debian source packages, found through the signed `Sources` index: the
+//! chain of trust is InRelease signature → `Sources` digest (from the signed
+//! Release, [`sources_index_path`]) → the digest of every file of the
+//! package (`Checksums-Sha256`, [`find_source`]). The caller fetches each
+//! file by that digest (`Cache::fetch_verified`, [`source_file_url`]) and
+//! hands the verified local copies to [`unpack_source`], which lays out the
+//! source tree as `dpkg-source -x` would: for `3.0 (quilt)` the upstream
+//! `.orig.tar.*` with its single top-level directory stripped (additional
+//! `.orig-<component>.tar.*` tarballs go into `<component>/`), then the
+//! `.debian.tar.*` as `debian/`; for `1.0` and `3.0 (native)` the one
+//! tarball. Quilt patches (`debian/patches/series`) are *not* applied and a
+//! `1.0` `.diff.gz` is refused: the upstream tree is what gets built, which
+//! is what a C recipe wants. Entries are written with the safety rules of
+//! [`crate::debian::unpack`]: no `..`, nothing written through a symlink.
+//! Tarballs may be gzip, xz, lzma, zstd, bzip2 (through the `bzip2` program)
+//! or uncompressed.
+
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::debian::control::{ControlError, ParagraphReader};
+use crate::debian::release::{FileHash, Release};
+use crate::debian::unpack::{UnpackError, unpack_tar};
+use crate::debian::version::Version;
+use crate::hash::Sha256Digest;
+
+/// Errors from reading a `Sources` index and unpacking a source package.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read the Sources index {origin}")]
+    Index {
+        origin: String,
+        #[source]
+        source: ControlError,
+    },
+    #[error("cannot open the Sources index {}", path.display())]
+    OpenIndex {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{origin}, line {line}: source package {package}: {reason}")]
+    Malformed {
+        origin: String,
+        package: String,
+        line: usize,
+        reason: String,
+    },
+    #[error("the source package files {} contain no {what}", display_names(.files))]
+    MissingFile { files: Vec<String>, what: String },
+    #[error("the source package files {} hold {reason}", display_names(.files))]
+    Unsupported { files: Vec<String>, reason: String },
+    #[error("{}: compression not understood: {reason}", path.display())]
+    Compression { path: PathBuf, reason: String },
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot unpack {}", archive.display())]
+    Unpack {
+        archive: PathBuf,
+        #[source]
+        source: UnpackError,
+    },
+    #[error("{}: {reason}", archive.display())]
+    Layout { archive: PathBuf, reason: String },
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn display_names(names: &[String]) -> String {
+    names.join(", ")
+}
+
+/// One file of a source package, as `Checksums-Sha256` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// A plain file name (no `/`), safe to join to a directory.
+    pub name: String,
+    pub size: u64,
+    pub sha256: Sha256Digest,
+}
+
+impl SourceFile {
+    /// The size and digest, as `Cache::fetch_verified` wants them.
+    pub fn hash(&self) -> FileHash {
+        FileHash {
+            digest: self.sha256,
+            size: self.size,
+        }
+    }
+}
+
+/// One stanza of a `Sources` index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePackage {
+    pub name: String,
+    pub version: String,
+    /// The pool directory, relative to the repository URL
+    /// (`pool/main/h/hello`); it never holds `..`.
+    pub directory: String,
+    /// Every file of the package (the `.dsc` included), from
+    /// `Checksums-Sha256`.
+    pub files: Vec<SourceFile>,
+    /// `3.0 (quilt)`, `3.0 (native)` or `1.0`.
+    pub format: String,
+}
+
+/// The `Sources` index of `component` that the signed Release lists, with
+/// its digest: `Sources.gz`, else `Sources.xz`, else the plain file.
+pub fn sources_index_path(release: &Release, component: &str) -> Option<(String, FileHash)> {
+    ["Sources.gz", "Sources.xz", "Sources"]
+        .iter()
+        .find_map(|name| {
+            let path = format!("{component}/source/{name}");
+            release.sha256.get(&path).map(|hash| (path, *hash))
+        })
+}
+
+/// The URL of `file` of a source package in `directory` of the repository
+/// at `repository_url` (no trailing slash needed).
+pub fn source_file_url(repository_url: &str, directory: &str, file: &str) -> String {
+    format!(
+        "{}/{}/{}",
+        repository_url.trim_end_matches('/'),
+        directory.trim_matches('/'),
+        file
+    )
+}
+
+/// Finds source package `name` in a `Sources` index, streaming; when the
+/// index lists it several times, the highest version wins. `origin` names
+/// the index in errors.
+pub fn find_source<R: BufRead>(
+    index: R,
+    origin: &str,
+    name: &str,
+) -> Result<Option<SourcePackage>, SourceError> {
+    let mut best: Option<(Version, SourcePackage)> = None;
+    for item in ParagraphReader::new(index, origin) {
+        let (paragraph, line) = item.map_err(|source| SourceError::Index {
+            origin: origin.to_owned(),
+            source,
+        })?;
+        if paragraph.get("Package") != Some(name) {
+            continue;
+        }
+        let malformed = |reason: String| SourceError::Malformed {
+            origin: origin.to_owned(),
+            package: name.to_owned(),
+            line,
+            reason,
+        };
+        let field = |field: &str| {
+            paragraph
+                .get(field)
+                .map(str::trim)
+                .filter(|value| !value.is_empty())
+                .ok_or_else(|| malformed(format!("it has no {field} field")))
+        };
+        let version_text = field("Version")?;
+        let version: Version = version_text
+            .parse()
+            .map_err(|error| malformed(format!("bad version {version_text:?}: {error}")))?;
+        if best.as_ref().is_some_and(|(known, _)| *known >= version) {
+            continue;
+        }
+        let directory = field("Directory")?.trim_matches('/').to_owned();
+        if directory
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..")
+        {
+            return Err(malformed(format!("unsafe Directory {directory:?}")));
+        }
+        let files = parse_checksums(field("Checksums-Sha256")?).map_err(malformed)?;
+        // A stanza without a Format field is the old 1.0 format.
+        let format = paragraph
+            .get("Format")
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .unwrap_or("1.0")
+            .to_owned();
+        best = Some((
+            version,
+            SourcePackage {
+                name: name.to_owned(),
+                version: version_text.to_owned(),
+                directory,
+                files,
+                format,
+            },
+        ));
+    }
+    Ok(best.map(|(_, package)| package))
+}
+
+/// Opens a `Sources` index file (for example a cached blob), decompressing
+/// according to the name it has in the Release (`main/source/Sources.xz`),
+/// and runs [`find_source`] over it.
+pub fn find_source_in_file(
+    path: &Path,
+    index_path: &str,
+    name: &str,
+) -> Result<Option<SourcePackage>, SourceError> {
+    let file = fs_err::File::open(path).map_err(|source| SourceError::OpenIndex {
+        path: path.to_owned(),
+        source,
+    })?;
+    let raw = BufReader::with_capacity(256 * 1024, file);
+    let decoded: Box<dyn Read> = if index_path.ends_with(".xz") {
+        Box::new(xz2::read::XzDecoder::new_multi_decoder(raw))
+    } else if index_path.ends_with(".gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(raw))
+    } else {
+        Box::new(raw)
+    };
+    find_source(
+        BufReader::with_capacity(256 * 1024, decoded),
+        index_path,
+        name,
+    )
+}
+
+/// Parses `Checksums-Sha256` lines: `<sha256> <size> <name>`.
+fn parse_checksums(value: &str) -> Result<Vec<SourceFile>, String> {
+    let mut files = Vec::new();
+    for line in value.lines().map(str::trim).filter(|line| !line.is_empty()) {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let [digest, size, name] = parts[..] else {
+            return Err(format!("bad Checksums-Sha256 line {line:?}"));
+        };
+        let sha256 = Sha256Digest::parse(digest)
+            .ok_or_else(|| format!("bad sha256 {digest:?} in Checksums-Sha256"))?;
+        let size = size
+            .parse()
+            .map_err(|_| format!("bad size {size:?} in Checksums-Sha256"))?;
+        if name.contains('/') || name == "." || name == ".." || name.contains('\0') {
+            return Err(format!("unsafe file name {name:?} in Checksums-Sha256"));
+        }
+        files.push(SourceFile {
+            name: name.to_owned(),
+            size,
+            sha256,
+        });
+    }
+    if files.is_empty() {
+        return Err("Checksums-Sha256 lists no file".into());
+    }
+    Ok(files)
+}
+
+/// What a file of a source package is, from its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Role {
+    /// `<name>_<upstream>.orig.tar.<ext>`.
+    Orig,
+    /// `<name>_<upstream>.orig-<component>.tar.<ext>`.
+    OrigComponent(String),
+    /// `<name>_<version>.debian.tar.<ext>`.
+    DebianTar,
+    /// `<name>_<version>.diff.gz` (format 1.0, non-native).
+    Diff,
+    /// `<name>_<version>.tar.<ext>` (native).
+    Native,
+    /// `.dsc`, signatures (`.asc`) and anything else not unpacked.
+    Other,
+}
+
+/// The part of a tarball name before `.tar` or `.tar.<ext>`.
+fn tar_stem(name: &str) -> Option<&str> {
+    let (stem, extension) = name.rsplit_once(".tar")?;
+    matches!(
+        extension,
+        "" | ".gz" | ".xz" | ".bz2" | ".lzma" | ".zst" | ".zstd"
+    )
+    .then_some(stem)
+}
+
+fn role(name: &str) -> Role {
+    if name.ends_with(".diff.gz") {
+        return Role::Diff;
+    }
+    let Some(stem) = tar_stem(name) else {
+        return Role::Other;
+    };
+    if stem.ends_with(".orig") {
+        Role::Orig
+    } else if let Some((_, component)) = stem.rsplit_once(".orig-") {
+        Role::OrigComponent(component.to_owned())
+    } else if stem.ends_with(".debian") {
+        Role::DebianTar
+    } else {
+        Role::Native
+    }
+}
+
+/// `hello_2.10.orig.tar.gz` → `hello-2.10`, the directory name
+/// `dpkg-source -x` would use (without the Debian revision).
+fn tree_name(file: &str) -> String {
+    let stem = tar_stem(file).unwrap_or(file);
+    let stem = stem.strip_suffix(".orig").unwrap_or(stem);
+    let (package, version) = stem.split_once('_').unwrap_or((stem, ""));
+    let version = version.split_once(':').map_or(version, |(_, rest)| rest);
+    let name = if version.is_empty() {
+        package.to_owned()
+    } else {
+        format!("{package}-{version}")
+    };
+    name.replace(['/', '\0'], "_")
+}
+
+/// Unpacks a source package from verified local copies of its files into a
+/// new directory under `dest` (created if missing), named like
+/// `dpkg-source -x` names it (`hello-2.10`), and returns that tree.
+///
+/// The layout is decided by the files given: a `.debian.tar.*` means
+/// `3.0 (quilt)` (an `.orig.tar.*` is then required), one other `.tar.*`
+/// means `1.0` or `3.0 (native)`. A `1.0` package with a `.diff.gz` is
+/// refused, and quilt patches are left unapplied (see the module
+/// documentation). The tree is built in a temporary directory beside it and
+/// renamed into place, so it is either complete or absent.
+pub fn unpack_source(files: &[(SourceFile, PathBuf)], dest: &Path) -> Result<PathBuf, SourceError> {
+    let names: Vec<String> = files.iter().map(|(file, _)| file.name.clone()).collect();
+    let with_role = |wanted: &Role| -> Vec<&(SourceFile, PathBuf)> {
+        files
+            .iter()
+            .filter(|(file, _)| role(&file.name) == *wanted)
+            .collect()
+    };
+    let orig = with_role(&Role::Orig);
+    let debian = with_role(&Role::DebianTar);
+    let native = with_role(&Role::Native);
+    let diff = with_role(&Role::Diff);
+    let components: Vec<(String, &(SourceFile, PathBuf))> = files
+        .iter()
+        .filter_map(|item| match role(&item.0.name) {
+            Role::OrigComponent(component) => Some((component, item)),
+            _ => None,
+        })
+        .collect();
+    let unsupported = |reason: &str| SourceError::Unsupported {
+        files: names.clone(),
+        reason: reason.to_owned(),
+    };
+    if !diff.is_empty() {
+        return Err(unsupported(
+            "a format 1.0 .diff.gz, which xbuild does not apply",
+        ));
+    }
+    let (main, debian) = match (orig.as_slice(), debian.as_slice(), native.as_slice()) {
+        ([orig], [debian], []) => (*orig, Some(*debian)),
+        ([], [], [native]) if components.is_empty() => (*native, None),
+        ([], [_], _) => {
+            return Err(SourceError::MissingFile {
+                files: names,
+                what: "upstream tarball (.orig.tar.*)".into(),
+            });
+        }
+        ([_], [], _) => {
+            return Err(SourceError::MissingFile {
+                files: names,
+                what: "Debian tarball (.debian.tar.*)".into(),
+            });
+        }
+        ([], [], []) => {
+            return Err(SourceError::MissingFile {
+                files: names,
+                what: "tarball".into(),
+            });
+        }
+        _ => return Err(unsupported("more than one main tarball")),
+    };
+
+    fs_err::create_dir_all(dest).map_err(|source| write_error(dest, source))?;
+    let tree = dest.join(tree_name(&main.0.name));
+    if fs_err::symlink_metadata(&tree).is_ok() {
+        return Err(SourceError::Layout {
+            archive: main.1.clone(),
+            reason: format!("the destination {} already exists", tree.display()),
+        });
+    }
+    let work = tempfile::Builder::new()
+        .prefix(".xbuild-source-")
+        .tempdir_in(dest)
+        .map_err(|source| write_error(dest, source))?;
+
+    let root = work.path().join("root");
+    let top = unpack_stripped(&main.1, &root, work.path().join("main"))?;
+    for (component, (_, path)) in &components {
+        if component.is_empty() || component.contains(['/', '\0']) || component == ".." {
+            return Err(SourceError::Layout {
+                archive: path.clone(),
+                reason: format!("unsafe component name {component:?}"),
+            });
+        }
+        let place = top.join(component);
+        remove_any(&place)?;
+        unpack_stripped(path, &place, work.path().join(format!("orig-{component}")))?;
+    }
+    if let Some((_, path)) = debian {
+        let scratch = work.path().join("debian");
+        unpack_file(path, &scratch)?;
+        let mut entries = read_names(&scratch)?;
+        entries.sort();
+        let metadata = fs_err::symlink_metadata(scratch.join("debian"));
+        if entries != ["debian"] || !metadata.is_ok_and(|m| m.is_dir()) {
+            return Err(SourceError::Layout {
+                archive: path.clone(),
+                reason: format!(
+                    "a Debian tarball must hold only the directory debian/, not {}",
+                    entries.join(", ")
+                ),
+            });
+        }
+        // As dpkg-source does: an upstream debian/ is replaced.
+        let place = top.join("debian");
+        remove_any(&place)?;
+        fs_err::rename(scratch.join("debian"), &place)
+            .map_err(|source| write_error(&place, source))?;
+    }
+    fs_err::rename(&top, &tree).map_err(|source| write_error(&tree, source))?;
+    Ok(tree)
+}
+
+/// Unpacks the tarball at `archive` into `scratch` and moves its content to
+/// `place`: its single top-level directory when it has exactly one (the
+/// usual `name-version/`), else everything. Returns `place`.
+fn unpack_stripped(archive: &Path, place: &Path, scratch: PathBuf) -> Result<PathBuf, SourceError> {
+    unpack_file(archive, &scratch)?;
+    let entries = read_names(&scratch)?;
+    let single = match entries.as_slice() {
+        [only] => {
+            let path = scratch.join(only);
+            fs_err::symlink_metadata(&path)
+                .is_ok_and(|metadata| metadata.is_dir())
+                .then_some(path)
+        }
+        _ => None,
+    };
+    let content = single.unwrap_or(scratch);
+    if let Some(parent) = place.parent() {
+        fs_err::create_dir_all(parent).map_err(|source| write_error(parent, source))?;
+    }
+    fs_err::rename(&content, place).map_err(|source| write_error(place, source))?;
+    Ok(place.to_owned())
+}
+
+/// Names of the entries of a directory.
+fn read_names(directory: &Path) -> Result<Vec<String>, SourceError> {
+    let read = |source| SourceError::Read {
+        path: directory.to_owned(),
+        source,
+    };
+    let mut names = Vec::new();
+    for entry in fs_err::read_dir(directory).map_err(read)? {
+        names.push(
+            entry
+                .map_err(read)?
+                .file_name()
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+    Ok(names)
+}
+
+/// Removes a file, symlink or directory tree at `path`, if any (a symlink is
+/// removed, never followed).
+fn remove_any(path: &Path) -> Result<(), SourceError> {
+    match fs_err::symlink_metadata(path) {
+        Ok(metadata) if metadata.is_dir() => {
+            fs_err::remove_dir_all(path).map_err(|source| write_error(path, source))
+        }
+        Ok(_) => fs_err::remove_file(path).map_err(|source| write_error(path, source)),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(write_error(path, source)),
+    }
+}
+
+fn write_error(path: &Path, source: io::Error) -> SourceError {
+    SourceError::Write {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Extracts the tarball at `archive` (compression from its name) into `dest`.
+fn unpack_file(archive: &Path, dest: &Path) -> Result<(), SourceError> {
+    let name = archive
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let read_error = |source| SourceError::Read {
+        path: archive.to_owned(),
+        source,
+    };
+    let file = fs_err::File::open(archive).map_err(read_error)?;
+    let raw = BufReader::with_capacity(256 * 1024, file);
+    let mut child: Option<Child> = None;
+    let reader: Box<dyn Read> = if name.ends_with(".tar.gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(raw))
+    } else if name.ends_with(".tar.xz") {
+        Box::new(xz2::read::XzDecoder::new_multi_decoder(raw))
+    } else if name.ends_with(".tar.lzma") {
+        let stream = xz2::stream::Stream::new_lzma_decoder(u64::MAX).map_err(|error| {
+            SourceError::Compression {
+                path: archive.to_owned(),
+                reason: error.to_string(),
+            }
+        })?;
+        Box::new(xz2::read::XzDecoder::new_stream(raw, stream))
+    } else if name.ends_with(".tar.zst") || name.ends_with(".tar.zstd") {
+        Box::new(zstd::stream::read::Decoder::with_buffer(raw).map_err(read_error)?)
+    } else if name.ends_with(".tar.bz2") {
+        let mut spawned = Command::new("bzip2")
+            .arg("-dc")
+            .stdin(Stdio::from(raw.into_inner().into_parts().0))
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|error| SourceError::Compression {
+                path: archive.to_owned(),
+                reason: format!("bzip2 tarballs need the `bzip2` program: {error}"),
+            })?;
+        let stdout = spawned.stdout.take().expect("stdout is piped");
+        child = Some(spawned);
+        Box::new(stdout)
+    } else if name.ends_with(".tar") {
+        Box::new(raw)
+    } else {
+        return Err(SourceError::Compression {
+            path: archive.to_owned(),
+            reason: "not a .tar, .tar.gz, .tar.xz, .tar.bz2, .tar.lzma or .tar.zst file".into(),
+        });
+    };
+    let result = unpack_tar(tar::Archive::new(reader), dest, archive).map_err(|source| {
+        SourceError::Unpack {
+            archive: archive.to_owned(),
+            source,
+        }
+    });
+    if let Some(mut child) = child {
+        let status = child.wait().map_err(read_error)?;
+        if !status.success() && result.is_ok() {
+            return Err(SourceError::Compression {
+                path: archive.to_owned(),
+                reason: format!("bzip2 -dc failed ({status})"),
+            });
+        }
+    }
+    result.map(|_| ())
+}
+
+#[cfg(test)]
+#[path = "source_tests.rs"]
+mod tests;
