@@ -102,6 +102,8 @@ pub struct Summary {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Phases {
     pub resolve: f64,
+    /// Toolchains, sysroots and builds of the user's code.
+    pub build: f64,
     pub fetch: f64,
     pub layers: f64,
     pub assemble: f64,
@@ -189,7 +191,7 @@ impl BuildReport {
         let _ = writeln!(text, "OCI layout: {}", self.oci_layout);
         let _ = writeln!(
             text,
-            "{} cached, {} downloaded ({}), {} built ({}) in {:.2}s [resolve {:.2}s, fetch {:.2}s, layers {:.2}s, assemble {:.2}s]",
+            "{} cached, {} downloaded ({}), {} built ({}) in {:.2}s [resolve {:.2}s, build {:.2}s, fetch {:.2}s, layers {:.2}s, assemble {:.2}s]{}",
             s.local + s.remote,
             s.downloaded,
             human_bytes(s.bytes_downloaded),
@@ -197,9 +199,15 @@ impl BuildReport {
             human_bytes(s.bytes_written),
             s.seconds,
             self.phases.resolve,
+            self.phases.build,
             self.phases.fetch,
             self.phases.layers,
-            self.phases.assemble
+            self.phases.assemble,
+            if s.saved_seconds > 0.0 {
+                format!("; cache hits saved ~{:.1}s of building", s.saved_seconds)
+            } else {
+                String::new()
+            }
         );
         text
     }

@@ -523,6 +523,7 @@ fn unpack_file(archive: &Path, dest: &Path) -> Result<(), SourceError> {
             .arg("-dc")
             .stdin(Stdio::from(raw.into_inner().into_parts().0))
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .map_err(|error| SourceError::Compression {
                 path: archive.to_owned(),
@@ -545,12 +546,16 @@ fn unpack_file(archive: &Path, dest: &Path) -> Result<(), SourceError> {
             source,
         }
     });
-    if let Some(mut child) = child {
-        let status = child.wait().map_err(read_error)?;
-        if !status.success() && result.is_ok() {
+    if let Some(child) = child {
+        let output = child.wait_with_output().map_err(read_error)?;
+        if !output.status.success() {
             return Err(SourceError::Compression {
                 path: archive.to_owned(),
-                reason: format!("bzip2 -dc failed ({status})"),
+                reason: format!(
+                    "bzip2 -dc failed ({}): {}",
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ),
             });
         }
     }

@@ -435,7 +435,7 @@ fn missing_and_ambiguous_tarballs_are_errors() {
     for (files, expected) in cases {
         let message = unpack_source(&files, &dest).unwrap_err().to_string();
         assert!(message.contains(expected), "{message}");
-        assert!(message.contains("p_1"), "{message}");
+        assert!(message.contains("p_"), "{message}");
     }
 }
 

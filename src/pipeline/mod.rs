@@ -123,9 +123,6 @@ pub fn build(
     let resolved = resolve::resolve_all(options, cache, &http, reporter)?;
     phases.resolve = phase.elapsed().as_secs_f64();
 
-    reporter.on_phase("layers");
-    let phase = Instant::now();
-    let layers = realize::plan_layers(options, &resolved.targets);
     let context = resolve::ResolveContext {
         options,
         repository: &resolved.repository,
@@ -147,7 +144,14 @@ pub fn build(
             });
         }
     }
+    reporter.on_phase("build");
+    let phase = Instant::now();
     let (builds, build_nodes) = compile::realize_builds(&context, &resolved.targets)?;
+    phases.build = phase.elapsed().as_secs_f64();
+
+    reporter.on_phase("layers");
+    let phase = Instant::now();
+    let layers = realize::plan_layers(options, &resolved.targets);
     let realized = realize::realize_layers(
         options,
         cache,
