@@ -643,6 +643,9 @@ fn sysroot(
                 message: crate::http::error_chain(&source),
             })?;
         }
+        // Absolute symlinks of -dev packages (`libfoo.so -> /lib/…`) would
+        // point into the build machine's root: make them sysroot-relative.
+        relativize_symlinks(aside.path(), aside.path())?;
         let built = aside.keep();
         fs::rename(&built, &root).map_err(io_error(&root))?;
         Outcome::Built
@@ -666,6 +669,36 @@ fn sysroot(
         saved_seconds: 0.0,
     });
     Ok(root)
+}
+
+/// Rewrites every absolute symlink under `directory` to a relative one that
+/// points to the same path inside `root`.
+fn relativize_symlinks(root: &Path, directory: &Path) -> Result<(), Error> {
+    for entry in fs::read_dir(directory).map_err(io_error(directory))? {
+        let entry = entry.map_err(io_error(directory))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(io_error(&path))?;
+        if kind.is_dir() {
+            relativize_symlinks(root, &path)?;
+        } else if kind.is_symlink() {
+            let target = fs::read_link(&path).map_err(io_error(&path))?;
+            if let Ok(inside) = target.strip_prefix("/") {
+                let parent = path.parent().expect("entries have a parent");
+                let depth = parent
+                    .strip_prefix(root)
+                    .map(|p| p.components().count())
+                    .unwrap_or(0);
+                let mut relative = PathBuf::new();
+                for _ in 0..depth {
+                    relative.push("..");
+                }
+                relative.push(inside);
+                fs::remove_file(&path).map_err(io_error(&path))?;
+                std::os::unix::fs::symlink(&relative, &path).map_err(io_error(&path))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Copies a directory tree, hard-linking files (they are never modified in
@@ -744,6 +777,28 @@ fn walk(root: &Path, directory: &Path, files: &mut Vec<PathBuf>) -> Result<(), E
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absolute_symlinks_become_sysroot_relative() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("usr/lib/aarch64-linux-gnu");
+        fs::create_dir_all(&lib).unwrap();
+        fs::create_dir_all(dir.path().join("lib/aarch64-linux-gnu")).unwrap();
+        fs::write(dir.path().join("lib/aarch64-linux-gnu/libfoo.so.1"), "elf").unwrap();
+        std::os::unix::fs::symlink("/lib/aarch64-linux-gnu/libfoo.so.1", lib.join("libfoo.so"))
+            .unwrap();
+        std::os::unix::fs::symlink("libfoo.so", lib.join("libbar.so")).unwrap();
+        relativize_symlinks(dir.path(), dir.path()).unwrap();
+        assert_eq!(
+            fs::read_link(lib.join("libfoo.so")).unwrap(),
+            PathBuf::from("../../../lib/aarch64-linux-gnu/libfoo.so.1")
+        );
+        assert_eq!(fs::read(lib.join("libfoo.so")).unwrap(), b"elf");
+        assert_eq!(
+            fs::read_link(lib.join("libbar.so")).unwrap(),
+            PathBuf::from("libfoo.so")
+        );
+    }
 
     #[test]
     fn source_digest_ignores_build_outputs_and_sees_every_change() {
