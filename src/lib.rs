@@ -28,6 +28,7 @@
 
 pub mod build;
 pub mod cache;
+pub mod calendar;
 pub mod debian;
 pub mod error;
 pub mod hash;

@@ -242,35 +242,13 @@ pub fn to_canonical_json<T: Serialize>(value: &T) -> (Vec<u8>, Sha256Digest) {
 pub fn format_rfc3339(epoch: u64) -> String {
     let days = epoch / 86_400;
     let seconds_of_day = epoch % 86_400;
-    let (year, month, day) = civil_from_days(days);
+    let (year, month, day) = crate::calendar::civil_from_days(days as i64);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
         seconds_of_day / 3600,
         seconds_of_day / 60 % 60,
         seconds_of_day % 60
     )
-}
-
-/// Converts a count of days since 1970-01-01 to a proleptic Gregorian
-/// (year, month, day), counting in 400-year eras of 146 097 days that start
-/// on March 1st, so that the leap day falls at the end of each year.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    // Shift the origin from 1970-01-01 to 0000-03-01.
-    let shifted = days + 719_468;
-    let era = shifted / 146_097;
-    let day_of_era = shifted % 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
