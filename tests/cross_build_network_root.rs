@@ -180,16 +180,28 @@ fn str_of<'a>(value: &'a Value, field: &str) -> &'a str {
 }
 
 /// The bytes of `usr/local/bin/<binary>` in `target`'s build layer, read
-/// from the OCI layout under `out` (after checking that the target's
-/// manifest there is the reported one and carries that layer).
+/// from the OCI layout under `out` (the reported manifest, which must be
+/// there, for the target's architecture, and carry that layer).
 fn built_binary(out: &Path, target: &Target, report_target: &Value, binary: &str) -> Vec<u8> {
     let layout = Layout::open(out);
-    let (descriptor, manifest) = layout.manifest_for(target.oci_architecture);
+    let manifest_digest = str_of(report_target, "manifest_digest");
+    let descriptor = layout
+        .manifest_descriptors()
+        .into_iter()
+        .find(|descriptor| descriptor["digest"] == manifest_digest)
+        .unwrap_or_else(|| {
+            panic!(
+                "{}: manifest {manifest_digest} not in {}",
+                target.name,
+                layout.index()
+            )
+        });
     assert_eq!(
-        descriptor["digest"], report_target["manifest_digest"],
-        "{}: the layout's manifest is not the reported one",
+        descriptor["platform"]["architecture"], target.oci_architecture,
+        "{}: {descriptor}",
         target.name
     );
+    let manifest = layout.json_blob(manifest_digest);
     assert_eq!(
         layout.config(&manifest)["architecture"],
         target.oci_architecture
@@ -397,10 +409,24 @@ fn assert_only_build_rebuilt(report: &Value, before: &Value, target: &str, step:
 fn network_root_cargo_build_cache_hits_rebuilds_one_node_and_cuts_off_early() {
     let target = AARCH64;
     let xbuild = shared_xbuild();
-    let project = temp_dir("xbuild-hello-rust-copy-");
-    copy_project(&example("hello-rust"), project.path());
+    // The copy lives at a fixed path, so its cargo target dir in the shared
+    // cache is reused by every run; the edits below carry a nonce, so every
+    // run's edits are new to the cache.
+    let project = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hello-rust-copy");
+    if project.exists() {
+        fs::remove_dir_all(&project).unwrap();
+    }
+    copy_project(&example("hello-rust"), &project);
+    let nonce = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
     let out = temp_dir("xbuild-out-");
-    let build_it = || build(&xbuild, project.path(), out.path(), &[target.name]);
+    let build_it = || build(&xbuild, &project, out.path(), &[target.name]);
     let manifest =
         |report: &Value| str_of(target_report(report, target.name), "manifest_digest").to_owned();
     let build_digest = |report: &Value| {
@@ -420,12 +446,15 @@ fn network_root_cargo_build_cache_hits_rebuilds_one_node_and_cuts_off_early() {
     );
 
     // 2. A source file changes: only the build node and its layer change.
-    let main_rs = project.path().join("src/main.rs");
+    let main_rs = project.join("src/main.rs");
     let source = fs::read_to_string(&main_rs).unwrap();
     assert!(source.contains("\"hello from {}\""), "{source}");
     fs::write(
         &main_rs,
-        source.replace("\"hello from {}\"", "\"hello again from {}\""),
+        source.replace(
+            "\"hello from {}\"",
+            &format!("\"hello again ({nonce}) from {{}}\""),
+        ),
     )
     .unwrap();
     let changed = build_it();
@@ -440,6 +469,7 @@ fn network_root_cargo_build_cache_hits_rebuilds_one_node_and_cuts_off_early() {
         manifest(&second),
         "the image did not change"
     );
+    let edited = format!("hello again ({nonce}) from ");
     let binary = built_binary(
         out.path(),
         &target,
@@ -448,15 +478,19 @@ fn network_root_cargo_build_cache_hits_rebuilds_one_node_and_cuts_off_early() {
     );
     assert!(
         binary
-            .windows(b"hello again from ".len())
-            .any(|window| window == b"hello again from "),
+            .windows(edited.len())
+            .any(|window| window == edited.as_bytes()),
         "the new binary lacks the edited text"
     );
 
     // 3. A file that does not reach the binary: the build node's key covers
     // the whole source tree, so it runs again, but its output is the same
     // bytes, so the layer and the image are the previous ones.
-    fs::write(project.path().join("README.md"), "# hello-rust, a copy\n").unwrap();
+    fs::write(
+        project.join("README.md"),
+        format!("# hello-rust, a copy ({nonce})\n"),
+    )
+    .unwrap();
     let readme = build_it();
     assert_only_build_rebuilt(&readme, &changed, target.name, "after adding README.md");
     assert_eq!(

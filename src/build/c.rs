@@ -604,25 +604,41 @@ fn copy_tree(from: &Path, to: &Path, skip: &Path) -> Result<(), CError> {
 }
 
 /// Removes what should not become part of a layer: the info `dir` index
-/// (a per-system file, rebuilt by install-info) and libtool `.la` files.
+/// (a per-system file, rebuilt by install-info) and libtool `.la` files,
+/// with the directories that only they filled.
 fn clean_staging(staging: &Path) -> Result<(), CError> {
     let info_dir = staging.join("usr/local/share/info/dir");
     if fs_err::symlink_metadata(&info_dir).is_ok() {
         fs_err::remove_file(&info_dir).map_err(io_error(&info_dir))?;
+        remove_if_empty(info_dir.parent().expect("a parent"))?;
     }
-    remove_libtool_archives(staging)
+    remove_libtool_archives(staging, staging)
 }
 
-fn remove_libtool_archives(directory: &Path) -> Result<(), CError> {
+fn remove_libtool_archives(directory: &Path, staging: &Path) -> Result<(), CError> {
+    let mut removed = false;
     for entry in fs_err::read_dir(directory).map_err(io_error(directory))? {
         let entry = entry.map_err(io_error(directory))?;
         let path = entry.path();
         let kind = entry.file_type().map_err(io_error(&path))?;
         if kind.is_dir() {
-            remove_libtool_archives(&path)?;
+            remove_libtool_archives(&path, staging)?;
         } else if path.extension().is_some_and(|extension| extension == "la") {
             fs_err::remove_file(&path).map_err(io_error(&path))?;
+            removed = true;
         }
+    }
+    if removed && directory != staging {
+        remove_if_empty(directory)?;
+    }
+    Ok(())
+}
+
+/// Removes `directory` if it is now empty (it held only removed files).
+fn remove_if_empty(directory: &Path) -> Result<(), CError> {
+    let mut entries = fs_err::read_dir(directory).map_err(io_error(directory))?;
+    if entries.next().is_none() {
+        fs_err::remove_dir(directory).map_err(io_error(directory))?;
     }
     Ok(())
 }

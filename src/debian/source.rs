@@ -392,8 +392,9 @@ pub fn unpack_source(files: &[(SourceFile, PathBuf)], dest: &Path) -> Result<Pat
         .map_err(|source| write_error(dest, source))?;
 
     let root = work.path().join("root");
-    let top = unpack_stripped(&main.1, &root, work.path().join("main"))?;
-    for (component, (_, path)) in &components {
+    let top = unpack_stripped(main, &root, work.path().join("main"))?;
+    for (component, item) in &components {
+        let path = &item.1;
         if component.is_empty() || component.contains(['/', '\0']) || component == ".." {
             return Err(SourceError::Layout {
                 archive: path.clone(),
@@ -402,11 +403,11 @@ pub fn unpack_source(files: &[(SourceFile, PathBuf)], dest: &Path) -> Result<Pat
         }
         let place = top.join(component);
         remove_any(&place)?;
-        unpack_stripped(path, &place, work.path().join(format!("orig-{component}")))?;
+        unpack_stripped(item, &place, work.path().join(format!("orig-{component}")))?;
     }
-    if let Some((_, path)) = debian {
+    if let Some((file, path)) = debian {
         let scratch = work.path().join("debian");
-        unpack_file(path, &scratch)?;
+        unpack_file(path, &file.name, &scratch)?;
         let mut entries = read_names(&scratch)?;
         entries.sort();
         let metadata = fs_err::symlink_metadata(scratch.join("debian"));
@@ -429,11 +430,15 @@ pub fn unpack_source(files: &[(SourceFile, PathBuf)], dest: &Path) -> Result<Pat
     Ok(tree)
 }
 
-/// Unpacks the tarball at `archive` into `scratch` and moves its content to
+/// Unpacks a tarball into `scratch` and moves its content to
 /// `place`: its single top-level directory when it has exactly one (the
 /// usual `name-version/`), else everything. Returns `place`.
-fn unpack_stripped(archive: &Path, place: &Path, scratch: PathBuf) -> Result<PathBuf, SourceError> {
-    unpack_file(archive, &scratch)?;
+fn unpack_stripped(
+    (file, archive): &(SourceFile, PathBuf),
+    place: &Path,
+    scratch: PathBuf,
+) -> Result<PathBuf, SourceError> {
+    unpack_file(archive, &file.name, &scratch)?;
     let entries = read_names(&scratch)?;
     let single = match entries.as_slice() {
         [only] => {
@@ -491,12 +496,10 @@ fn write_error(path: &Path, source: io::Error) -> SourceError {
     }
 }
 
-/// Extracts the tarball at `archive` (compression from its name) into `dest`.
-fn unpack_file(archive: &Path, dest: &Path) -> Result<(), SourceError> {
-    let name = archive
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
+/// Extracts the tarball at `archive` into `dest`; its compression is told
+/// by `name`, the file's name in the source package (`archive` may be a
+/// cache blob named by its digest).
+fn unpack_file(archive: &Path, name: &str, dest: &Path) -> Result<(), SourceError> {
     let read_error = |source| SourceError::Read {
         path: archive.to_owned(),
         source,
@@ -531,7 +534,7 @@ fn unpack_file(archive: &Path, dest: &Path) -> Result<(), SourceError> {
             })?;
         let stdout = spawned.stdout.take().expect("stdout is piped");
         child = Some(spawned);
-        Box::new(stdout)
+        Box::new(DrainOnDrop(stdout))
     } else if name.ends_with(".tar") {
         Box::new(raw)
     } else {
@@ -560,6 +563,23 @@ fn unpack_file(archive: &Path, dest: &Path) -> Result<(), SourceError> {
         }
     }
     result.map(|_| ())
+}
+
+/// Reads its pipe to the end when dropped, so that the program writing it
+/// (bzip2, with a tarball's trailing padding still to write) is not killed
+/// by SIGPIPE after the tar reader stopped at the end-of-archive marker.
+struct DrainOnDrop<R: Read>(R);
+
+impl<R: Read> Read for DrainOnDrop<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R: Read> Drop for DrainOnDrop<R> {
+    fn drop(&mut self) {
+        let _ = io::copy(&mut self.0, &mut io::sink());
+    }
 }
 
 #[cfg(test)]

@@ -744,9 +744,14 @@ pub fn source_digest(root: &Path) -> Result<Sha256Digest, Error> {
             use std::os::unix::fs::PermissionsExt;
             let executable = metadata.permissions().mode() & 0o111 != 0;
             hasher.update(if executable { b"X" } else { b"F" });
-            let bytes = fs::read(&path).map_err(io_error(&path))?;
-            hasher.update(&(bytes.len() as u64).to_le_bytes());
-            hasher.update(&bytes);
+            // Each file is hashed while streaming; its digest and size go
+            // into the tree's hash.
+            let file = fs::File::open(&path).map_err(io_error(&path))?;
+            let mut reader = crate::hash::HashingReader::new(file);
+            std::io::copy(&mut reader, &mut std::io::sink()).map_err(io_error(&path))?;
+            let (digest, size) = reader.finish();
+            hasher.update(&size.to_le_bytes());
+            hasher.update(&digest.0);
         }
     }
     Ok(hasher.finish().0)
