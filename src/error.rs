@@ -49,6 +49,12 @@ pub enum Error {
     TooManyBuilds { limit: usize, builds: Vec<String> },
     #[error("toolchain for {target}: {message}")]
     Toolchain { target: String, message: String },
+    #[error("the C build for {target} failed")]
+    CBuild {
+        target: String,
+        #[source]
+        source: crate::build::c::CError,
+    },
     #[error("the build for {target} failed")]
     Build {
         target: String,
@@ -122,7 +128,7 @@ impl Error {
             Error::Resolution { .. } => ErrorClass::Resolution,
             Error::Toolchain { .. } => ErrorClass::Local,
             Error::TooManyBuilds { .. } => ErrorClass::Input,
-            Error::Build { .. } => ErrorClass::Build,
+            Error::Build { .. } | Error::CBuild { .. } => ErrorClass::Build,
             Error::Cache(_) => ErrorClass::Local,
             Error::Fetch(error) => fetch_class(error),
             Error::Deb(_) | Error::Layer(_) => ErrorClass::Integrity,

@@ -47,7 +47,11 @@ sysroot = ["libssl-dev"]
 
 [[build]]
 kind = "autotools"
-source = "https://example.org/hello-2.12.tar.gz"
+source = { url = "https://example.org/hello-2.12.tar.gz", sha256 = "cf04af86dc085268c5f4470fbae49b18afbc221b78096aab842d934a76bad0ab" }
+
+[[build]]
+kind = "make"
+source = { debian = "hello" }
 "#;
     let path = directory.path().join(FILE_NAME);
     fs_err::write(&path, text).unwrap();
@@ -100,15 +104,25 @@ source = "https://example.org/hello-2.12.tar.gz"
     );
     assert!(!format!("{repository:?}").contains("secret"));
 
-    assert_eq!(manifest.builds.len(), 2);
+    assert_eq!(manifest.builds.len(), 3);
     assert_eq!(manifest.builds[0].kind, BuildKind::Cargo);
     assert_eq!(manifest.builds[0].path, directory.path().join("crates/app"));
     assert_eq!(manifest.builds[0].sysroot, ["libssl-dev"]);
     assert_eq!(manifest.builds[1].kind, BuildKind::Autotools);
     assert_eq!(manifest.builds[1].path, directory.path());
     assert_eq!(
-        manifest.builds[1].source.as_deref(),
-        Some("https://example.org/hello-2.12.tar.gz")
+        manifest.builds[1].source,
+        Some(BuildSource::Url {
+            url: "https://example.org/hello-2.12.tar.gz".into(),
+            sha256: crate::hash::Sha256Digest::parse(
+                "cf04af86dc085268c5f4470fbae49b18afbc221b78096aab842d934a76bad0ab"
+            )
+            .unwrap()
+        })
+    );
+    assert_eq!(
+        manifest.builds[2].source,
+        Some(BuildSource::Debian("hello".into()))
     );
 }
 

@@ -269,7 +269,6 @@ impl Runner<'_> {
             .arg(format!("--host={}", target.gnu_triple))
             .arg(format!("--build={}", build_triple()))
             .arg(format!("--prefix={PREFIX}"))
-            .arg("--disable-dependency-tracking")
             .args(self.tool_assignments())
             .arg(assignment("CFLAGS", &self.flags("CFLAGS")))
             .arg(assignment("CXXFLAGS", &self.flags("CXXFLAGS")));

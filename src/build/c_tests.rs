@@ -521,11 +521,12 @@ fn fetch_debian_source(cache: &Cache, name: &str, dest: &Path) -> PathBuf {
     unpack_source(&files, dest).unwrap()
 }
 
-#[test]
-fn debian_hello_cross_builds_for_aarch64_and_runs_under_qemu_network() {
+/// GNU hello from the Debian source package, cross-built for `target_name`
+/// (ELF machine `machine`), run under qemu-user.
+fn cross_build_debian_hello(target_name: &str, machine: u16) {
     let platform = Platforms::builtin()
         .unwrap()
-        .parse("aarch64-linux")
+        .parse(target_name)
         .unwrap()
         .clone();
     let scratch = tempfile::tempdir().unwrap();
@@ -571,10 +572,19 @@ fn debian_hello_cross_builds_for_aarch64_and_runs_under_qemu_network() {
     let program = staging.join("usr/local/bin/hello");
     let bytes = fs_err::read(&program).unwrap();
     assert_eq!(&bytes[..4], b"\x7fELF");
-    assert_eq!(
-        u16::from_le_bytes([bytes[18], bytes[19]]),
-        183,
-        "EM_AARCH64"
+    let machine_bytes = [bytes[18], bytes[19]];
+    let found = if bytes[5] == 2 {
+        u16::from_be_bytes(machine_bytes)
+    } else {
+        u16::from_le_bytes(machine_bytes)
+    };
+    assert_eq!(found, machine, "ELF machine of {}", program.display());
+    let scratch_text = scratch.path().to_str().unwrap().as_bytes();
+    assert!(
+        !bytes
+            .windows(scratch_text.len())
+            .any(|window| window == scratch_text),
+        "the binary names the build machine's directories"
     );
     let files = listing(&staging);
     assert!(!files.iter().any(|file| file.ends_with(".la")), "{files:?}");
@@ -585,16 +595,26 @@ fn debian_hello_cross_builds_for_aarch64_and_runs_under_qemu_network() {
     );
 
     let output = run_ok(
-        Command::new("qemu-aarch64-static")
+        Command::new(format!("qemu-{}-static", platform.qemu))
             .arg("-L")
             .arg(&gcc.sysroot)
             .arg(&program),
     );
     assert_eq!(String::from_utf8_lossy(&output.stdout), "Hello, world!\n");
     eprintln!(
-        "hello: source (InRelease, Sources, files, unpack) {source_time:.2?}; \
+        "hello for {target_name}: source (InRelease, Sources, files, unpack) {source_time:.2?}; \
          cross gcc download {download_time:.2?}, assemble {assemble_time:.2?}; \
          configure+make+install {:.2}s",
         built.seconds
     );
+}
+
+#[test]
+fn debian_hello_cross_builds_for_aarch64_and_runs_under_qemu_network() {
+    cross_build_debian_hello("aarch64-linux", 183);
+}
+
+#[test]
+fn debian_hello_cross_builds_for_big_endian_s390x_and_runs_under_qemu_network() {
+    cross_build_debian_hello("s390x-linux", 22);
 }

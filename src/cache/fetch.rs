@@ -25,13 +25,14 @@ pub enum FetchError {
     #[error(transparent)]
     Cache(#[from] CacheError),
     #[error(
-        "{what} from {url} does not match its expected digest: expected sha256:{expected} ({expected_size} bytes), got sha256:{actual} ({actual_size} bytes)"
+        "{what} from {url} does not match its expected digest: expected sha256:{expected}{}, got sha256:{actual} ({actual_size} bytes)",
+        .expected_size.map(|size| format!(" ({size} bytes)")).unwrap_or_default()
     )]
     Mismatch {
         what: String,
         url: String,
         expected: Sha256Digest,
-        expected_size: u64,
+        expected_size: Option<u64>,
         actual: Sha256Digest,
         actual_size: u64,
     },
@@ -49,12 +50,26 @@ impl Cache {
         what: &str,
         reporter: &dyn Reporter,
     ) -> Result<(PathBuf, BlobOrigin, u64), FetchError> {
-        if let Some(path) = self.verified_blob(digest, Some(size))? {
+        self.fetch_by_digest(http, urls, digest, Some(size), what, reporter)
+    }
+
+    /// [`Cache::fetch_verified`] for a blob whose size is not known in
+    /// advance (a source tarball named by its sha256 alone).
+    pub fn fetch_by_digest(
+        &self,
+        http: &HttpClient,
+        urls: &[String],
+        digest: &Sha256Digest,
+        size: Option<u64>,
+        what: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<(PathBuf, BlobOrigin, u64), FetchError> {
+        if let Some(path) = self.verified_blob(digest, size)? {
             return Ok((path, BlobOrigin::Local, 0));
         }
         let _lock = self.lock_item(&digest.hex())?;
         // Another process may have fetched it while we waited for the lock.
-        if let Some(path) = self.verified_blob(digest, Some(size))? {
+        if let Some(path) = self.verified_blob(digest, size)? {
             return Ok((path, BlobOrigin::Local, 0));
         }
         let mut last_error = None;
@@ -66,7 +81,7 @@ impl Cache {
                     size: actual_size,
                     ..
                 }) => {
-                    if actual != *digest || actual_size != size {
+                    if actual != *digest || size.is_some_and(|size| size != actual_size) {
                         // `temp` is deleted on drop: nothing enters the cache.
                         return Err(FetchError::Mismatch {
                             what: what.to_owned(),

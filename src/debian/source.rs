@@ -80,7 +80,7 @@ fn display_names(names: &[String]) -> String {
 }
 
 /// One file of a source package, as `Checksums-Sha256` lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SourceFile {
     /// A plain file name (no `/`), safe to join to a directory.
     pub name: String,
@@ -99,7 +99,7 @@ impl SourceFile {
 }
 
 /// One stanza of a `Sources` index.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SourcePackage {
     pub name: String,
     pub version: String,

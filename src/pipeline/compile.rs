@@ -20,13 +20,15 @@
 use super::realize::LayerRecord;
 use super::resolve::PlannedBuildReport;
 use super::resolve::{ResolveContext, resolve_request};
+use super::sources::{self, PlannedSource};
 use super::{BuildOptions, ResolvedPackage, TargetResolution};
 use crate::Error;
+use crate::build::c::{self, CKind, CTarget};
 use crate::build::cargo::{self, CargoTarget, Linker};
 use crate::cache::{BlobOrigin, CacheError};
 use crate::debian::resolve::Request;
 use crate::debian::unpack::unpack_deb;
-use crate::hash::{Hasher, Sha256Digest};
+use crate::hash::Sha256Digest;
 use crate::image::dir_layer::write_directory_layer;
 use crate::image::layer::LayerOptions;
 use crate::manifest::{BuildKind, BuildSpec};
@@ -42,8 +44,24 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Version of the cargo recipe: how a build becomes a layer.
-const CARGO_RECIPE: &str = "cargo-release-usr-local-bin-v1";
+/// Version of each recipe: how a build becomes a layer. Part of its key.
+fn recipe_name(kind: BuildKind) -> &'static str {
+    match kind {
+        BuildKind::Cargo => "cargo-release-usr-local-bin-v1",
+        BuildKind::Autotools => "autotools-prefix-usr-local-v1",
+        BuildKind::Make => "make-prefix-usr-local-v1",
+        BuildKind::Cmake => "cmake-prefix-usr-local-v1",
+    }
+}
+
+fn build_kind_label(kind: BuildKind) -> &'static str {
+    match kind {
+        BuildKind::Cargo => "cargo",
+        BuildKind::Autotools => "autotools",
+        BuildKind::Make => "make",
+        BuildKind::Cmake => "cmake",
+    }
+}
 
 /// The GCC major version of Debian's cross compilers in the suites xbuild
 /// targets (bookworm).
@@ -161,6 +179,8 @@ pub struct BuildRecord {
 pub struct PlannedBuild {
     /// `cargo <path> (<target>)`.
     pub name: String,
+    pub kind: BuildKind,
+    pub source: PlannedSource,
     pub target: String,
     pub key: Sha256Digest,
     pub inputs: Inputs,
@@ -207,18 +227,22 @@ pub(super) fn plan_build(
 ) -> Result<PlannedBuild, Error> {
     let options = context.options;
     let platform = &target.platform;
-    if build.kind != BuildKind::Cargo {
+    if build.kind != BuildKind::Cargo && platform.libc != Libc::Gnu {
         return Err(Error::Target {
             target: platform.name.clone(),
             message: format!(
-                "[[build]] kind {:?} in {} is not supported yet; only kind = \"cargo\" builds today",
-                build.kind,
-                options.manifest.path.display()
+                "a {} recipe ({}) needs a glibc target: Debian's cross compilers build against glibc; use {} instead",
+                recipe_name(build.kind),
+                options.manifest.path.display(),
+                glibc_sibling(platform)?.name
             ),
         });
     }
+    let source = sources::plan_source(context, build)?;
     let triple = platform.rust_triple().to_owned();
-    let rust_std = if rust.target_library_dir(&triple).is_dir() {
+    let rust_std = if build.kind != BuildKind::Cargo {
+        String::new()
+    } else if rust.target_library_dir(&triple).is_dir() {
         rust.ensure_target(&triple)
             .map_err(|error| Error::Toolchain {
                 target: platform.name.clone(),
@@ -237,13 +261,17 @@ pub(super) fn plan_build(
             .text("package", &package.name)
             .digest("deb", &package.sha256);
     }
-    let inputs: Inputs = vec![
-        ("recipe".into(), CARGO_RECIPE.into()),
-        ("source".into(), source_digest(&build.path)?.oci()),
+    let mut inputs: Inputs = vec![
+        ("recipe".into(), recipe_name(build.kind).into()),
+        ("source".into(), source.digest()?.oci()),
         ("target".into(), platform.name.clone()),
-        ("rust-triple".into(), triple),
-        ("rustc".into(), rust.rustc_version.clone()),
-        ("rust-std".into(), rust_std),
+    ];
+    if build.kind == BuildKind::Cargo {
+        inputs.push(("rust-triple".into(), triple));
+        inputs.push(("rustc".into(), rust.rustc_version.clone()));
+        inputs.push(("rust-std".into(), rust_std));
+    }
+    inputs.extend([
         (
             "cc".into(),
             compiler_identity(&gcc_platform, &toolchain_packages),
@@ -251,17 +279,20 @@ pub(super) fn plan_build(
         ("sysroot".into(), sysroot.finish().oci()),
         ("epoch".into(), options.epoch.to_string()),
         ("gzip-level".into(), options.compression_level.to_string()),
-    ];
+    ]);
     let mut key = KeyBuilder::new("build");
     for (name, value) in &inputs {
         key = key.text(name, value);
     }
     Ok(PlannedBuild {
         name: format!(
-            "cargo {} ({})",
-            build.path.components().collect::<PathBuf>().display(),
+            "{} {} ({})",
+            build_kind_label(build.kind),
+            source.describe(),
             platform.name
         ),
+        kind: build.kind,
+        source,
         target: platform.name.clone(),
         key: key.finish(),
         inputs,
@@ -350,45 +381,47 @@ fn build_one(
         message,
     };
     let triple = platform.rust_triple().to_owned();
-    rust.ensure_target(&triple)
-        .map_err(|error| toolchain_error(crate::http::error_chain(&error)))?;
+    if planned.kind == BuildKind::Cargo {
+        rust.ensure_target(&triple)
+            .map_err(|error| toolchain_error(crate::http::error_chain(&error)))?;
+    }
     let gcc = cross_gcc(context, &planned, nodes)?;
     let sysroot = sysroot(context, &gcc, &planned.toolchain_key, target, nodes)?;
-
-    let linker = match platform.libc {
-        Libc::Gnu => Linker::Gcc(gcc.cc.clone()),
-        Libc::Musl => Linker::RustLld,
-    };
-    let mut cargo_target = CargoTarget::new(&triple).with_linker(linker).with_c_tools(
-        Some(&gcc.cc),
-        gcc.cxx.as_deref(),
-        Some(&gcc.ar),
-    );
-    if platform.libc == Libc::Gnu {
-        cargo_target = cargo_target.with_sysroot(&sysroot, &platform.multiarch);
-    }
-    let target_dir = cache.root().join("cargo-target-v1").join(
-        KeyBuilder::new("cargo-target-dir")
-            .text("project", &build.path.display().to_string())
-            .finish()
-            .hex(),
-    );
-    let cargo_options = cargo::BuildOptions::new("release").with_source_date_epoch(options.epoch);
-    let built = cargo::build_with(&build.path, &cargo_target, &target_dir, &cargo_options)
-        .map_err(|source| Error::Build {
-            target: platform.name.clone(),
-            source,
-        })?;
-
+    let tree = sources::materialize(context, &planned.source, nodes)?;
     let staging = tempfile::Builder::new()
         .prefix(".staging-")
         .tempdir_in(cache.root().join("tmp"))
         .map_err(io_error(cache.root()))?;
-    let bin = staging.path().join("usr/local/bin");
-    fs::create_dir_all(&bin).map_err(io_error(&bin))?;
-    for binary in &built.binaries {
-        let destination = bin.join(&binary.name);
-        fs::copy(&binary.path, &destination).map_err(io_error(&destination))?;
+    if planned.kind == BuildKind::Cargo {
+        cargo_build(context, target, &gcc, &sysroot, &tree, staging.path())?;
+    } else {
+        let work = tempfile::Builder::new()
+            .prefix(".build-")
+            .tempdir_in(cache.root().join("tmp"))
+            .map_err(io_error(cache.root()))?;
+        let kind = match planned.kind {
+            BuildKind::Autotools => CKind::Autotools,
+            BuildKind::Make => CKind::Make,
+            _ => CKind::Cmake,
+        };
+        let c_target = CTarget {
+            gnu_triple: &platform.gnu_triple,
+            cc: &gcc.cc,
+            cxx: gcc.cxx.as_deref(),
+            ar: &gcc.ar,
+            ranlib: &gcc.ranlib,
+            strip: &gcc.strip,
+            sysroot: &sysroot,
+            multiarch: &platform.multiarch,
+            jobs: options.jobs,
+            source_date_epoch: options.epoch,
+        };
+        c::build(kind, &tree, work.path(), staging.path(), &c_target).map_err(|source| {
+            Error::CBuild {
+                target: platform.name.clone(),
+                source,
+            }
+        })?;
     }
     let temp = cache.temp_file()?;
     let file = temp.reopen().map_err(io_error(temp.path()))?;
@@ -441,6 +474,56 @@ fn build_one(
         record: record.layer,
         outcome: Outcome::Built,
     })
+}
+
+/// `cargo build` of the project in `tree` for the target, its binaries
+/// copied to `staging/usr/local/bin`.
+fn cargo_build(
+    context: &ResolveContext,
+    target: &TargetResolution,
+    gcc: &CrossGcc,
+    sysroot: &Path,
+    tree: &Path,
+    staging: &Path,
+) -> Result<(), Error> {
+    let options = context.options;
+    let cache = context.cache;
+    let platform = &target.platform;
+    let triple = platform.rust_triple().to_owned();
+    let linker = match platform.libc {
+        Libc::Gnu => Linker::Gcc(gcc.cc.clone()),
+        Libc::Musl => Linker::RustLld,
+    };
+    let mut cargo_target = CargoTarget::new(&triple).with_linker(linker).with_c_tools(
+        Some(&gcc.cc),
+        gcc.cxx.as_deref(),
+        Some(&gcc.ar),
+    );
+    if platform.libc == Libc::Gnu {
+        cargo_target = cargo_target.with_sysroot(sysroot, &platform.multiarch);
+    }
+    let target_dir = cache.root().join("cargo-target-v1").join(
+        KeyBuilder::new("cargo-target-dir")
+            .text("project", &tree.display().to_string())
+            .finish()
+            .hex(),
+    );
+    let cargo_options = cargo::BuildOptions::new("release").with_source_date_epoch(options.epoch);
+    let built =
+        cargo::build_with(tree, &cargo_target, &target_dir, &cargo_options).map_err(|source| {
+            Error::Build {
+                target: platform.name.clone(),
+                source,
+            }
+        })?;
+
+    let bin = staging.join("usr/local/bin");
+    fs::create_dir_all(&bin).map_err(io_error(&bin))?;
+    for binary in &built.binaries {
+        let destination = bin.join(&binary.name);
+        fs::copy(&binary.path, &destination).map_err(io_error(&destination))?;
+    }
+    Ok(())
 }
 
 /// The glibc platform of the same CPU (itself for glibc targets): Debian's
@@ -722,63 +805,6 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// sha256 over a source tree: every file's relative path, kind, executable
-/// bit and content, in sorted order. Build outputs (`target/`, `result/`)
-/// and VCS metadata are left out.
-pub fn source_digest(root: &Path) -> Result<Sha256Digest, Error> {
-    let mut files = Vec::new();
-    walk(root, root, &mut files)?;
-    files.sort();
-    let mut hasher = Hasher::new();
-    for relative in files {
-        let path = root.join(&relative);
-        let metadata = fs::symlink_metadata(&path).map_err(io_error(&path))?;
-        let name = relative.to_string_lossy();
-        hasher.update(&(name.len() as u64).to_le_bytes());
-        hasher.update(name.as_bytes());
-        if metadata.file_type().is_symlink() {
-            let target = fs::read_link(&path).map_err(io_error(&path))?;
-            hasher.update(b"L");
-            hasher.update(target.to_string_lossy().as_bytes());
-        } else {
-            use std::os::unix::fs::PermissionsExt;
-            let executable = metadata.permissions().mode() & 0o111 != 0;
-            hasher.update(if executable { b"X" } else { b"F" });
-            // Each file is hashed while streaming; its digest and size go
-            // into the tree's hash.
-            let file = fs::File::open(&path).map_err(io_error(&path))?;
-            let mut reader = crate::hash::HashingReader::new(file);
-            std::io::copy(&mut reader, &mut std::io::sink()).map_err(io_error(&path))?;
-            let (digest, size) = reader.finish();
-            hasher.update(&size.to_le_bytes());
-            hasher.update(&digest.0);
-        }
-    }
-    Ok(hasher.finish().0)
-}
-
-fn walk(root: &Path, directory: &Path, files: &mut Vec<PathBuf>) -> Result<(), Error> {
-    for entry in fs::read_dir(directory).map_err(io_error(directory))? {
-        let entry = entry.map_err(io_error(directory))?;
-        let path = entry.path();
-        let name = entry.file_name();
-        let kind = entry.file_type().map_err(io_error(&path))?;
-        if kind.is_dir() {
-            if directory == root && (name == "target" || name == "result") || name == ".git" {
-                continue;
-            }
-            walk(root, &path, files)?;
-        } else {
-            files.push(
-                path.strip_prefix(root)
-                    .expect("walk stays under root")
-                    .to_owned(),
-            );
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -803,26 +829,5 @@ mod tests {
             fs::read_link(lib.join("libbar.so")).unwrap(),
             PathBuf::from("libfoo.so")
         );
-    }
-
-    #[test]
-    fn source_digest_ignores_build_outputs_and_sees_every_change() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::create_dir_all(dir.path().join("src")).unwrap();
-        fs::write(dir.path().join("src/main.rs"), "fn main() {}").unwrap();
-        let first = source_digest(dir.path()).unwrap();
-        fs::create_dir_all(dir.path().join("target/release")).unwrap();
-        fs::write(dir.path().join("target/release/x"), "binary").unwrap();
-        assert_eq!(source_digest(dir.path()).unwrap(), first);
-        fs::write(dir.path().join("src/main.rs"), "fn main() { }").unwrap();
-        assert_ne!(source_digest(dir.path()).unwrap(), first);
-        fs::write(dir.path().join("src/main.rs"), "fn main() {}").unwrap();
-        assert_eq!(source_digest(dir.path()).unwrap(), first);
-        fs::rename(
-            dir.path().join("src/main.rs"),
-            dir.path().join("src/lib.rs"),
-        )
-        .unwrap();
-        assert_ne!(source_digest(dir.path()).unwrap(), first);
     }
 }

@@ -15,6 +15,7 @@ mod assemble;
 mod compile;
 mod realize;
 pub mod resolve;
+mod sources;
 
 use crate::Error;
 use crate::cache::Cache;

@@ -1,0 +1,327 @@
+//! Where a build's sources come from: a local directory (`path`), a Debian
+//! source package from the signed `Sources` index (`{ debian = "hello" }`:
+//! InRelease signature → `Sources` digest → every file's digest), or a
+//! tarball named by its sha256 (`{ url, sha256 }`). Planning a source
+//! computes its digest — what a build's key covers — without downloading
+//! the package itself; materializing fetches (once per cache), verifies and
+//! unpacks it into `sources-v1/<digest>/`.
+
+use super::resolve::ResolveContext;
+use crate::Error;
+use crate::cache::CacheError;
+use crate::debian::source::{
+    SourceFile, SourcePackage, find_source_in_file, source_file_url, sources_index_path,
+    unpack_source,
+};
+use crate::hash::{Hasher, Sha256Digest};
+use crate::manifest::{BuildSource, BuildSpec};
+use crate::plan::{KeyBuilder, NodeKind};
+use crate::report::{NodeReport, Outcome};
+use fs_err as fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| {
+        Error::Cache(CacheError::Io {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+/// A build's sources, planned.
+#[derive(Debug, Clone)]
+pub enum PlannedSource {
+    Path(PathBuf),
+    Debian(SourcePackage),
+    Url { url: String, sha256: Sha256Digest },
+}
+
+impl PlannedSource {
+    /// What a build key covers of the sources.
+    pub fn digest(&self) -> Result<Sha256Digest, Error> {
+        Ok(match self {
+            PlannedSource::Path(path) => source_digest(path)?,
+            PlannedSource::Debian(package) => {
+                let mut key = KeyBuilder::new("debian-source")
+                    .text("package", &package.name)
+                    .text("version", &package.version);
+                for file in &package.files {
+                    key = key.text("file", &file.name).digest("sha256", &file.sha256);
+                }
+                key.finish()
+            }
+            PlannedSource::Url { sha256, .. } => *sha256,
+        })
+    }
+
+    /// For reports: `path`, `debian:hello=2.10-3`, or the URL.
+    pub fn describe(&self) -> String {
+        match self {
+            PlannedSource::Path(path) => {
+                path.components().collect::<PathBuf>().display().to_string()
+            }
+            PlannedSource::Debian(package) => {
+                format!("debian:{}={}", package.name, package.version)
+            }
+            PlannedSource::Url { url, .. } => crate::http::redact(url),
+        }
+    }
+}
+
+/// Finds a build's sources: for a Debian source package, its entry in the
+/// repository's signed `Sources` index (fetched by digest, once per cache).
+pub(super) fn plan_source(
+    context: &ResolveContext,
+    build: &BuildSpec,
+) -> Result<PlannedSource, Error> {
+    match &build.source {
+        None => Ok(PlannedSource::Path(build.path.clone())),
+        Some(BuildSource::Url { url, sha256 }) => Ok(PlannedSource::Url {
+            url: url.clone(),
+            sha256: *sha256,
+        }),
+        Some(BuildSource::Debian(name)) => {
+            let repository = context.repository;
+            let suite_url = format!("{}/dists/{}", repository.url, repository.suite);
+            for component in &repository.components {
+                let Some((path, hash)) = sources_index_path(&context.release.release, component)
+                else {
+                    continue;
+                };
+                // The lookup is cached by the index digest: an unchanged
+                // rebuild neither reads nor decompresses the index.
+                let lookup = KeyBuilder::new("source-lookup")
+                    .digest("sources-index", &hash.digest)
+                    .text("package", name)
+                    .finish();
+                if let Some(package) = context
+                    .cache
+                    .get_entry::<SourcePackage>("source-lookup", &lookup)?
+                {
+                    return Ok(PlannedSource::Debian(package));
+                }
+                let url = format!("{suite_url}/{path}");
+                let (blob, _, _) = context.cache.fetch_verified(
+                    context.http,
+                    &[url],
+                    &hash.digest,
+                    hash.size,
+                    &path,
+                    context.reporter,
+                )?;
+                let found =
+                    find_source_in_file(&blob, &path, name).map_err(|source| Error::Target {
+                        target: "sources".into(),
+                        message: crate::http::error_chain(&source),
+                    })?;
+                if let Some(package) = found {
+                    context
+                        .cache
+                        .put_entry("source-lookup", &lookup, &package)?;
+                    return Ok(PlannedSource::Debian(package));
+                }
+            }
+            Err(Error::Target {
+                target: "sources".into(),
+                message: format!(
+                    "no source package {name} in the Sources indices of {} {} ({})",
+                    crate::http::redact(&repository.url),
+                    repository.suite,
+                    repository.components.join(", ")
+                ),
+            })
+        }
+    }
+}
+
+/// The source tree of a planned source, fetched, verified and unpacked into
+/// the cache if it is not a local directory.
+pub(super) fn materialize(
+    context: &ResolveContext,
+    source: &PlannedSource,
+    nodes: &mut Vec<NodeReport>,
+) -> Result<PathBuf, Error> {
+    let files: Vec<(SourceFile, String)> = match source {
+        PlannedSource::Path(path) => return Ok(path.clone()),
+        PlannedSource::Debian(package) => package
+            .files
+            .iter()
+            .map(|file| {
+                (
+                    file.clone(),
+                    source_file_url(&context.repository.url, &package.directory, &file.name),
+                )
+            })
+            .collect(),
+        PlannedSource::Url { url, sha256 } => {
+            let name = url
+                .rsplit('/')
+                .next()
+                .filter(|name| !name.is_empty())
+                .unwrap_or("source.tar.gz")
+                .to_owned();
+            vec![(
+                SourceFile {
+                    name,
+                    size: 0,
+                    sha256: *sha256,
+                },
+                url.clone(),
+            )]
+        }
+    };
+    let digest = source.digest()?;
+    let cache = context.cache;
+    let root = cache.root().join("sources-v1").join(digest.hex());
+    let _lock = cache.lock_item(&format!("source-{}", digest.hex()))?;
+    if let Some(tree) = single_directory(&root)? {
+        return Ok(tree);
+    }
+    let start = Instant::now();
+    let mut local = Vec::new();
+    let mut bytes = 0;
+    for (file, url) in files {
+        let size = (file.size > 0).then_some(file.size);
+        let (path, _, fetched) = cache.fetch_by_digest(
+            context.http,
+            &[url],
+            &file.sha256,
+            size,
+            &file.name,
+            context.reporter,
+        )?;
+        bytes += fetched;
+        local.push((file, path));
+    }
+    // Only .orig/.debian/native tarballs are unpacked; the .dsc is verified
+    // by digest like the rest, and not needed for the tree.
+    local.retain(|(file, _)| !file.name.ends_with(".dsc"));
+    let parent = root.parent().expect("source roots have a parent");
+    fs::create_dir_all(parent).map_err(io_error(parent))?;
+    let aside = tempfile::Builder::new()
+        .prefix(".source-")
+        .tempdir_in(parent)
+        .map_err(io_error(parent))?;
+    unpack_source(&local, aside.path()).map_err(|error| Error::Target {
+        target: source.describe(),
+        message: crate::http::error_chain(&error),
+    })?;
+    let kept = aside.keep();
+    fs::rename(&kept, &root).map_err(io_error(&root))?;
+    nodes.push(NodeReport {
+        kind: NodeKind::Deb,
+        name: format!("source {}", source.describe()),
+        target: None,
+        outcome: Outcome::Downloaded,
+        bytes,
+        seconds: start.elapsed().as_secs_f64(),
+        saved_seconds: 0.0,
+    });
+    single_directory(&root)?.ok_or_else(|| Error::Target {
+        target: source.describe(),
+        message: format!("unpacking gave no source tree in {}", root.display()),
+    })
+}
+
+/// The one directory inside `root` (where [`unpack_source`] put the tree).
+fn single_directory(root: &Path) -> Result<Option<PathBuf>, Error> {
+    let entries = match std::fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(io_error(root)(source)),
+    };
+    let directories: Vec<PathBuf> = entries
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.is_dir())
+        .collect();
+    Ok(match directories.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    })
+}
+
+/// sha256 over a source tree: every file's relative path, kind, executable
+/// bit and content, in sorted order. Build outputs (`target/`, `result/`)
+/// and VCS metadata are left out.
+pub fn source_digest(root: &Path) -> Result<Sha256Digest, Error> {
+    let mut files = Vec::new();
+    walk(root, root, &mut files)?;
+    files.sort();
+    let mut hasher = Hasher::new();
+    for relative in files {
+        let path = root.join(&relative);
+        let metadata = fs::symlink_metadata(&path).map_err(io_error(&path))?;
+        let name = relative.to_string_lossy();
+        hasher.update(&(name.len() as u64).to_le_bytes());
+        hasher.update(name.as_bytes());
+        if metadata.file_type().is_symlink() {
+            let target = fs::read_link(&path).map_err(io_error(&path))?;
+            hasher.update(b"L");
+            hasher.update(target.to_string_lossy().as_bytes());
+        } else {
+            use std::os::unix::fs::PermissionsExt;
+            let executable = metadata.permissions().mode() & 0o111 != 0;
+            hasher.update(if executable { b"X" } else { b"F" });
+            // Each file is hashed while streaming; its digest and size go
+            // into the tree's hash.
+            let file = fs::File::open(&path).map_err(io_error(&path))?;
+            let mut reader = crate::hash::HashingReader::new(file);
+            std::io::copy(&mut reader, &mut std::io::sink()).map_err(io_error(&path))?;
+            let (digest, size) = reader.finish();
+            hasher.update(&size.to_le_bytes());
+            hasher.update(&digest.0);
+        }
+    }
+    Ok(hasher.finish().0)
+}
+
+fn walk(root: &Path, directory: &Path, files: &mut Vec<PathBuf>) -> Result<(), Error> {
+    for entry in fs::read_dir(directory).map_err(io_error(directory))? {
+        let entry = entry.map_err(io_error(directory))?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let kind = entry.file_type().map_err(io_error(&path))?;
+        if kind.is_dir() {
+            if directory == root && (name == "target" || name == "result") || name == ".git" {
+                continue;
+            }
+            walk(root, &path, files)?;
+        } else {
+            files.push(
+                path.strip_prefix(root)
+                    .expect("walk stays under root")
+                    .to_owned(),
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_digest_ignores_build_outputs_and_sees_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("src")).unwrap();
+        fs::write(dir.path().join("src/main.rs"), "fn main() {}").unwrap();
+        let first = source_digest(dir.path()).unwrap();
+        fs::create_dir_all(dir.path().join("target/release")).unwrap();
+        fs::write(dir.path().join("target/release/x"), "binary").unwrap();
+        assert_eq!(source_digest(dir.path()).unwrap(), first);
+        fs::write(dir.path().join("src/main.rs"), "fn main() { }").unwrap();
+        assert_ne!(source_digest(dir.path()).unwrap(), first);
+        fs::write(dir.path().join("src/main.rs"), "fn main() {}").unwrap();
+        assert_eq!(source_digest(dir.path()).unwrap(), first);
+        fs::rename(
+            dir.path().join("src/main.rs"),
+            dir.path().join("src/lib.rs"),
+        )
+        .unwrap();
+        assert_ne!(source_digest(dir.path()).unwrap(), first);
+    }
+}
