@@ -49,6 +49,24 @@ pub enum Error {
     TooManyBuilds { limit: usize, builds: Vec<String> },
     #[error("toolchain for {target}: {message}")]
     Toolchain { target: String, message: String },
+    #[error("the toolchain for {target}")]
+    ToolchainSource {
+        target: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("cannot make the layer of the build for {target}")]
+    DirectoryLayer {
+        target: String,
+        #[source]
+        source: crate::image::dir_layer::DirectoryLayerError,
+    },
+    #[error("source {what}")]
+    Source {
+        what: String,
+        #[source]
+        source: crate::debian::source::SourceError,
+    },
     #[error("the C build for {target} failed")]
     CBuild {
         target: String,
@@ -126,7 +144,9 @@ impl Error {
                 _ => ErrorClass::Integrity,
             },
             Error::Resolution { .. } => ErrorClass::Resolution,
-            Error::Toolchain { .. } => ErrorClass::Local,
+            Error::Toolchain { .. } | Error::ToolchainSource { .. } => ErrorClass::Local,
+            Error::Source { .. } => ErrorClass::Integrity,
+            Error::DirectoryLayer { .. } => ErrorClass::Local,
             Error::TooManyBuilds { .. } => ErrorClass::Input,
             Error::Build { .. } | Error::CBuild { .. } => ErrorClass::Build,
             Error::Cache(_) => ErrorClass::Local,

@@ -95,9 +95,9 @@ pub(super) fn plan_builds(
     if options.manifest.builds.is_empty() {
         return Ok(reports);
     }
-    let rust = rust::detect().map_err(|source| Error::Toolchain {
+    let rust = rust::detect().map_err(|source| Error::ToolchainSource {
         target: options.build_platform.name.clone(),
-        message: crate::http::error_chain(&source),
+        source: Box::new(source),
     })?;
     let mut nodes = Vec::new();
     for target in targets {
@@ -149,9 +149,9 @@ pub(super) fn realize_builds(
     if options.manifest.builds.is_empty() {
         return Ok((targets.iter().map(|_| Vec::new()).collect(), nodes));
     }
-    let rust = rust::detect().map_err(|source| Error::Toolchain {
+    let rust = rust::detect().map_err(|source| Error::ToolchainSource {
         target: options.build_platform.name.clone(),
-        message: crate::http::error_chain(&source),
+        source: Box::new(source),
     })?;
     for target in targets {
         let mut layers = Vec::new();
@@ -244,9 +244,9 @@ pub(super) fn plan_build(
         String::new()
     } else if rust.target_library_dir(&triple).is_dir() {
         rust.ensure_target(&triple)
-            .map_err(|error| Error::Toolchain {
+            .map_err(|error| Error::ToolchainSource {
                 target: platform.name.clone(),
-                message: crate::http::error_chain(&error),
+                source: Box::new(error),
             })?
             .digest_hint
     } else {
@@ -376,14 +376,13 @@ fn build_one(
     }
 
     let start = Instant::now();
-    let toolchain_error = |message: String| Error::Toolchain {
+    let toolchain_error = |source: crate::toolchain::rust::RustError| Error::ToolchainSource {
         target: platform.name.clone(),
-        message,
+        source: Box::new(source),
     };
     let triple = platform.rust_triple().to_owned();
     if planned.kind == BuildKind::Cargo {
-        rust.ensure_target(&triple)
-            .map_err(|error| toolchain_error(crate::http::error_chain(&error)))?;
+        rust.ensure_target(&triple).map_err(toolchain_error)?;
     }
     let gcc = cross_gcc(context, &planned, nodes)?;
     let sysroot = sysroot(context, &gcc, &planned.toolchain_key, target, nodes)?;
@@ -432,9 +431,9 @@ fn build_one(
     };
     let output =
         write_directory_layer(staging.path(), &layer_options, &mut writer).map_err(|source| {
-            Error::Target {
+            Error::DirectoryLayer {
                 target: platform.name.clone(),
-                message: crate::http::error_chain(&source),
+                source,
             }
         })?;
     writer.flush().map_err(io_error(temp.path()))?;
@@ -678,9 +677,9 @@ fn cross_gcc(
         &planned.toolchain_name,
         nodes,
     )?;
-    let gcc = gcc::assemble(&debs, platform, &root).map_err(|source| Error::Toolchain {
+    let gcc = gcc::assemble(&debs, platform, &root).map_err(|source| Error::ToolchainSource {
         target: platform.name.clone(),
-        message: crate::http::error_chain(&source),
+        source: Box::new(source),
     })?;
     nodes.push(node(Outcome::Built, start.elapsed().as_secs_f64()));
     Ok(gcc)
@@ -721,9 +720,9 @@ fn sysroot(
             .map_err(io_error(parent))?;
         copy_tree(&gcc.sysroot, aside.path())?;
         for deb in &debs {
-            unpack_deb(deb, aside.path()).map_err(|source| Error::Toolchain {
+            unpack_deb(deb, aside.path()).map_err(|source| Error::ToolchainSource {
                 target: target.platform.name.clone(),
-                message: crate::http::error_chain(&source),
+                source: Box::new(source),
             })?;
         }
         // Absolute symlinks of -dev packages (`libfoo.so -> /lib/…`) would

@@ -112,9 +112,9 @@ pub(super) fn plan_source(
                     context.reporter,
                 )?;
                 let found =
-                    find_source_in_file(&blob, &path, name).map_err(|source| Error::Target {
-                        target: "sources".into(),
-                        message: crate::http::error_chain(&source),
+                    find_source_in_file(&blob, &path, name).map_err(|source| Error::Source {
+                        what: format!("package {name} in {path}"),
+                        source,
                     })?;
                 if let Some(package) = found {
                     context
@@ -124,7 +124,7 @@ pub(super) fn plan_source(
                 }
             }
             Err(Error::Target {
-                target: "sources".into(),
+                target: format!("source package {name}"),
                 message: format!(
                     "no source package {name} in the Sources indices of {} {} ({})",
                     crate::http::redact(&repository.url),
@@ -204,9 +204,9 @@ pub(super) fn materialize(
         .prefix(".source-")
         .tempdir_in(parent)
         .map_err(io_error(parent))?;
-    unpack_source(&local, aside.path()).map_err(|error| Error::Target {
-        target: source.describe(),
-        message: crate::http::error_chain(&error),
+    unpack_source(&local, aside.path()).map_err(|error| Error::Source {
+        what: source.describe(),
+        source: error,
     })?;
     let kept = aside.keep();
     fs::rename(&kept, &root).map_err(io_error(&root))?;
