@@ -97,14 +97,7 @@ pub fn plan(
     let http = HttpClient::new()?;
     let resolved = resolve::resolve_all(options, cache, &http, reporter)?;
     let mut report = resolve::plan_report(options, cache, &resolved);
-    let context = resolve::ResolveContext {
-        options,
-        repository: &resolved.repository,
-        release: &resolved.release,
-        cache,
-        http: &http,
-        reporter,
-    };
+    let context = resolved.context(options, cache, &http, reporter);
     report.builds = compile::plan_builds(&context, &resolved.targets)?;
     Ok(report)
 }
@@ -124,14 +117,7 @@ pub fn build(
     let resolved = resolve::resolve_all(options, cache, &http, reporter)?;
     phases.resolve = phase.elapsed().as_secs_f64();
 
-    let context = resolve::ResolveContext {
-        options,
-        repository: &resolved.repository,
-        release: &resolved.release,
-        cache,
-        http: &http,
-        reporter,
-    };
+    let context = resolved.context(options, cache, &http, reporter);
     if let Some(limit) = options.max_builds {
         let misses: Vec<String> = compile::plan_builds(&context, &resolved.targets)?
             .into_iter()

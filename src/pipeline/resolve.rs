@@ -160,6 +160,27 @@ pub fn resolve_all(
     })
 }
 
+impl Resolved {
+    /// The context later steps resolve and fetch in: this repository and
+    /// its verified Release.
+    pub(super) fn context<'a>(
+        &'a self,
+        options: &'a BuildOptions,
+        cache: &'a Cache,
+        http: &'a HttpClient,
+        reporter: &'a dyn Reporter,
+    ) -> ResolveContext<'a> {
+        ResolveContext {
+            options,
+            repository: &self.repository,
+            release: &self.release,
+            cache,
+            http,
+            reporter,
+        }
+    }
+}
+
 /// Where a resolution runs: the repository, its verified Release and the
 /// shared services.
 pub(super) struct ResolveContext<'a> {
