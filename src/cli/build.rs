@@ -48,6 +48,9 @@ fn options(common: &CommonArgs) -> Result<(BuildOptions, Cache), Error> {
             ),
         })?,
     };
+    // Absolute: build scripts and toolchain wrappers run from other
+    // directories and are given paths inside the cache.
+    let root = std::path::absolute(&root).unwrap_or(root);
     let cache = Cache::open(&root)?;
     Ok((options, cache))
 }

@@ -44,6 +44,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// How a toolchain with a sysroot is assembled (see [`sysroot`]); part of
+/// every build key.
+const SYSROOT_LAYOUT: &str = "toolchain-copy-v2";
+
 /// Version of each recipe: how a build becomes a layer. Part of its key.
 fn recipe_name(kind: BuildKind) -> &'static str {
     match kind {
@@ -255,7 +259,9 @@ pub(super) fn plan_build(
     let gcc_platform = glibc_sibling(platform)?;
     let (toolchain_packages, toolchain_key, toolchain_name) =
         plan_toolchain(context, &gcc_platform, nodes)?;
-    let mut sysroot = KeyBuilder::new("sysroot-packages");
+    // The layout version changes when how a sysroot is assembled changes
+    // (what a link can find in it), invalidating builds that used the old one.
+    let mut sysroot = KeyBuilder::new("sysroot-packages").text("layout", SYSROOT_LAYOUT);
     for package in &target.sysroot {
         sysroot = sysroot
             .text("package", &package.name)
@@ -384,8 +390,9 @@ fn build_one(
     if planned.kind == BuildKind::Cargo {
         rust.ensure_target(&triple).map_err(toolchain_error)?;
     }
-    let gcc = cross_gcc(context, &planned, nodes)?;
-    let sysroot = sysroot(context, &gcc, &planned.toolchain_key, target, nodes)?;
+    let toolchain = cross_gcc(context, &planned, nodes)?;
+    let gcc = sysroot(context, &toolchain, &planned.toolchain_key, target, nodes)?;
+    let sysroot = gcc.sysroot.clone();
     let tree = sources::materialize(context, &planned.source, nodes)?;
     let staging = tempfile::Builder::new()
         .prefix(".staging-")
@@ -685,8 +692,12 @@ fn cross_gcc(
     Ok(gcc)
 }
 
-/// The sysroot a build compiles against: the toolchain's target C library
-/// plus the target's `-dev` packages, shared by every build with the same
+/// The toolchain and sysroot a build compiles with: for a build without
+/// `-dev` packages, the toolchain itself; otherwise a copy of the
+/// toolchain (hard links: cheap, and never written through) whose sysroot
+/// also holds the target `-dev` packages and their closure. The copy keeps
+/// GCC's own search paths (which lead into *its* sysroot) consistent with
+/// the `--sysroot` it is given. Shared by every build with the same
 /// toolchain and packages.
 fn sysroot(
     context: &ResolveContext,
@@ -694,43 +705,62 @@ fn sysroot(
     gcc_key: &Sha256Digest,
     target: &TargetResolution,
     nodes: &mut Vec<NodeReport>,
-) -> Result<PathBuf, Error> {
-    let mut key = KeyBuilder::new("sysroot").digest("toolchain", gcc_key);
+) -> Result<CrossGcc, Error> {
+    if target.sysroot.is_empty() {
+        return Ok(gcc.clone());
+    }
+    let mut key = KeyBuilder::new("toolchain-with-sysroot")
+        .text("layout", SYSROOT_LAYOUT)
+        .digest("toolchain", gcc_key);
     for package in &target.sysroot {
         key = key
             .text("package", &package.name)
             .digest("deb", &package.sha256);
     }
     let key = key.finish();
-    if target.sysroot.is_empty() {
-        return Ok(gcc.sysroot.clone());
-    }
     let cache = context.cache;
-    let root = cache.root().join("sysroots-v1").join(key.hex());
+    let root = cache.root().join("sysroots-v2").join(key.hex());
     let _lock = cache.lock_item(&format!("sysroot-{}", key.hex()))?;
-    let outcome = if root.is_dir() {
-        Outcome::Local
-    } else {
-        let debs = fetch_debs(context, &target.sysroot, &target.platform.name, nodes)?;
-        let parent = root.parent().expect("sysroot paths have a parent");
-        fs::create_dir_all(parent).map_err(io_error(parent))?;
-        let aside = tempfile::Builder::new()
-            .prefix(".sysroot-")
-            .tempdir_in(parent)
-            .map_err(io_error(parent))?;
-        copy_tree(&gcc.sysroot, aside.path())?;
-        for deb in &debs {
-            unpack_deb(deb, aside.path()).map_err(|source| Error::ToolchainSource {
-                target: target.platform.name.clone(),
-                source: Box::new(source),
-            })?;
+    let toolchain_error = |source: crate::toolchain::ToolchainError| Error::ToolchainSource {
+        target: target.platform.name.clone(),
+        source: Box::new(source),
+    };
+    let (outcome, with_sysroot) = match CrossGcc::open(&root) {
+        Ok(existing) => (Outcome::Local, existing),
+        Err(_) => {
+            if root.exists() {
+                // Left by an interrupted run: never used, rebuilt.
+                fs::remove_dir_all(&root).map_err(io_error(&root))?;
+            }
+            let debs = fetch_debs(context, &target.sysroot, &target.platform.name, nodes)?;
+            let parent = root.parent().expect("sysroot paths have a parent");
+            fs::create_dir_all(parent).map_err(io_error(parent))?;
+            let aside = tempfile::Builder::new()
+                .prefix(".sysroot-")
+                .tempdir_in(parent)
+                .map_err(io_error(parent))?;
+            copy_tree(&gcc.root, aside.path())?;
+            let sysroot = aside.path().join(
+                gcc.sysroot
+                    .strip_prefix(&gcc.root)
+                    .expect("a toolchain's sysroot is inside it"),
+            );
+            for deb in &debs {
+                unpack_deb(deb, &sysroot).map_err(|source| Error::ToolchainSource {
+                    target: target.platform.name.clone(),
+                    source: Box::new(source),
+                })?;
+            }
+            // Absolute symlinks of -dev packages (`libz.so -> /lib/…`) would
+            // point into the build machine's root: make them sysroot-relative.
+            relativize_symlinks(&sysroot, &sysroot)?;
+            let built = aside.keep();
+            fs::rename(&built, &root).map_err(io_error(&root))?;
+            (
+                Outcome::Built,
+                CrossGcc::open(&root).map_err(toolchain_error)?,
+            )
         }
-        // Absolute symlinks of -dev packages (`libfoo.so -> /lib/…`) would
-        // point into the build machine's root: make them sysroot-relative.
-        relativize_symlinks(aside.path(), aside.path())?;
-        let built = aside.keep();
-        fs::rename(&built, &root).map_err(io_error(&root))?;
-        Outcome::Built
     };
     nodes.push(NodeReport {
         kind: NodeKind::Sysroot,
@@ -750,7 +780,7 @@ fn sysroot(
         seconds: 0.0,
         saved_seconds: 0.0,
     });
-    Ok(root)
+    Ok(with_sysroot)
 }
 
 /// Rewrites every absolute symlink under `directory` to a relative one that
