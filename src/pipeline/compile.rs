@@ -561,8 +561,9 @@ fn fetch_debs(
     target: &str,
     nodes: &mut Vec<NodeReport>,
 ) -> Result<Vec<PathBuf>, Error> {
-    let mut paths = Vec::new();
-    for package in packages {
+    // Downloads run on a few threads at once (they wait on the network, not
+    // the CPU); results keep the packages' order.
+    let fetch_one = |package: &ResolvedPackage| -> Result<(PathBuf, NodeReport), Error> {
         let start = Instant::now();
         let url = format!("{}/{}", context.repository.url, package.filename);
         let what = format!(
@@ -584,7 +585,7 @@ fn fetch_debs(
                 target: target.to_owned(),
                 source: Box::new(error.into()),
             })?;
-        nodes.push(NodeReport {
+        let node = NodeReport {
             kind: NodeKind::Deb,
             name: what,
             target: Some(target.to_owned()),
@@ -595,7 +596,25 @@ fn fetch_debs(
             bytes,
             seconds: start.elapsed().as_secs_f64(),
             saved_seconds: 0.0,
-        });
+        };
+        Ok((path, node))
+    };
+    let workers = context.options.jobs.clamp(1, 8);
+    let chunk = packages.len().div_ceil(workers).max(1);
+    let results: Vec<Result<(PathBuf, NodeReport), Error>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = packages
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(fetch_one).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().expect("download thread panicked"))
+            .collect()
+    });
+    let mut paths = Vec::new();
+    for result in results {
+        let (path, node) = result?;
+        nodes.push(node);
         paths.push(path);
     }
     Ok(paths)
