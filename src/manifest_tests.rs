@@ -380,3 +380,29 @@ fn repository_names_follow_the_distribution_grammar() {
         assert!(check_repository_name(invalid).is_err(), "{invalid}");
     }
 }
+
+#[test]
+fn build_sources_must_be_one_known_form_with_a_digest_for_urls() {
+    let build = |source: &str| {
+        format!("[image]\nname = \"app\"\n\n[[build]]\nkind = \"make\"\nsource = {source}\n")
+    };
+    let message = error_at(&build("{ url = \"https://example.org/x.tar.gz\" }"));
+    assert!(message.starts_with("6:10: "), "{message}");
+    assert!(message.contains("needs its `sha256`"), "{message}");
+    let message = error_at(&build(
+        "{ url = \"https://example.org/x.tar.gz\", sha256 = \"abc\" }",
+    ));
+    assert!(message.contains("not 64 hexadecimal digits"), "{message}");
+    let message = error_at(&build("{ debian = \"hello\", path = \"src\" }"));
+    assert!(message.contains("`source` is one of"), "{message}");
+    let message = error_at(
+        "[image]\nname = \"app\"\n\n[[build]]\nkind = \"cargo\"\nsource = { debian = \"hello\" }\n",
+    );
+    assert!(
+        message.contains("a cargo build takes its sources from `path`"),
+        "{message}"
+    );
+    let manifest = parse(&build("{ path = \"vendor/lib\" }")).unwrap();
+    assert!(manifest.builds[0].path.ends_with("vendor/lib"));
+    assert_eq!(manifest.builds[0].source, None);
+}
