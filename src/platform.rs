@@ -146,7 +146,7 @@ impl fmt::Display for Platform {
 
 /// The release number of a Debian codename, ignoring a `-updates` or
 /// `-security`-style suffix; `sid` and `unstable` sort after every release.
-fn debian_release_number(suite: &str) -> Option<u32> {
+pub fn debian_release_number(suite: &str) -> Option<u32> {
     let codename = suite.split('-').next().unwrap_or(suite);
     DEBIAN_RELEASES
         .iter()

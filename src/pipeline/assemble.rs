@@ -11,12 +11,14 @@ use crate::Error;
 use crate::cache::Cache;
 use crate::hash::Sha256Digest;
 use crate::http::redact;
+use crate::image::dir_layer::write_directory_layer;
+use crate::image::layer::LayerOptions;
 use crate::image::layout::{BlobSource, ImageToWrite, write_docker_archive, write_oci_layout};
 use crate::image::oci::{
     Descriptor, EmptyObject, History, ImageConfiguration, ImageManifest, MEDIA_TYPE_CONFIG,
     Platform as OciPlatform, format_rfc3339, to_canonical_json,
 };
-use crate::plan::NodeKind;
+use crate::plan::{KeyBuilder, NodeKind};
 use crate::report::{BuildReport, LayerReport, NodeReport, Outcome, PackageReport, TargetReport};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,6 +39,71 @@ impl BlobSource for Cache {
             ))
         }
     }
+}
+
+/// The first Debian release whose packages assume merged /usr (DEP17:
+/// `/lib/ld-linux-*.so` is found through the `/lib -> usr/lib` symlink).
+const MERGED_USR_SINCE: u32 = 13;
+
+/// A layer holding only the merged-/usr symlinks, cached like any other.
+fn merged_usr_layer(
+    options: &BuildOptions,
+    cache: &Cache,
+) -> Result<(LayerRecord, Outcome), Error> {
+    let key = KeyBuilder::new("layer")
+        .text("format", "merged-usr-v1")
+        .number("epoch", options.epoch)
+        .number("gzip-level", options.compression_level as u64)
+        .finish();
+    if let Some(record) = cache.get_entry::<LayerRecord>("layer", &key)?
+        && cache
+            .verified_blob(&record.digest, Some(record.size))?
+            .is_some()
+    {
+        return Ok((record, Outcome::Local));
+    }
+    let io_error = |path: &std::path::Path| {
+        let path = path.to_owned();
+        move |source| Error::Cache(crate::cache::CacheError::Io { path, source })
+    };
+    let staging = tempfile::Builder::new()
+        .prefix(".staging-")
+        .tempdir_in(cache.root().join("tmp"))
+        .map_err(io_error(cache.root()))?;
+    for (link, target) in [
+        ("bin", "usr/bin"),
+        ("sbin", "usr/sbin"),
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+    ] {
+        let path = staging.path().join(link);
+        std::os::unix::fs::symlink(target, &path).map_err(io_error(&path))?;
+    }
+    let temp = cache.temp_file()?;
+    let file = temp.reopen().map_err(io_error(temp.path()))?;
+    let mut writer = std::io::BufWriter::new(file);
+    let layer_options = LayerOptions {
+        epoch: options.epoch,
+        compression_level: options.compression_level,
+    };
+    let output =
+        write_directory_layer(staging.path(), &layer_options, &mut writer).map_err(|source| {
+            Error::DirectoryLayer {
+                target: "merged-/usr".to_owned(),
+                source,
+            }
+        })?;
+    std::io::Write::flush(&mut writer).map_err(io_error(temp.path()))?;
+    cache.commit_blob(temp, &output.digest)?;
+    let record = LayerRecord {
+        digest: output.digest,
+        diff_id: output.diff_id,
+        size: output.size,
+        uncompressed_size: output.uncompressed_size,
+        skipped_scripts: Vec::new(),
+    };
+    cache.put_entry("layer", &key, &record)?;
+    Ok((record, Outcome::Built))
 }
 
 /// One layer of an image, whatever made it.
@@ -64,16 +131,32 @@ pub(super) fn assemble(
     nodes.extend(realized.nodes.iter().cloned());
     let mut images = Vec::new();
     let mut targets = Vec::new();
+    let release = &resolved.release.release;
+    let codename = release
+        .codename
+        .as_deref()
+        .unwrap_or(&resolved.repository.suite);
+    let merged_usr = match crate::platform::debian_release_number(codename) {
+        Some(number) if number >= MERGED_USR_SINCE => Some(merged_usr_layer(options, cache)?),
+        _ => None,
+    };
     for ((target, layers), built) in resolved.targets.iter().zip(&plan.per_target).zip(builds) {
         let platform = OciPlatform {
             architecture: target.platform.oci.architecture.clone(),
             os: target.platform.oci.os.clone(),
             variant: target.platform.oci.variant.clone(),
         };
-        // Package layers first, then the layers of builds, in manifest order.
-        let records: Vec<ImageLayer> = layers
+        // The merged-/usr symlinks (trixie on), then package layers, then the
+        // layers of builds, in manifest order.
+        let records: Vec<ImageLayer> = merged_usr
             .iter()
-            .map(|layer| {
+            .map(|(record, outcome)| ImageLayer {
+                contents: vec!["merged-/usr symlinks".to_owned()],
+                created_by: "xbuild: /bin, /sbin, /lib, /lib64 -> usr/…".to_owned(),
+                record,
+                outcome: *outcome,
+            })
+            .chain(layers.iter().map(|layer| {
                 let (record, outcome) = &realized.layers[&layer.key];
                 ImageLayer {
                     contents: layer.packages.iter().map(|p| p.name.clone()).collect(),
@@ -89,7 +172,7 @@ pub(super) fn assemble(
                     record,
                     outcome: *outcome,
                 }
-            })
+            }))
             .chain(built.iter().map(|layer| ImageLayer {
                 contents: vec![layer.label.clone()],
                 created_by: format!("xbuild: {}", layer.label),
