@@ -5,14 +5,12 @@
 
 use super::BuildOptions;
 use super::compile::BuildLayer;
-use super::realize::{LayerPlan, LayerRecord, Realized};
+use super::realize::{LayerPlan, LayerRecord, Realized, store_directory_layer};
 use super::resolve::Resolved;
 use crate::Error;
 use crate::cache::Cache;
 use crate::hash::Sha256Digest;
 use crate::http::redact;
-use crate::image::dir_layer::write_directory_layer;
-use crate::image::layer::LayerOptions;
 use crate::image::layout::{BlobSource, ImageToWrite, write_docker_archive, write_oci_layout};
 use crate::image::oci::{
     Descriptor, EmptyObject, History, ImageConfiguration, ImageManifest, MEDIA_TYPE_CONFIG,
@@ -79,29 +77,7 @@ fn merged_usr_layer(
         let path = staging.path().join(link);
         std::os::unix::fs::symlink(target, &path).map_err(io_error(&path))?;
     }
-    let temp = cache.temp_file()?;
-    let file = temp.reopen().map_err(io_error(temp.path()))?;
-    let mut writer = std::io::BufWriter::new(file);
-    let layer_options = LayerOptions {
-        epoch: options.epoch,
-        compression_level: options.compression_level,
-    };
-    let output =
-        write_directory_layer(staging.path(), &layer_options, &mut writer).map_err(|source| {
-            Error::DirectoryLayer {
-                target: "merged-/usr".to_owned(),
-                source,
-            }
-        })?;
-    std::io::Write::flush(&mut writer).map_err(io_error(temp.path()))?;
-    cache.commit_blob(temp, &output.digest)?;
-    let record = LayerRecord {
-        digest: output.digest,
-        diff_id: output.diff_id,
-        size: output.size,
-        uncompressed_size: output.uncompressed_size,
-        skipped_scripts: Vec::new(),
-    };
+    let record = store_directory_layer(options, cache, staging.path(), "merged-/usr")?;
     cache.put_entry("layer", &key, &record)?;
     Ok((record, Outcome::Built))
 }

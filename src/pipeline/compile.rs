@@ -17,7 +17,7 @@
 //!   (`/usr/local/bin/<name>`). The layer is content-addressed, so two
 //!   builds that produce the same bytes share everything downstream.
 
-use super::realize::LayerRecord;
+use super::realize::{LayerRecord, store_directory_layer};
 use super::resolve::PlannedBuildReport;
 use super::resolve::{ResolveContext, resolve_request};
 use super::sources::{self, PlannedSource};
@@ -29,8 +29,6 @@ use crate::cache::{BlobOrigin, CacheError};
 use crate::debian::resolve::Request;
 use crate::debian::unpack::unpack_deb;
 use crate::hash::Sha256Digest;
-use crate::image::dir_layer::write_directory_layer;
-use crate::image::layer::LayerOptions;
 use crate::manifest::{BuildKind, BuildSpec};
 use crate::plan::explain::{self, Difference, Inputs};
 use crate::plan::{KeyBuilder, NodeKind};
@@ -40,7 +38,6 @@ use crate::toolchain::gcc::{self, CrossGcc, SKIPPED_HOST_PACKAGES};
 use crate::toolchain::rust::{self, RustToolchain};
 use fs_err as fs;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -429,30 +426,9 @@ fn build_one(
             }
         })?;
     }
-    let temp = cache.temp_file()?;
-    let file = temp.reopen().map_err(io_error(temp.path()))?;
-    let mut writer = std::io::BufWriter::new(file);
-    let layer_options = LayerOptions {
-        epoch: options.epoch,
-        compression_level: options.compression_level,
-    };
-    let output =
-        write_directory_layer(staging.path(), &layer_options, &mut writer).map_err(|source| {
-            Error::DirectoryLayer {
-                target: platform.name.clone(),
-                source,
-            }
-        })?;
-    writer.flush().map_err(io_error(temp.path()))?;
-    cache.commit_blob(temp, &output.digest)?;
+    let layer = store_directory_layer(options, cache, staging.path(), &platform.name)?;
     let record = BuildRecord {
-        layer: LayerRecord {
-            digest: output.digest,
-            diff_id: output.diff_id,
-            size: output.size,
-            uncompressed_size: output.uncompressed_size,
-            skipped_scripts: Vec::new(),
-        },
+        layer,
         inputs: planned.inputs.clone(),
         seconds: start.elapsed().as_secs_f64(),
     };

@@ -11,14 +11,15 @@ use crate::Error;
 use crate::cache::{BlobOrigin, Cache};
 use crate::hash::Sha256Digest;
 use crate::http::HttpClient;
-use crate::image::layer::{LayerOptions, LayerPackage, write_layer};
+use crate::image::dir_layer::write_directory_layer;
+use crate::image::layer::{LayerOptions, LayerOutput, LayerPackage, write_layer};
 use crate::plan::{KeyBuilder, NodeKind};
 use crate::progress::Reporter;
 use crate::report::{NodeReport, Outcome};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -46,6 +47,51 @@ pub struct LayerRecord {
     pub size: u64,
     pub uncompressed_size: u64,
     pub skipped_scripts: Vec<(String, Vec<String>)>,
+}
+
+impl LayerRecord {
+    /// The record of a layer just written.
+    pub fn from_output(output: LayerOutput) -> LayerRecord {
+        LayerRecord {
+            digest: output.digest,
+            diff_id: output.diff_id,
+            size: output.size,
+            uncompressed_size: output.uncompressed_size,
+            skipped_scripts: output.skipped_scripts,
+        }
+    }
+}
+
+/// Writes the files under `staging` as a layer blob into the cache.
+/// `what` names the layer in errors.
+pub fn store_directory_layer(
+    options: &BuildOptions,
+    cache: &Cache,
+    staging: &Path,
+    what: &str,
+) -> Result<LayerRecord, Error> {
+    let temp = cache.temp_file()?;
+    let io_error = |source| {
+        Error::Cache(crate::cache::CacheError::Io {
+            path: temp.path().to_owned(),
+            source,
+        })
+    };
+    let file = temp.reopen().map_err(io_error)?;
+    let mut writer = std::io::BufWriter::new(file);
+    let layer_options = LayerOptions {
+        epoch: options.epoch,
+        compression_level: options.compression_level,
+    };
+    let output = write_directory_layer(staging, &layer_options, &mut writer).map_err(|source| {
+        Error::DirectoryLayer {
+            target: what.to_owned(),
+            source,
+        }
+    })?;
+    writer.flush().map_err(io_error)?;
+    cache.commit_blob(temp, &output.digest)?;
+    Ok(LayerRecord::from_output(output))
 }
 
 /// The layers of every target, in image order.
@@ -305,13 +351,7 @@ fn build_one(
         writer.flush().map_err(io_error)?;
         temp.as_file().sync_data().map_err(io_error)?;
         cache.commit_blob(temp, &output.digest)?;
-        let record = LayerRecord {
-            digest: output.digest,
-            diff_id: output.diff_id,
-            size: output.size,
-            uncompressed_size: output.uncompressed_size,
-            skipped_scripts: output.skipped_scripts,
-        };
+        let record = LayerRecord::from_output(output);
         cache.put_entry("layer", &layer.key, &record)?;
         Ok(record)
     })();
