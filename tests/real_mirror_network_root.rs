@@ -16,6 +16,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use support::oci::{Layout, docker_archive_manifest};
+use support::podman::Podman;
 use support::run_ok;
 use support::xbuild::{RunOutput, Xbuild, report_package_names, report_packages, temp_dir};
 
@@ -37,23 +38,6 @@ fn build(xbuild: &Xbuild, out: &Path, target: &str) -> Value {
     run.success().json()
 }
 
-/// podman confined to `storage`, with the flags this kind of host needs.
-fn podman(storage: &Path) -> Command {
-    let mut command = Command::new("podman");
-    command
-        .arg("--root")
-        .arg(storage.join("root"))
-        .arg("--runroot")
-        .arg(storage.join("runroot"))
-        .arg("--tmpdir")
-        .arg(storage.join("tmp"))
-        .args(["--storage-driver", "vfs"])
-        .args(["--cgroup-manager", "cgroupfs"])
-        .args(["--runtime", "runc"])
-        .args(["--events-backend", "none"]);
-    command
-}
-
 /// Builds cowsay for `target`, loads the docker-archive into a private
 /// podman store and runs it for `platform` (through qemu when foreign).
 fn cowsay_runs_under_podman(target: &str, platform: &str, architecture: &str) {
@@ -73,33 +57,9 @@ fn cowsay_runs_under_podman(target: &str, platform: &str, architecture: &str) {
         docker_archive_manifest(&docker_archive)[0]["RepoTags"],
         serde_json::json!([IMAGE])
     );
-    let storage = temp_dir("xbuild-podman-");
-    let loaded = run_ok(
-        podman(storage.path())
-            .arg("load")
-            .arg("-i")
-            .arg(&docker_archive),
-    );
-    // podman qualifies the short name (`localhost/…` or `docker.io/library/…`).
-    let loaded_name = loaded
-        .lines()
-        .find_map(|line| line.split_once("Loaded image").map(|(_, rest)| rest))
-        .and_then(|rest| rest.split_once(": "))
-        .map(|(_, name)| name.trim().to_owned())
-        .unwrap_or_else(|| panic!("podman load said: {loaded}"));
-    assert!(loaded_name.ends_with(IMAGE), "podman loaded {loaded_name}");
-    let output = run_ok(
-        podman(storage.path())
-            .args(["run", "--rm", "--pull", "never", "--network", "none"])
-            .args([
-                "--ulimit",
-                "nofile=4096:4096",
-                "--ulimit",
-                "nproc=4096:4096",
-            ])
-            .args(["--platform", platform])
-            .arg(&loaded_name),
-    );
+    let podman = Podman::new();
+    let loaded_name = podman.load(&docker_archive, IMAGE);
+    let output = podman.run(&loaded_name, platform);
     assert!(
         output.contains("hello world"),
         "{target}: no greeting in:\n{output}"
