@@ -220,18 +220,20 @@ impl BuildOptions {
     }
 }
 
-/// The names of the bin targets of the workspace members of the cargo
-/// project in `manifest_dir`, sorted (through `cargo metadata --no-deps`).
-pub fn workspace_binaries(manifest_dir: &Path) -> Result<Vec<String>, CargoError> {
-    let manifest = manifest_dir.join("Cargo.toml");
-    let metadata = MetadataCommand::new()
+/// `cargo metadata --no-deps` of the project in `project_dir`.
+fn workspace_metadata(project_dir: &Path) -> Result<cargo_metadata::Metadata, CargoError> {
+    let manifest = project_dir.join("Cargo.toml");
+    MetadataCommand::new()
         .manifest_path(&manifest)
         .no_deps()
         .exec()
-        .map_err(|source| CargoError::Metadata {
-            manifest: manifest.clone(),
-            source,
-        })?;
+        .map_err(|source| CargoError::Metadata { manifest, source })
+}
+
+/// The names of the bin targets of the workspace members of the cargo
+/// project in `manifest_dir`, sorted (through `cargo metadata --no-deps`).
+pub fn workspace_binaries(manifest_dir: &Path) -> Result<Vec<String>, CargoError> {
+    let metadata = workspace_metadata(manifest_dir)?;
     let mut names: Vec<String> = metadata
         .workspace_packages()
         .into_iter()
@@ -269,14 +271,7 @@ pub fn build_with(
     let project_dir = std::path::absolute(project_dir).unwrap_or_else(|_| project_dir.to_owned());
     let target_dir = std::path::absolute(target_dir).unwrap_or_else(|_| target_dir.to_owned());
     let manifest = project_dir.join("Cargo.toml");
-    let metadata = MetadataCommand::new()
-        .manifest_path(&manifest)
-        .no_deps()
-        .exec()
-        .map_err(|source| CargoError::Metadata {
-            manifest: manifest.clone(),
-            source,
-        })?;
+    let metadata = workspace_metadata(&project_dir)?;
     let workspace_root = metadata.workspace_root.into_std_path_buf();
 
     let program = std::env::var_os("CARGO")

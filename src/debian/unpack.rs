@@ -303,22 +303,8 @@ impl Unpacker<'_> {
                 continue;
             }
             let path = self.dest.join(&current);
-            match fs_err::symlink_metadata(&path) {
-                Ok(metadata) if metadata.file_type().is_dir() => {}
-                Ok(metadata) if metadata.file_type().is_symlink() => {
-                    return Err(UnpackError::ThroughSymlink {
-                        archive: self.label.to_owned(),
-                        entry: entry.to_owned(),
-                        symlink: path,
-                    });
-                }
-                Ok(_) => {
-                    return Err(self.conflict(entry, &path, "a directory is needed there"));
-                }
-                Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                    fs_err::create_dir(&path).map_err(|source| self.write_error(&path, source))?;
-                }
-                Err(source) => return Err(self.write_error(&path, source)),
+            if !self.existing_directory(entry, &path)? {
+                fs_err::create_dir(&path).map_err(|source| self.write_error(&path, source))?;
             }
             self.known_directories.insert(current.clone());
         }
@@ -338,20 +324,28 @@ impl Unpacker<'_> {
                 continue;
             }
             let path = self.dest.join(&current);
-            match fs_err::symlink_metadata(&path) {
-                Ok(metadata) if metadata.file_type().is_dir() => {}
-                Ok(metadata) if metadata.file_type().is_symlink() => {
-                    return Err(UnpackError::ThroughSymlink {
-                        archive: self.label.to_owned(),
-                        entry: entry.to_owned(),
-                        symlink: path,
-                    });
-                }
-                Ok(_) => return Err(self.conflict(entry, &path, "not a directory")),
-                Err(source) => return Err(self.write_error(&path, source)),
+            if !self.existing_directory(entry, &path)? {
+                let missing = io::Error::from(io::ErrorKind::NotFound);
+                return Err(self.write_error(&path, missing));
             }
         }
         Ok(())
+    }
+
+    /// Whether `path` is a real directory (`false`: nothing is there). A
+    /// symlink there is refused, never followed; anything else is a conflict.
+    fn existing_directory(&self, entry: &str, path: &Path) -> Result<bool, UnpackError> {
+        match fs_err::symlink_metadata(path) {
+            Ok(metadata) if metadata.file_type().is_dir() => Ok(true),
+            Ok(metadata) if metadata.file_type().is_symlink() => Err(UnpackError::ThroughSymlink {
+                archive: self.label.to_owned(),
+                entry: entry.to_owned(),
+                symlink: path.to_owned(),
+            }),
+            Ok(_) => Err(self.conflict(entry, path, "a directory is needed there")),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(self.write_error(path, source)),
+        }
     }
 
     /// Removes a file or symlink at `path` so a new entry can take its
