@@ -7,17 +7,25 @@
 //! source tree as `dpkg-source -x` would: for `3.0 (quilt)` the upstream
 //! `.orig.tar.*` with its single top-level directory stripped (additional
 //! `.orig-<component>.tar.*` tarballs go into `<component>/`), then the
-//! `.debian.tar.*` as `debian/`; for `1.0` and `3.0 (native)` the one
-//! tarball. Quilt patches (`debian/patches/series`) are *not* applied and a
-//! `1.0` `.diff.gz` is refused: the upstream tree is what gets built, which
-//! is what a C recipe wants. Entries are written with the safety rules of
-//! [`crate::debian::unpack`]: no `..`, nothing written through a symlink.
-//! Tarballs may be gzip, xz, lzma, zstd, bzip2 (through the `bzip2` program)
-//! or uncompressed.
+//! `.debian.tar.*` as `debian/`, then the quilt patches of
+//! `debian/patches/debian.series` (else `debian/patches/series`) applied in
+//! order with the `patch` program, without fuzz; for `1.0` and
+//! `3.0 (native)` the one tarball. A `1.0` `.diff.gz` is refused. Entries
+//! are written with the safety rules of [`crate::debian::unpack`]: no `..`,
+//! nothing written through a symlink; a series entry must name a file inside
+//! `debian/patches/`, and `patch` itself refuses `..` and symlinks. Files
+//! the patches change all get one modification time, one second after the
+//! newest file of the unpacked tree, so that `make` sees them as newer than
+//! what they were generated from, as after `dpkg-source -x` (no `.pc/`
+//! directory is written). Tarballs may be gzip, xz, lzma, zstd, bzip2
+//! (through the `bzip2` program) or uncompressed.
 
+use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime};
 
 use crate::debian::control::{ControlError, ParagraphReader};
 use crate::debian::release::{FileHash, Release};
@@ -72,6 +80,33 @@ pub enum SourceError {
         path: PathBuf,
         #[source]
         source: io::Error,
+    },
+    #[error("source package {package}: {series}: {reason}")]
+    Series {
+        package: String,
+        series: String,
+        reason: String,
+    },
+    #[error(
+        "source package {package}: cannot run the `patch` program to apply {patch}; install it (`apt-get install patch`)"
+    )]
+    PatchProgram {
+        package: String,
+        patch: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "source package {package}: the quilt patch debian/patches/{patch} does not apply ({status}); patch said:\n{output}\n\
+         It is applied as `dpkg-source -x` applies it (no fuzz). If `dpkg-source -x` unpacks this package, \
+         please report an xbuild bug, and meanwhile build from that tree with `source = {{ path = \"…\" }}`; \
+         if it does not, the package itself is broken"
+    )]
+    Patch {
+        package: String,
+        patch: String,
+        status: String,
+        output: String,
     },
 }
 
@@ -323,9 +358,10 @@ fn tree_name(file: &str) -> String {
 /// The layout is decided by the files given: a `.debian.tar.*` means
 /// `3.0 (quilt)` (an `.orig.tar.*` is then required), one other `.tar.*`
 /// means `1.0` or `3.0 (native)`. A `1.0` package with a `.diff.gz` is
-/// refused, and quilt patches are left unapplied (see the module
-/// documentation). The tree is built in a temporary directory beside it and
-/// renamed into place, so it is either complete or absent.
+/// refused. The quilt patches of a `3.0 (quilt)` package are applied (see
+/// the module documentation); one that does not apply is an error. The tree
+/// is built in a temporary directory beside it and renamed into place, so it
+/// is either complete or absent.
 pub fn unpack_source(files: &[(SourceFile, PathBuf)], dest: &Path) -> Result<PathBuf, SourceError> {
     let names: Vec<String> = files.iter().map(|(file, _)| file.name.clone()).collect();
     let with_role = |wanted: &Role| -> Vec<&(SourceFile, PathBuf)> {
@@ -425,9 +461,185 @@ pub fn unpack_source(files: &[(SourceFile, PathBuf)], dest: &Path) -> Result<Pat
         remove_any(&place)?;
         fs_err::rename(scratch.join("debian"), &place)
             .map_err(|source| write_error(&place, source))?;
+        apply_quilt_series(&top, &package_label(&file.name))?;
     }
     fs_err::rename(&top, &tree).map_err(|source| write_error(&tree, source))?;
     Ok(tree)
+}
+
+/// `hello_2.10-3.debian.tar.xz` → `hello 2.10-3`, for errors.
+fn package_label(debian_tarball: &str) -> String {
+    let stem = tar_stem(debian_tarball).unwrap_or(debian_tarball);
+    let stem = stem.strip_suffix(".debian").unwrap_or(stem);
+    stem.replacen('_', " ", 1)
+}
+
+/// The series files `dpkg-source` reads, first found wins: the vendor's
+/// (xbuild's vendor is Debian), then the plain one.
+const SERIES_FILES: [&str; 2] = ["debian.series", "series"];
+
+/// One patch of a quilt series: its path under `debian/patches/` and how
+/// many leading components `patch` strips from the file names in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SeriesEntry {
+    patch: String,
+    strip: u32,
+}
+
+/// Parses a quilt series file. Blank lines and lines starting with `#` are
+/// skipped; otherwise a line is a patch path, then options up to the end
+/// of the line or a `#` after white space. The one option understood is
+/// quilt's `-pN` (default `-p1`; `-pab` is `-p1`); any other is refused
+/// rather than ignored. A path must stay inside `debian/patches/`.
+fn parse_series(text: &str) -> Result<Vec<SeriesEntry>, String> {
+    let mut entries = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let patch = words.next().expect("the line is not blank");
+        let at = |reason: String| format!("line {}: {reason}", index + 1);
+        if Path::new(patch)
+            .components()
+            .any(|part| !matches!(part, Component::Normal(_) | Component::CurDir))
+        {
+            return Err(at(format!(
+                "the patch {patch:?} is outside debian/patches/"
+            )));
+        }
+        let mut strip = 1;
+        for option in words.take_while(|word| !word.starts_with('#')) {
+            strip = match option.strip_prefix("-p") {
+                Some("ab") => Some(1),
+                Some(digits) => digits.parse().ok(),
+                None => None,
+            }
+            .ok_or_else(|| at(format!("unsupported option {option:?} (only -pN is)")))?;
+        }
+        entries.push(SeriesEntry {
+            patch: patch.to_owned(),
+            strip,
+        });
+    }
+    Ok(entries)
+}
+
+/// Applies the quilt series of the `3.0 (quilt)` tree at `root` (with its
+/// `debian/` in place), as `dpkg-source -x` does: each patch in order, with
+/// `patch` run in `root`, no fuzz, no backups, no reject files. No series
+/// file means no patches. Files the patches change or create then get one
+/// modification time, one second after the newest file of the tree before
+/// patching. Returns how many patches were applied.
+fn apply_quilt_series(root: &Path, package: &str) -> Result<usize, SourceError> {
+    let patches = root.join("debian").join("patches");
+    let Some((series_name, series_path)) = SERIES_FILES
+        .iter()
+        .map(|name| (format!("debian/patches/{name}"), patches.join(name)))
+        .find(|(_, path)| fs_err::symlink_metadata(path).is_ok())
+    else {
+        return Ok(0);
+    };
+    let series_error = |reason: String| SourceError::Series {
+        package: package.to_owned(),
+        series: series_name.clone(),
+        reason,
+    };
+    // A symlink in the package must not make xbuild read a host file.
+    let inside = |path: &Path, within: &Path| -> Result<PathBuf, SourceError> {
+        let resolve = |path: &Path| {
+            std::fs::canonicalize(path)
+                .map_err(|error| series_error(format!("{}: {error}", path.display())))
+        };
+        let (resolved, within) = (resolve(path)?, resolve(within)?);
+        if !resolved.starts_with(&within) {
+            return Err(series_error(format!(
+                "{} leads outside {}",
+                path.display(),
+                within.display()
+            )));
+        }
+        Ok(resolved)
+    };
+    let patches = inside(&patches, root)?;
+    let series_path = inside(&series_path, &patches)?;
+    let text = fs_err::read_to_string(&series_path).map_err(|source| SourceError::Read {
+        path: series_path.clone(),
+        source,
+    })?;
+    let entries = parse_series(&text).map_err(series_error)?;
+    if entries.is_empty() {
+        return Ok(0);
+    }
+    let before = file_states(root)?;
+    for entry in &entries {
+        let patch_file = inside(&patches.join(&entry.patch), &patches)?;
+        let output = Command::new("patch")
+            .args(["-t", "-F", "0", "-N", "-u", "-E", "-V", "never"])
+            .args(["--no-backup-if-mismatch", "--reject-file=-"])
+            .arg(format!("-p{}", entry.strip))
+            .arg("-i")
+            .arg(&patch_file)
+            .current_dir(root)
+            .env("LC_ALL", "C")
+            .env("PATCH_GET", "0")
+            .env_remove("POSIXLY_CORRECT")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| SourceError::PatchProgram {
+                package: package.to_owned(),
+                patch: entry.patch.clone(),
+                source,
+            })?;
+        if !output.status.success() {
+            // Its last 50 lines: enough to see which hunks failed.
+            let said = [output.stdout, output.stderr].concat();
+            let said = String::from_utf8_lossy(&said);
+            let lines: Vec<&str> = said.trim().lines().collect();
+            return Err(SourceError::Patch {
+                package: package.to_owned(),
+                patch: entry.patch.clone(),
+                status: output.status.to_string(),
+                output: lines[lines.len().saturating_sub(50)..].join("\n"),
+            });
+        }
+    }
+    let newest = before.values().map(|(_, modified)| *modified).max();
+    let stamp = newest.unwrap_or(SystemTime::UNIX_EPOCH) + Duration::from_secs(1);
+    for (path, state) in file_states(root)? {
+        if before.get(&path) != Some(&state) {
+            fs_err::File::open(&path)
+                .and_then(|file| file.file().set_modified(stamp))
+                .map_err(|source| write_error(&path, source))?;
+        }
+    }
+    Ok(entries.len())
+}
+
+/// Every regular file under `root` (symlinks are not followed), with its
+/// inode and modification time: `patch` replaces a file it changes, so
+/// either differs afterwards.
+fn file_states(root: &Path) -> Result<HashMap<PathBuf, (u64, SystemTime)>, SourceError> {
+    let mut states = HashMap::new();
+    let mut pending = vec![root.to_owned()];
+    while let Some(directory) = pending.pop() {
+        let read = |source| SourceError::Read {
+            path: directory.clone(),
+            source,
+        };
+        for entry in fs_err::read_dir(&directory).map_err(read)? {
+            let path = entry.map_err(read)?.path();
+            let metadata = fs_err::symlink_metadata(&path).map_err(read)?;
+            if metadata.is_dir() {
+                pending.push(path);
+            } else if metadata.is_file() {
+                let modified = metadata.modified().map_err(read)?;
+                states.insert(path, (metadata.ino(), modified));
+            }
+        }
+    }
+    Ok(states)
 }
 
 /// Unpacks a tarball into `scratch` and moves its content to

@@ -1,6 +1,7 @@
 //! Tests of Debian source packages, offline: picking the index from a
 //! Release, finding a package in a `Sources` index, and unpacking quilt,
-//! native and multi-tarball packages built here, including hostile ones.
+//! native and multi-tarball packages built here, including hostile ones,
+//! with their quilt patches applied by the real `patch` program.
 //! (The real `hello` from the archive is fetched, unpacked and built in
 //! `src/build/c_tests.rs`.)
 
@@ -313,7 +314,7 @@ fn quilt_packages_get_the_upstream_tree_and_debian_directory() {
             &[
                 ("debian/", None),
                 ("debian/control", Some("Source: hello\n")),
-                ("debian/patches/series", Some("fix.patch\n")),
+                ("debian/patches/series", Some("# no patches yet\n\n")),
             ],
         ),
     ];
@@ -330,7 +331,10 @@ fn quilt_packages_get_the_upstream_tree_and_debian_directory() {
     assert_eq!(read(&tree.join("src/hello.c")), "int main;\n");
     assert_eq!(read(&tree.join("extra/data.txt")), "extra\n");
     assert_eq!(read(&tree.join("debian/control")), "Source: hello\n");
-    assert_eq!(read(&tree.join("debian/patches/series")), "fix.patch\n");
+    assert_eq!(
+        read(&tree.join("debian/patches/series")),
+        "# no patches yet\n\n"
+    );
     assert!(
         !tree.join("debian/rules").exists(),
         "upstream debian/ replaced"
@@ -484,4 +488,263 @@ fn hostile_tarballs_are_refused_and_leave_nothing() {
     // The same upstream tarball with a proper Debian tarball unpacks.
     let unpacked = unpack_source(&[orig, debian], &dest).unwrap();
     assert!(unpacked.join("debian/control").is_file());
+}
+
+// ---------------------------------------------------------------------------
+// Quilt patches.
+
+const HELLO_C: &str =
+    "#include <stdio.h>\nint main(void) {\n    puts(\"hello\");\n    return 0;\n}\n";
+
+/// Changes `src/hello.c` and creates `src/new.h`; made with `diff -u` of
+/// `a/` and `b/` trees, so it wants `-p1`. A header comes first, as in
+/// Debian's DEP-3 patches.
+const GREETING_PATCH: &str = concat!(
+    "Description: greet the world\n",
+    "--- a/src/hello.c\n",
+    "+++ b/src/hello.c\n",
+    "@@ -1,5 +1,6 @@\n",
+    " #include <stdio.h>\n",
+    "+#include \"new.h\"\n",
+    " int main(void) {\n",
+    "-    puts(\"hello\");\n",
+    "+    puts(GREETING);\n",
+    "     return 0;\n",
+    " }\n",
+    "--- /dev/null\n",
+    "+++ b/src/new.h\n",
+    "@@ -0,0 +1 @@\n",
+    "+#define GREETING \"hello, world\"\n",
+);
+
+/// Changes the file [`GREETING_PATCH`] creates, so it applies only after
+/// it; its paths have no `a/`, `b/` prefix, so it wants `-p0`.
+const WORLD_PATCH: &str = "--- src/new.h\n\
++++ src/new.h\n\
+@@ -1 +1 @@\n\
+-#define GREETING \"hello, world\"\n\
++#define GREETING \"hello, patched world\"\n";
+
+/// A `3.0 (quilt)` package `hello 2.10-3` whose Debian tarball holds
+/// `debian_entries` besides `debian/control`.
+fn quilt_package(directory: &Path, debian_entries: &[Entry]) -> Vec<(SourceFile, PathBuf)> {
+    let mut entries: Vec<Entry> = vec![("debian/control", Some("Source: hello\n"))];
+    entries.extend_from_slice(debian_entries);
+    vec![
+        tarball(
+            directory,
+            "hello_2.10.orig.tar.gz",
+            &[
+                ("hello-2.10/configure", Some("#!/bin/sh\n")),
+                ("hello-2.10/src/hello.c", Some(HELLO_C)),
+            ],
+        ),
+        tarball(directory, "hello_2.10-3.debian.tar.xz", &entries),
+    ]
+}
+
+fn modified_seconds(path: &Path) -> u64 {
+    fs_err::metadata(path)
+        .unwrap()
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn quilt_patches_are_applied_in_series_order_with_their_strip_level() {
+    let work = tempfile::tempdir().unwrap();
+    let series = "# Applied in this order.\n\n01-greeting.patch\n  \nupstream/02-world.patch -p0  # made with plain diff\n";
+    let files = quilt_package(
+        work.path(),
+        &[
+            ("debian/patches/series", Some(series)),
+            ("debian/patches/01-greeting.patch", Some(GREETING_PATCH)),
+            ("debian/patches/upstream/02-world.patch", Some(WORLD_PATCH)),
+        ],
+    );
+    let dest = work.path().join("out");
+    let tree = unpack_source(&files, &dest).unwrap();
+    assert_eq!(
+        read(&tree.join("src/hello.c")),
+        "#include <stdio.h>\n#include \"new.h\"\nint main(void) {\n    puts(GREETING);\n    return 0;\n}\n"
+    );
+    assert_eq!(
+        read(&tree.join("src/new.h")),
+        "#define GREETING \"hello, patched world\"\n"
+    );
+    assert_eq!(read(&tree.join("configure")), "#!/bin/sh\n");
+    // debian/ is left as it came: series and patches stay, nothing is added
+    // (no .pc/, no backups, no rejects).
+    assert_eq!(read(&tree.join("debian/patches/series")), series);
+    assert_eq!(
+        read(&tree.join("debian/patches/01-greeting.patch")),
+        GREETING_PATCH
+    );
+    let mut names: Vec<String> = fs_err::read_dir(tree.join("src"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["hello.c", "new.h"]);
+    assert!(!tree.join(".pc").exists());
+    // Patched and created files are one second newer than the newest file
+    // of the package; the others keep their time.
+    assert_eq!(modified_seconds(&tree.join("src/hello.c")), 1_600_000_001);
+    assert_eq!(modified_seconds(&tree.join("src/new.h")), 1_600_000_001);
+    assert_eq!(modified_seconds(&tree.join("configure")), 1_600_000_000);
+    assert_eq!(
+        modified_seconds(&tree.join("debian/patches/series")),
+        1_600_000_000
+    );
+}
+
+#[test]
+fn the_debian_vendor_series_wins_over_the_plain_one() {
+    let work = tempfile::tempdir().unwrap();
+    let files = quilt_package(
+        work.path(),
+        &[
+            ("debian/patches/debian.series", Some("01-greeting.patch\n")),
+            ("debian/patches/series", Some("absent.patch\n")),
+            ("debian/patches/01-greeting.patch", Some(GREETING_PATCH)),
+        ],
+    );
+    let tree = unpack_source(&files, &work.path().join("out")).unwrap();
+    assert_eq!(
+        read(&tree.join("src/new.h")),
+        "#define GREETING \"hello, world\"\n"
+    );
+}
+
+#[test]
+fn a_patch_that_does_not_apply_is_an_error_naming_it() {
+    let work = tempfile::tempdir().unwrap();
+    let broken = WORLD_PATCH.replace("hello, world", "goodbye, world");
+    let files = quilt_package(
+        work.path(),
+        &[
+            (
+                "debian/patches/series",
+                Some("01-greeting.patch\n02-broken.patch -p0\n"),
+            ),
+            ("debian/patches/01-greeting.patch", Some(GREETING_PATCH)),
+            ("debian/patches/02-broken.patch", Some(&broken)),
+        ],
+    );
+    let dest = work.path().join("out");
+    let error = unpack_source(&files, &dest).unwrap_err();
+    assert!(matches!(error, SourceError::Patch { .. }), "{error:?}");
+    let message = error.to_string();
+    for expected in [
+        "source package hello 2.10-3",
+        "debian/patches/02-broken.patch does not apply",
+        "Hunk #1 FAILED",
+        "dpkg-source -x",
+    ] {
+        assert!(message.contains(expected), "{expected:?} in {message}");
+    }
+    assert_eq!(fs_err::read_dir(&dest).unwrap().count(), 0);
+
+    // A series naming a patch that is not there is an error too.
+    let files = quilt_package(
+        work.path(),
+        &[("debian/patches/series", Some("missing.patch\n"))],
+    );
+    let message = unpack_source(&files, &dest).unwrap_err().to_string();
+    assert!(message.contains("missing.patch"), "{message}");
+    assert!(message.contains("debian/patches/series"), "{message}");
+}
+
+#[test]
+fn series_entries_outside_debian_patches_are_refused() {
+    let work = tempfile::tempdir().unwrap();
+    for entry in ["../x.patch", "upstream/../../x.patch", "/etc/passwd"] {
+        let files = quilt_package(
+            work.path(),
+            &[
+                ("debian/patches/series", Some(&format!("{entry}\n"))),
+                ("debian/x.patch", Some(GREETING_PATCH)),
+            ],
+        );
+        let dest = work.path().join("out");
+        let error = unpack_source(&files, &dest).unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, SourceError::Series { .. }), "{error:?}");
+        assert!(message.contains("source package hello 2.10-3"), "{message}");
+        assert!(message.contains("line 1"), "{message}");
+        assert_eq!(fs_err::read_dir(&dest).unwrap().count(), 0);
+    }
+
+    // Nor may a symlink lead a patch out of the tree.
+    let outside = work.path().join("outside.patch");
+    fs_err::write(&outside, GREETING_PATCH).unwrap();
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, content) in [
+        ("debian/control", "Source: hello\n"),
+        ("debian/patches/series", "link.patch\n"),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        builder
+            .append_data(&mut header, path, content.as_bytes())
+            .unwrap();
+    }
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Symlink);
+    header.set_size(0);
+    header.set_mode(0o777);
+    builder
+        .append_link(&mut header, "debian/patches/link.patch", &outside)
+        .unwrap();
+    let debian = work.path().join("hello_2.10-3.debian.tar");
+    fs_err::write(&debian, builder.into_inner().unwrap()).unwrap();
+    let mut files = quilt_package(work.path(), &[]);
+    files[1] = (
+        SourceFile {
+            name: "hello_2.10-3.debian.tar".into(),
+            size: 0,
+            sha256: digest(0),
+        },
+        debian,
+    );
+    let error = unpack_source(&files, &work.path().join("linked")).unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("leads outside"), "{error:?}");
+}
+
+#[test]
+fn series_lines_take_comments_and_strip_levels() {
+    let text =
+        "# header\n\n  a.patch\nb#1.patch -p0 # a comment -p3\nc.patch -pab\nd.patch -p2 -p3\n";
+    let entries = parse_series(text).unwrap();
+    let pairs: Vec<(&str, u32)> = entries
+        .iter()
+        .map(|entry| (entry.patch.as_str(), entry.strip))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("a.patch", 1),
+            ("b#1.patch", 0),
+            ("c.patch", 1),
+            ("d.patch", 3)
+        ]
+    );
+    assert_eq!(parse_series("").unwrap(), []);
+    for (text, expected) in [
+        ("a.patch\nb.patch -R\n", "line 2: unsupported option \"-R\""),
+        ("a.patch -p\n", "line 1: unsupported option \"-p\""),
+        ("a.patch -px\n", "unsupported option \"-px\""),
+        (
+            "x\n../a.patch\n",
+            "line 2: the patch \"../a.patch\" is outside",
+        ),
+    ] {
+        let message = parse_series(text).unwrap_err();
+        assert!(message.contains(expected), "{expected:?} in {message}");
+    }
 }

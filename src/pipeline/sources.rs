@@ -30,6 +30,14 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
+/// How [`unpack_source`] lays out a Debian source package, part of its
+/// digest: the digest names the unpacked tree (`sources-v1/<digest>/`) and
+/// goes into build keys, so a tree laid out by an older xbuild is never
+/// reused. `quilt-applied-v1`: the quilt patches of a `3.0 (quilt)` package
+/// are applied (before, they were not). Change it whenever the unpacked
+/// tree changes.
+const DEBIAN_SOURCE_LAYOUT: &str = "quilt-applied-v1";
+
 /// A build's sources, planned.
 #[derive(Debug, Clone)]
 pub enum PlannedSource {
@@ -45,6 +53,7 @@ impl PlannedSource {
             PlannedSource::Path(path) => source_digest(path)?,
             PlannedSource::Debian(package) => {
                 let mut key = KeyBuilder::new("debian-source")
+                    .text("layout", DEBIAN_SOURCE_LAYOUT)
                     .text("package", &package.name)
                     .text("version", &package.version);
                 for file in &package.files {
@@ -82,58 +91,64 @@ pub(super) fn plan_source(
             url: url.clone(),
             sha256: *sha256,
         }),
-        Some(BuildSource::Debian(name)) => {
-            let repository = context.repository;
-            let suite_url = format!("{}/dists/{}", repository.url, repository.suite);
-            for component in &repository.components {
-                let Some((path, hash)) = sources_index_path(&context.release.release, component)
-                else {
-                    continue;
-                };
-                // The lookup is cached by the index digest: an unchanged
-                // rebuild neither reads nor decompresses the index.
-                let lookup = KeyBuilder::new("source-lookup")
-                    .digest("sources-index", &hash.digest)
-                    .text("package", name)
-                    .finish();
-                if let Some(package) = context
-                    .cache
-                    .get_entry::<SourcePackage>("source-lookup", &lookup)?
-                {
-                    return Ok(PlannedSource::Debian(package));
-                }
-                let url = format!("{suite_url}/{path}");
-                let (blob, _, _) = context.cache.fetch_verified(
-                    context.http,
-                    &[url],
-                    &hash.digest,
-                    hash.size,
-                    &path,
-                    context.reporter,
-                )?;
-                let found =
-                    find_source_in_file(&blob, &path, name).map_err(|source| Error::Source {
-                        what: format!("package {name} in {path}"),
-                        source,
-                    })?;
-                if let Some(package) = found {
-                    context
-                        .cache
-                        .put_entry("source-lookup", &lookup, &package)?;
-                    return Ok(PlannedSource::Debian(package));
-                }
-            }
-            Err(Error::Target {
-                target: format!("source package {name}"),
-                message: format!(
-                    "no source package {name} in the Sources indices of {} {} ({})",
-                    crate::http::redact(&repository.url),
-                    repository.suite,
-                    repository.components.join(", ")
-                ),
-            })
+        Some(BuildSource::Debian(name)) => plan_debian_source(context, name),
+    }
+}
+
+/// A Debian source package's entry in the repository's signed `Sources`
+/// index (fetched by digest, once per cache; the lookup is cached by the
+/// index digest).
+pub(super) fn plan_debian_source(
+    context: &ResolveContext,
+    name: &str,
+) -> Result<PlannedSource, Error> {
+    let repository = context.repository;
+    let suite_url = format!("{}/dists/{}", repository.url, repository.suite);
+    for component in &repository.components {
+        let Some((path, hash)) = sources_index_path(&context.release.release, component) else {
+            continue;
+        };
+        // The lookup is cached by the index digest: an unchanged
+        // rebuild neither reads nor decompresses the index.
+        let lookup = KeyBuilder::new("source-lookup")
+            .digest("sources-index", &hash.digest)
+            .text("package", name)
+            .finish();
+        if let Some(package) = context
+            .cache
+            .get_entry::<SourcePackage>("source-lookup", &lookup)?
+        {
+            return Ok(PlannedSource::Debian(package));
+        }
+        let url = format!("{suite_url}/{path}");
+        let (blob, _, _) = context.cache.fetch_verified(
+            context.http,
+            &[url],
+            &hash.digest,
+            hash.size,
+            &path,
+            context.reporter,
+        )?;
+        let found = find_source_in_file(&blob, &path, name).map_err(|source| Error::Source {
+            what: format!("package {name} in {path}"),
+            source,
+        })?;
+        if let Some(package) = found {
+            context
+                .cache
+                .put_entry("source-lookup", &lookup, &package)?;
+            return Ok(PlannedSource::Debian(package));
         }
     }
+    Err(Error::Target {
+        target: format!("source package {name}"),
+        message: format!(
+            "no source package {name} in the Sources indices of {} {} ({})",
+            crate::http::redact(&repository.url),
+            repository.suite,
+            repository.components.join(", ")
+        ),
+    })
 }
 
 /// The source tree of a planned source, fetched, verified and unpacked into
