@@ -3,6 +3,8 @@
 //! package, cross-built with autotools for aarch64 and big-endian s390x;
 //! a make project from a tarball URL that must match its sha256; and a
 //! cmake project from a local path. Every image runs through qemu-user.
+//! And reproducibility: the make project at two paths, each built with its
+//! own empty cache, gives the same image manifest.
 
 mod support;
 
@@ -11,10 +13,12 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use support::oci::Layout;
 use support::podman::{Podman, assert_binfmt};
+use support::reproducible::layout_differences;
 use support::run_ok;
 use support::server::Server;
-use support::xbuild::{Project, Xbuild, temp_dir};
+use support::xbuild::{Project, Xbuild, report_packages, temp_dir};
 
 /// The cache the cross-build tests share: toolchains are fetched and
 /// assembled once for all of them.
@@ -204,4 +208,77 @@ fn cmake_project_from_a_local_path_network_root() {
         "arm",
     );
     assert_eq!(output.trim(), "7 squared is 49 (cmake, 32-bit)");
+}
+
+/// The image manifest digest that `out`'s OCI index names for
+/// `architecture`, checked against the report's.
+fn layout_manifest_digest(out: &Path, architecture: &str, report: &Value) -> String {
+    let (descriptor, _) = Layout::open(out).manifest_for(architecture);
+    let digest = descriptor["digest"].as_str().unwrap().to_owned();
+    assert_eq!(
+        report["targets"][0]["manifest_digest"], digest,
+        "the report names another manifest than the layout's index"
+    );
+    digest
+}
+
+#[test]
+fn make_project_is_reproducible_across_caches_and_paths_network_root() {
+    let target = "aarch64-linux";
+    let manifest = "[image]\nname = \"greet\"\ncmd = [\"/usr/local/bin/greet\"]\n[packages]\ninclude = []\n[[build]]\nkind = \"make\"\nsource = { path = \"src\" }\n";
+    // Each build: the project at its own path (of a different length, so a
+    // leaked path also moves offsets), its own empty cache and output dir.
+    let build = |nesting: &str| {
+        let work = temp_dir("xbuild-repro-make-");
+        let project = work.path().join(nesting).join("greet");
+        make_project(&project.join("src"));
+        std::fs::write(project.join("xbuild.toml"), manifest).unwrap();
+        let xbuild = Xbuild::new().with_host_apt();
+        let out = temp_dir("xbuild-repro-make-out-");
+        let report = xbuild
+            .build(&project, out.path(), &[target])
+            .success()
+            .json();
+        let builds = nodes(&report, "build");
+        assert!(
+            builds.len() == 1 && builds[0]["outcome"] == "built",
+            "an empty cache must build: {builds:?}"
+        );
+        let paths: Vec<String> = [&project, xbuild.cache_dir(), out.path()]
+            .iter()
+            .map(|path| path.to_string_lossy().into_owned())
+            .collect();
+        (work, xbuild, out, report, paths)
+    };
+    let (_first_work, _first_xbuild, first_out, first_report, first_paths) = build("a");
+    let (_second_work, _second_xbuild, second_out, second_report, second_paths) =
+        build("a-longer-path/one/level/deeper");
+    let versions = |report: &Value| -> Vec<(String, String)> {
+        report_packages(report)
+            .into_iter()
+            .map(|(name, version, _)| (name, version))
+            .collect()
+    };
+    assert_eq!(
+        versions(&first_report),
+        versions(&second_report),
+        "the mirror changed between the two builds; run the test again"
+    );
+
+    let first_manifest = layout_manifest_digest(first_out.path(), "arm64", &first_report);
+    let second_manifest = layout_manifest_digest(second_out.path(), "arm64", &second_report);
+    let suspects = [first_paths, second_paths].concat();
+    let differences = layout_differences(
+        &Layout::open(first_out.path()),
+        &first_manifest,
+        &Layout::open(second_out.path()),
+        &second_manifest,
+        &suspects,
+    );
+    assert!(
+        first_manifest == second_manifest && differences.is_empty(),
+        "two empty caches at two paths built different images ({first_manifest} vs \
+         {second_manifest}):\n{}",
+        differences.join("\n")
+    );
 }

@@ -12,6 +12,9 @@
 //!   the build node and its layer; a change that does not reach the binary
 //!   rebuilds the build node but nothing downstream (early cutoff); the
 //!   cross toolchain is fetched and assembled once per cache.
+//! - Reproducibility: two copies of `examples/hello-rust` at paths of
+//!   different lengths, each built with its own empty cache, give the same
+//!   binary, build layer and image manifest, byte for byte.
 //!
 //! The tests that do not need an empty cache share one under cargo's test
 //! temp dir (toolchains, sysroots, Rust build dirs), so reruns start warm.
@@ -25,10 +28,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use tempfile::TempDir;
 
 use support::elf::{EM_AARCH64, EM_ARM, read_elf};
 use support::oci::Layout;
 use support::podman::{Podman, assert_binfmt};
+use support::reproducible::{bytes_difference, layout_differences, leaked};
 use support::xbuild::{Xbuild, report_package_names, temp_dir};
 
 /// What a test knows about one target platform.
@@ -606,5 +611,162 @@ fn network_root_cross_toolchain_is_fetched_once_for_two_projects() {
         entries.len(),
         1,
         "one toolchain per cache and pair: {entries:?}"
+    );
+}
+
+/// One build of a copy of a project with its own empty cache and output
+/// dir; the dirs live as long as this.
+struct IsolatedBuild {
+    _work: TempDir,
+    project: PathBuf,
+    xbuild: Xbuild,
+    out: TempDir,
+    report: Value,
+}
+
+impl IsolatedBuild {
+    /// Copies `source` to `<a new temp dir>/<nesting>/<its name>` and builds
+    /// it there for `target` with a fresh, empty cache.
+    fn new(source: &Path, nesting: &str, target: &Target) -> IsolatedBuild {
+        let work = temp_dir("xbuild-repro-");
+        let project = work.path().join(nesting).join(source.file_name().unwrap());
+        copy_project(source, &project);
+        let xbuild = Xbuild::new().with_host_apt();
+        let out = temp_dir("xbuild-repro-out-");
+        let report = build(&xbuild, &project, out.path(), &[target.name]);
+        IsolatedBuild {
+            _work: work,
+            project,
+            xbuild,
+            out,
+            report,
+        }
+    }
+
+    /// The paths that differ between builds: a leak of any of them into
+    /// the image is a reproducibility bug.
+    fn paths(&self) -> Vec<String> {
+        [&self.project, self.xbuild.cache_dir(), self.out.path()]
+            .iter()
+            .map(|path| path.to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+/// (name, version) of every package in a target's image.
+fn package_versions(target: &Value) -> Vec<(String, String)> {
+    let mut packages: Vec<(String, String)> = target["packages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no packages in {target}"))
+        .iter()
+        .map(|package| {
+            (
+                str_of(package, "name").to_owned(),
+                str_of(package, "version").to_owned(),
+            )
+        })
+        .collect();
+    packages.sort();
+    packages
+}
+
+#[test]
+fn network_root_cross_build_is_reproducible_across_caches_and_paths() {
+    let target = AARCH64;
+    let source = example("hello-rust");
+    // Paths of different lengths, so that a leaked path also moves offsets.
+    let first = IsolatedBuild::new(&source, "a", &target);
+    let second = IsolatedBuild::new(&source, "a-longer-path/one/level/deeper", &target);
+    assert_ne!(first.project, second.project);
+    assert_ne!(first.xbuild.cache_dir(), second.xbuild.cache_dir());
+    let first_target = target_report(&first.report, target.name);
+    let second_target = target_report(&second.report, target.name);
+    for (label, report) in [("first", &first.report), ("second", &second.report)] {
+        let builds = nodes(report, "build");
+        assert!(
+            !builds.is_empty() && builds.iter().all(|node| outcome(node) == "built"),
+            "{label}: an empty cache must build: {builds:?}"
+        );
+    }
+    assert_eq!(
+        package_versions(first_target),
+        package_versions(second_target),
+        "the mirror changed between the two builds; run the test again"
+    );
+
+    let suspects = [first.paths(), second.paths()].concat();
+    let first_layout = Layout::open(first.out.path());
+    let second_layout = Layout::open(second.out.path());
+    let mut differences = Vec::new();
+
+    // (c) The binary, read from each build's layer.
+    let first_binary = built_binary(first.out.path(), &target, first_target, "hello-rust");
+    let second_binary = built_binary(second.out.path(), &target, second_target, "hello-rust");
+    if let Some(text) = bytes_difference(&first_binary, &second_binary) {
+        let leaks = [&first_binary, &second_binary].map(|bytes| leaked(bytes, &suspects));
+        differences.push(format!(
+            "usr/local/bin/hello-rust: {text}\n      paths in it: {leaks:?}"
+        ));
+    }
+
+    // (a) The image manifest each layout's index names for the target.
+    let manifest_digest = |layout: &Layout, report_target: &Value| {
+        let (descriptor, _) = layout.manifest_for(target.oci_architecture);
+        let digest = str_of(&descriptor, "digest").to_owned();
+        assert_eq!(
+            digest,
+            str_of(report_target, "manifest_digest"),
+            "the report names another manifest than the layout's index"
+        );
+        digest
+    };
+    let first_manifest = manifest_digest(&first_layout, first_target);
+    let second_manifest = manifest_digest(&second_layout, second_target);
+    if first_manifest != second_manifest {
+        differences.push(format!(
+            "image manifest: {first_manifest} vs {second_manifest}"
+        ));
+    }
+
+    // (b) The build layer: the manifest's layer the report calls the build's.
+    let build_layer_of = |layout: &Layout, manifest_digest: &str, report_target: &Value| {
+        let digest = str_of(build_layer(report_target), "digest");
+        layout.json_blob(manifest_digest)["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|layer| layer["digest"] == digest)
+            .unwrap_or_else(|| panic!("build layer {digest} not in manifest {manifest_digest}"))
+            .clone()
+    };
+    let first_layer = build_layer_of(&first_layout, &first_manifest, first_target);
+    let second_layer = build_layer_of(&second_layout, &second_manifest, second_target);
+    if first_layer["digest"] != second_layer["digest"] {
+        differences.push(format!(
+            "build layer: {} vs {}",
+            first_layer["digest"], second_layer["digest"]
+        ));
+    }
+    // Why: every part of the two images that differs, down to tar entries.
+    if first_manifest != second_manifest {
+        differences.extend(
+            layout_differences(
+                &first_layout,
+                &first_manifest,
+                &second_layout,
+                &second_manifest,
+                &suspects,
+            )
+            .into_iter()
+            .map(|text| format!("  image: {text}")),
+        );
+    }
+    assert!(
+        differences.is_empty(),
+        "two empty caches at two paths built different bytes for {} ({} vs {}):\n{}",
+        target.name,
+        first.project.display(),
+        second.project.display(),
+        differences.join("\n")
     );
 }

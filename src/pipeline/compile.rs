@@ -291,7 +291,7 @@ pub(super) fn plan_build(
         name: format!(
             "{} {} ({})",
             build_kind_label(build.kind),
-            source.describe(),
+            source_label(&source, &options.manifest.dir),
             platform.name
         ),
         kind: build.kind,
@@ -304,6 +304,29 @@ pub(super) fn plan_build(
         toolchain_key,
         toolchain_name,
     })
+}
+
+/// How a build's sources appear in its name — in reports, the image's
+/// history and the build history: a local directory relative to the
+/// project (`.`, `src`), so the name (and the image config) is the same in
+/// every checkout; other sources as they are written.
+fn source_label(source: &PlannedSource, project: &Path) -> String {
+    match source {
+        PlannedSource::Path(path) => {
+            let path: PathBuf = path.components().collect();
+            let project: PathBuf = project.components().collect();
+            match path.strip_prefix(&project) {
+                Ok(relative) if relative.as_os_str().is_empty() => ".".to_owned(),
+                Ok(relative) => relative.display().to_string(),
+                // Outside the project: its own name only.
+                Err(_) => path
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| path.display().to_string()),
+            }
+        }
+        other => other.describe(),
+    }
 }
 
 /// What differs from the nearest cached build, and how long that one took.

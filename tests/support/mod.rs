@@ -1,7 +1,8 @@
 //! Shared harness for the integration tests: a real signed Debian archive
 //! built on the fly ([`archive`]), an HTTP/1.1 file server on loopback
 //! ([`server`]), a runner for the `xbuild` binary ([`xbuild`]) and readers
-//! for what it leaves on disk ([`files`], [`oci`]).
+//! for what it leaves on disk ([`files`], [`oci`]), and a diff of two
+//! builds that should be byte-identical ([`reproducible`]).
 //!
 //! Every test binary includes this module with `mod support;`; not every
 //! binary uses every helper, hence the `dead_code` allowance.
@@ -15,6 +16,7 @@ pub mod files;
 pub mod gpg;
 pub mod oci;
 pub mod podman;
+pub mod reproducible;
 pub mod server;
 pub mod xbuild;
 
