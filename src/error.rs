@@ -47,6 +47,10 @@ pub enum Error {
         .builds.join(", ")
     )]
     TooManyBuilds { limit: usize, builds: Vec<String> },
+    #[error(
+        "{toolchain} is not in the cache and Debian has no binary for it: it would be built from source ({estimate}); not started without --allow-toolchain-build"
+    )]
+    ToolchainBuildNotAllowed { toolchain: String, estimate: String },
     #[error("toolchain for {target}: {message}")]
     Toolchain { target: String, message: String },
     #[error("the toolchain for {target}")]
@@ -147,7 +151,9 @@ impl Error {
             Error::Toolchain { .. } | Error::ToolchainSource { .. } => ErrorClass::Local,
             Error::Source { .. } => ErrorClass::Integrity,
             Error::DirectoryLayer { .. } => ErrorClass::Local,
-            Error::TooManyBuilds { .. } => ErrorClass::Input,
+            Error::TooManyBuilds { .. } | Error::ToolchainBuildNotAllowed { .. } => {
+                ErrorClass::Input
+            }
             Error::Build { .. } | Error::CBuild { .. } => ErrorClass::Build,
             Error::Cache(_) => ErrorClass::Local,
             Error::Fetch(error) => fetch_class(error),
@@ -175,6 +181,9 @@ impl Error {
                 "check the package names in [packages] include, or add a package to exclude to drop an optional dependency".into(),
             ),
             Error::Package { source, .. } => source.hint(),
+            Error::ToolchainBuildNotAllowed { .. } => Some(
+                "run again with --allow-toolchain-build to build it once into the cache (every later build and every machine sharing the cache reuses it), or prewarm a shared cache with it; `xbuild plan --explain` shows what it is built from".into(),
+            ),
             _ => None,
         }
     }

@@ -18,22 +18,13 @@ use support::podman::{Podman, assert_binfmt};
 use support::reproducible::layout_differences;
 use support::run_ok;
 use support::server::Server;
-use support::xbuild::{Project, Xbuild, report_packages, temp_dir};
+use support::xbuild::{Project, Xbuild, report_nodes as nodes, report_packages, temp_dir};
 
 /// The cache the cross-build tests share: toolchains are fetched and
 /// assembled once for all of them.
 fn shared_xbuild() -> Xbuild {
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cross-build-cache");
     Xbuild::new().with_cache_dir(&cache).with_host_apt()
-}
-
-fn nodes<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
-    report["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .filter(|node| node["kind"] == kind)
-        .collect()
 }
 
 fn run_image(out: &Path, target: &str, image: &str, platform: &str, qemu: &str) -> String {

@@ -34,7 +34,7 @@ use support::elf::{EM_AARCH64, EM_ARM, read_elf};
 use support::oci::Layout;
 use support::podman::{Podman, assert_binfmt};
 use support::reproducible::{bytes_difference, layout_differences, leaked};
-use support::xbuild::{Xbuild, report_package_names, temp_dir};
+use support::xbuild::{Xbuild, report_nodes as nodes, report_package_names, temp_dir};
 
 /// What a test knows about one target platform.
 struct Target {
@@ -130,15 +130,6 @@ fn target_report<'a>(report: &'a Value, target: &str) -> &'a Value {
 }
 
 /// The report's nodes of `kind`.
-fn nodes<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
-    report["nodes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no nodes in {report}"))
-        .iter()
-        .filter(|node| node["kind"] == kind)
-        .collect()
-}
-
 fn outcome(node: &Value) -> &str {
     node["outcome"].as_str().unwrap_or("?")
 }

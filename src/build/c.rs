@@ -88,6 +88,9 @@ pub struct CTarget<'a> {
     /// Parallel jobs (`make -j`); 0 counts as 1.
     pub jobs: usize,
     pub source_date_epoch: u64,
+    /// Link programs statically (`LDFLAGS=-static`): for musl targets,
+    /// whose images have no musl dynamic loader.
+    pub static_link: bool,
 }
 
 /// A finished build.
@@ -390,6 +393,22 @@ impl Runner<'_> {
         flags
     }
 
+    /// `-static` when the target links statically, then the user's
+    /// `LDFLAGS`.
+    fn ldflags(&self) -> OsString {
+        let mut flags = OsString::new();
+        if self.target.static_link {
+            flags.push("-static");
+        }
+        if let Some(user) = std::env::var_os("LDFLAGS").filter(|value| !value.is_empty()) {
+            if !flags.is_empty() {
+                flags.push(" ");
+            }
+            flags.push(user);
+        }
+        flags
+    }
+
     /// A command for one step, run in `directory` with the reproducible
     /// environment; output goes to stderr.
     fn command(&self, program: impl AsRef<std::ffi::OsStr>, directory: &Path) -> Command {
@@ -404,6 +423,7 @@ impl Runner<'_> {
             .env("TZ", "UTC")
             .env("CFLAGS", self.flags("CFLAGS"))
             .env("CXXFLAGS", self.flags("CXXFLAGS"))
+            .env("LDFLAGS", self.ldflags())
             .env("PKG_CONFIG_SYSROOT_DIR", target.sysroot)
             .env("PKG_CONFIG_LIBDIR", pkg_config_libdir(target))
             .env_remove("PKG_CONFIG_PATH");

@@ -49,6 +49,7 @@ impl HostTools {
             multiarch: build_triple(),
             jobs: 2,
             source_date_epoch: 1_700_000_000,
+            static_link: false,
         }
     }
 }
@@ -136,6 +137,7 @@ fn the_cmake_toolchain_file_names_the_cross_tools_and_sysroot() {
         multiarch: "aarch64-linux-gnu",
         jobs: 1,
         source_date_epoch: 0,
+        static_link: false,
     };
     let text = cmake_toolchain(&target);
     for expected in [
@@ -559,6 +561,7 @@ fn cross_build_debian_hello(target_name: &str, machine: u16) {
         multiarch: &platform.multiarch,
         jobs: 2,
         source_date_epoch: 1_700_000_000,
+        static_link: false,
     };
     let staging = scratch.path().join("staging");
     let built = build(

@@ -68,6 +68,7 @@ pub fn build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
         options.out_dir = out.clone();
     }
     options.max_builds = args.max_builds;
+    options.allow_toolchain_build = args.allow_toolchain_build;
     if let Some(jobs) = args.jobs {
         options.jobs = jobs.max(1);
     }

@@ -70,6 +70,10 @@ struct BuildArgs {
     /// Fail before doing anything if more than N builds would run (cache misses).
     #[arg(long, value_name = "N")]
     max_builds: Option<usize>,
+    /// Build a cross toolchain from source when Debian has no binary for the
+    /// pair (e.g. a C recipe for a musl target): tens of minutes, once per cache.
+    #[arg(long)]
+    allow_toolchain_build: bool,
 }
 
 #[derive(Args)]

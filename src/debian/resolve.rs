@@ -186,6 +186,10 @@ pub struct Request {
     pub exclude: Vec<String>,
     /// Keep relations on [`INSTALL_TIME_PACKAGES`].
     pub install_time_dependencies: bool,
+    /// Select the requested packages only, without their dependencies:
+    /// for packages whose files are used, not installed (the source
+    /// tarballs and static libraries a toolchain is built from).
+    pub without_dependencies: bool,
 }
 
 /// Why a package is in a resolution.
@@ -350,6 +354,9 @@ pub fn resolve(universe: &Universe, request: &Request) -> Result<Resolution, Res
     };
     for include in &request.include {
         resolver.add_request(include)?;
+    }
+    if request.without_dependencies {
+        resolver.queue.clear();
     }
     while let Some(index) = resolver.queue.pop_front() {
         let package = &universe.packages[index];

@@ -61,6 +61,7 @@ fn request(include: &[&str], exclude: &[&str]) -> Request {
         include: include.iter().map(ToString::to_string).collect(),
         exclude: exclude.iter().map(ToString::to_string).collect(),
         install_time_dependencies: false,
+        without_dependencies: false,
     }
 }
 
@@ -477,4 +478,20 @@ fn resolves_cowsay_from_host_lists() {
         "with install-time dependencies: {} packages",
         with_dpkg.packages.len()
     );
+}
+
+#[test]
+fn without_dependencies_selects_only_the_requested_packages() {
+    let universe = universe(&["src 1;d=perl, make", "perl 1;d=libc", "make 1", "libc 1"]);
+    let mut only = request(&["src", "make"], &[]);
+    only.without_dependencies = true;
+    assert_eq!(closure(&universe, &only), ["make 1", "src 1"]);
+    assert_eq!(
+        closure(&universe, &request(&["src"], &[])),
+        ["libc 1", "make 1", "perl 1", "src 1"]
+    );
+    // An unknown name is still an error.
+    let mut missing = request(&["nothing"], &[]);
+    missing.without_dependencies = true;
+    assert!(resolve(&universe, &missing).is_err());
 }

@@ -9,6 +9,9 @@
 //!   kept in the cache (`toolchains-v1/<key>`), so every project and every
 //!   build on this cache shares one copy; musl targets link with rust-lld
 //!   and use the glibc cross GCC of the same CPU only for C objects;
+//! - for a C recipe of a musl target, which Debian has no cross compiler
+//!   for: a cross GCC built from source ([`toolchain::source`]), only with
+//!   `--allow-toolchain-build` unless already cached;
 //! - a sysroot: the toolchain's target C library plus the target `-dev`
 //!   packages the build names (`sysroots-v1/<key>`);
 //! - the build itself, keyed by the recipe, the source tree's digest, the
@@ -34,6 +37,7 @@ use crate::plan::explain::{self, Difference, Inputs};
 use crate::plan::{KeyBuilder, NodeKind};
 use crate::platform::{Libc, Platform, Platforms};
 use crate::report::{NodeReport, Outcome};
+use crate::toolchain;
 use crate::toolchain::gcc::{self, CrossGcc, SKIPPED_HOST_PACKAGES};
 use crate::toolchain::rust::{self, RustToolchain};
 use fs_err as fs;
@@ -85,6 +89,20 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
+/// Whether some build of some target may need a toolchain built from
+/// source (a C recipe for a musl target): cheap, from the manifest alone.
+pub(super) fn may_build_toolchain(options: &BuildOptions) -> bool {
+    options
+        .manifest
+        .builds
+        .iter()
+        .any(|build| build.kind != BuildKind::Cargo)
+        && options
+            .targets
+            .iter()
+            .any(|platform| platform.libc == Libc::Musl)
+}
+
 /// Plans every `[[build]]` of every target and says, for each, whether the
 /// cache has it, and if not why not (`plan --explain`).
 pub(super) fn plan_builds(
@@ -106,7 +124,15 @@ pub(super) fn plan_builds(
             let planned = plan_build(context, &rust, target, build, &mut nodes)?;
             let (record, nearest) = explain(context.cache, &planned)?;
             let toolchain_cached = toolchain_cached(context.cache, &planned);
+            let source_toolchain =
+                matches!(planned.toolchain_provider, ToolchainProvider::Source { .. });
             reports.push(PlannedBuildReport {
+                toolchain_provider: planned.toolchain_provider.label().to_owned(),
+                toolchain_build_seconds: if source_toolchain && !toolchain_cached {
+                    Some(estimate_toolchain_build(context.cache)?)
+                } else {
+                    None
+                },
                 name: planned.name.clone(),
                 target: planned.target.clone(),
                 key: planned.key.oci(),
@@ -192,6 +218,43 @@ pub struct PlannedBuild {
     pub toolchain_packages: Vec<ResolvedPackage>,
     pub toolchain_key: Sha256Digest,
     pub toolchain_name: String,
+    /// Where the toolchain comes from.
+    pub toolchain_provider: ToolchainProvider,
+}
+
+/// Where a build's cross GCC comes from, in the order tried.
+#[derive(Debug, Clone)]
+pub enum ToolchainProvider {
+    /// Debian's prebuilt cross packages for the build machine
+    /// ([`gcc::cross_packages`]), unpacked.
+    DebianCross,
+    /// Built from source ([`toolchain::source`]) when Debian has no cross
+    /// compiler for the pair: the `toolchain_packages` are the host-side
+    /// inputs; these are the target-side ones.
+    Source {
+        kernel_headers: Box<ResolvedPackage>,
+        libc: Box<PlannedSource>,
+    },
+}
+
+impl ToolchainProvider {
+    pub fn label(&self) -> &'static str {
+        match self {
+            ToolchainProvider::DebianCross => "debian-cross",
+            ToolchainProvider::Source { .. } => "source",
+        }
+    }
+}
+
+/// A planned toolchain: what it is made from, its key and name, and the
+/// compiler identity builds with it are keyed by.
+struct ToolchainPlan {
+    platform: Platform,
+    packages: Vec<ResolvedPackage>,
+    key: Sha256Digest,
+    name: String,
+    identity: String,
+    provider: ToolchainProvider,
 }
 
 const HISTORY_LENGTH: usize = 16;
@@ -228,17 +291,6 @@ pub(super) fn plan_build(
 ) -> Result<PlannedBuild, Error> {
     let options = context.options;
     let platform = &target.platform;
-    if build.kind != BuildKind::Cargo && platform.libc != Libc::Gnu {
-        return Err(Error::Target {
-            target: platform.name.clone(),
-            message: format!(
-                "a {} recipe ({}) needs a glibc target: Debian's cross compilers build against glibc; use {} instead",
-                recipe_name(build.kind),
-                options.manifest.path.display(),
-                glibc_sibling(platform)?.name
-            ),
-        });
-    }
     let source = sources::plan_source(context, build)?;
     let triple = platform.rust_triple().to_owned();
     let rust_std = if build.kind != BuildKind::Cargo {
@@ -253,9 +305,26 @@ pub(super) fn plan_build(
     } else {
         format!("not installed (rustup target add {triple})")
     };
-    let gcc_platform = glibc_sibling(platform)?;
-    let (toolchain_packages, toolchain_key, toolchain_name) =
-        plan_toolchain(context, &gcc_platform, nodes)?;
+    let toolchain = if build.kind != BuildKind::Cargo && platform.libc == Libc::Musl {
+        // A C recipe for a musl target needs a compiler and C library of
+        // that target, which Debian does not ship: built from source.
+        if !target.sysroot.is_empty() {
+            return Err(Error::Target {
+                target: platform.name.clone(),
+                message: format!(
+                    "{}: sysroot packages ({}) are Debian's, built against glibc, and cannot be linked into a musl program; drop `sysroot` or use {}",
+                    options.manifest.path.display(),
+                    package_names(&target.sysroot, ", "),
+                    glibc_sibling(platform)?.name
+                ),
+            });
+        }
+        plan_source_toolchain(context, platform, nodes)?
+    } else {
+        // Cargo's musl targets link with rust-lld; the glibc cross GCC of
+        // the same CPU only compiles their C objects.
+        plan_toolchain(context, &glibc_sibling(platform)?, nodes)?
+    };
     // The layout version changes when how a sysroot is assembled changes
     // (what a link can find in it), invalidating builds that used the old one.
     let mut sysroot = KeyBuilder::new("sysroot-packages").text("layout", SYSROOT_LAYOUT);
@@ -275,10 +344,7 @@ pub(super) fn plan_build(
         inputs.push(("rust-std".into(), rust_std));
     }
     inputs.extend([
-        (
-            "cc".into(),
-            compiler_identity(&gcc_platform, &toolchain_packages),
-        ),
+        ("cc".into(), toolchain.identity.clone()),
         ("sysroot".into(), sysroot.finish().oci()),
         ("epoch".into(), options.epoch.to_string()),
         ("gzip-level".into(), options.compression_level.to_string()),
@@ -299,11 +365,21 @@ pub(super) fn plan_build(
         target: platform.name.clone(),
         key: key.finish(),
         inputs,
-        gcc_platform,
-        toolchain_packages,
-        toolchain_key,
-        toolchain_name,
+        gcc_platform: toolchain.platform,
+        toolchain_packages: toolchain.packages,
+        toolchain_key: toolchain.key,
+        toolchain_name: toolchain.name,
+        toolchain_provider: toolchain.provider,
     })
+}
+
+/// The packages' names, joined with `separator`.
+fn package_names(packages: &[ResolvedPackage], separator: &str) -> String {
+    packages
+        .iter()
+        .map(|package| package.name.as_str())
+        .collect::<Vec<_>>()
+        .join(separator)
 }
 
 /// How a build's sources appear in its name — in reports, the image's
@@ -401,7 +477,6 @@ fn build_one(
         });
     }
 
-    let start = Instant::now();
     let toolchain_error = |source: crate::toolchain::rust::RustError| Error::ToolchainSource {
         target: platform.name.clone(),
         source: Box::new(source),
@@ -410,10 +485,16 @@ fn build_one(
     if planned.kind == BuildKind::Cargo {
         rust.ensure_target(&triple).map_err(toolchain_error)?;
     }
-    let toolchain = cross_gcc(context, &planned, nodes)?;
+    let toolchain = match &planned.toolchain_provider {
+        ToolchainProvider::DebianCross => cross_gcc(context, &planned, nodes)?,
+        ToolchainProvider::Source { .. } => source_gcc(context, &planned, nodes)?,
+    };
     let gcc = sysroot(context, &toolchain, &planned.toolchain_key, target, nodes)?;
     let sysroot = gcc.sysroot.clone();
     let tree = sources::materialize(context, &planned.source, nodes)?;
+    // The build's own time (what a hit saves): toolchains, sysroots and
+    // sources are nodes of their own.
+    let start = Instant::now();
     let staging = tempfile::Builder::new()
         .prefix(".staging-")
         .tempdir_in(cache.root().join("tmp"))
@@ -441,6 +522,7 @@ fn build_one(
             multiarch: &platform.multiarch,
             jobs: options.jobs,
             source_date_epoch: options.epoch,
+            static_link: platform.libc == Libc::Musl,
         };
         c::build(kind, &tree, work.path(), staging.path(), &c_target).map_err(|source| {
             Error::CBuild {
@@ -625,7 +707,7 @@ fn plan_toolchain(
     context: &ResolveContext,
     platform: &Platform,
     nodes: &mut Vec<NodeReport>,
-) -> Result<(Vec<ResolvedPackage>, Sha256Digest, String), Error> {
+) -> Result<ToolchainPlan, Error> {
     let options: &BuildOptions = context.options;
     let request = Request {
         include: gcc::cross_packages(platform, GCC_VERSION),
@@ -634,6 +716,7 @@ fn plan_toolchain(
             .map(|name| name.to_string())
             .collect(),
         install_time_dependencies: false,
+        without_dependencies: false,
     };
     let pair = format!("{} → {}", options.build_platform.name, platform.name);
     let (packages, _) = resolve_request(
@@ -652,7 +735,91 @@ fn plan_toolchain(
             .text("package", &package.name)
             .digest("deb", &package.sha256);
     }
-    Ok((packages, key.finish(), format!("gcc {pair}")))
+    Ok(ToolchainPlan {
+        platform: platform.clone(),
+        identity: compiler_identity(platform, &packages),
+        packages,
+        key: key.finish(),
+        name: format!("gcc {pair}"),
+        provider: ToolchainProvider::DebianCross,
+    })
+}
+
+/// Plans a cross GCC built from source for `platform` (a musl target):
+/// the source packages and host libraries for the build machine, the
+/// target's kernel headers, and the C library's Debian source package.
+/// Keyed by the pair, the recipe and every input's digest.
+fn plan_source_toolchain(
+    context: &ResolveContext,
+    platform: &Platform,
+    nodes: &mut Vec<NodeReport>,
+) -> Result<ToolchainPlan, Error> {
+    let options: &BuildOptions = context.options;
+    let pair = format!("{} → {}", options.build_platform.name, platform.name);
+    let only = |include: Vec<String>| Request {
+        include,
+        exclude: Vec::new(),
+        install_time_dependencies: false,
+        without_dependencies: true,
+    };
+    let (mut packages, _) = resolve_request(
+        context,
+        &pair,
+        &options.build_platform.debian_arch,
+        &only(toolchain::source::host_packages(GCC_VERSION)),
+        nodes,
+    )?;
+    let (kernel, _) = resolve_request(
+        context,
+        &platform.name,
+        &platform.debian_arch,
+        &only(vec!["linux-libc-dev".to_owned()]),
+        nodes,
+    )?;
+    let kernel_headers = kernel
+        .into_iter()
+        .next()
+        .expect("a resolution has the package it was asked for");
+    let libc_name =
+        toolchain::source::libc_source_package(platform).ok_or_else(|| Error::Toolchain {
+            target: platform.name.clone(),
+            message: format!(
+                "Debian has no cross compiler for {pair} and xbuild builds only musl toolchains from source"
+            ),
+        })?;
+    let libc = sources::plan_debian_source(context, libc_name)?;
+    let mut key = KeyBuilder::new("toolchain")
+        .text("kind", toolchain::source::RECIPE)
+        .text("build", &options.build_platform.name)
+        .text("target", &platform.name)
+        .text("triple", &platform.gnu_triple);
+    let mut identity = Vec::new();
+    for package in packages.iter().chain([&kernel_headers]) {
+        key = key
+            .text("package", &package.name)
+            .digest("deb", &package.sha256);
+        identity.push(format!("{}={}", package.name, package.version));
+    }
+    key = key.digest("libc-source", &libc.digest()?);
+    identity.push(libc.describe());
+    identity.sort();
+    packages.push(kernel_headers.clone());
+    Ok(ToolchainPlan {
+        platform: platform.clone(),
+        packages,
+        key: key.finish(),
+        name: format!("gcc {pair} (built from source)"),
+        identity: format!(
+            "{} {} for {}",
+            toolchain::source::RECIPE,
+            identity.join(" "),
+            platform.gnu_triple
+        ),
+        provider: ToolchainProvider::Source {
+            kernel_headers: Box::new(kernel_headers),
+            libc: Box::new(libc),
+        },
+    })
 }
 
 /// Where the toolchain with this key lives in the cache.
@@ -710,6 +877,171 @@ fn cross_gcc(
     Ok(gcc)
 }
 
+/// What the cache records of a toolchain built from source: how long it
+/// took on how many cores, for the estimates of `plan` and the time a hit
+/// saves.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ToolchainBuildRecord {
+    seconds: f64,
+    cores: usize,
+}
+
+/// Core-seconds a source build of a musl cross GCC took on the machine
+/// xbuild was developed on (801 s on 2 cores: binutils 80 s, GCC's C
+/// compiler and libgcc 645 s, musl 36 s, unpacking the rest): the estimate
+/// before this cache has built one.
+const DEFAULT_TOOLCHAIN_BUILD_CORE_SECONDS: f64 = 1600.0;
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|count| count.get())
+        .unwrap_or(1)
+}
+
+/// The latest source toolchain build with this recipe on this cache, if any.
+fn toolchain_build_history_key() -> Sha256Digest {
+    KeyBuilder::new("toolchain-build-time")
+        .text("recipe", toolchain::source::RECIPE)
+        .finish()
+}
+
+/// Estimated seconds of a source toolchain build here: scaled from the
+/// latest one this cache recorded, or from [`DEFAULT_TOOLCHAIN_BUILD_CORE_SECONDS`].
+pub(super) fn estimate_toolchain_build(cache: &crate::cache::Cache) -> Result<f64, Error> {
+    let core_seconds = cache
+        .get_entry::<ToolchainBuildRecord>("toolchain-build-time", &toolchain_build_history_key())?
+        .map(|record| record.seconds * record.cores as f64)
+        .unwrap_or(DEFAULT_TOOLCHAIN_BUILD_CORE_SECONDS);
+    Ok(core_seconds / cores() as f64)
+}
+
+/// The planned build's cross GCC built from source, from the cache or —
+/// only with `--allow-toolchain-build` — built now (inputs fetched and
+/// verified like any package; the build log kept in `logs/`).
+fn source_gcc(
+    context: &ResolveContext,
+    planned: &PlannedBuild,
+    nodes: &mut Vec<NodeReport>,
+) -> Result<CrossGcc, Error> {
+    let ToolchainProvider::Source {
+        kernel_headers,
+        libc,
+    } = &planned.toolchain_provider
+    else {
+        unreachable!("source_gcc is called for source toolchains only");
+    };
+    let cache = context.cache;
+    let key = planned.toolchain_key;
+    let platform = &planned.gcc_platform;
+    let root = toolchain_root(cache, &key);
+    let _lock = cache.lock_item(&format!("toolchain-{}", key.hex()))?;
+    let node = |outcome, seconds, saved_seconds| NodeReport {
+        kind: NodeKind::Toolchain,
+        name: planned.toolchain_name.clone(),
+        target: Some(platform.name.clone()),
+        outcome,
+        bytes: 0,
+        seconds,
+        saved_seconds,
+    };
+    if let Ok(gcc) = CrossGcc::open(&root) {
+        let saved = cache
+            .get_entry::<ToolchainBuildRecord>("toolchain-build", &key)?
+            .map(|record| record.seconds)
+            .unwrap_or_default();
+        nodes.push(node(Outcome::Local, 0.0, saved));
+        return Ok(gcc);
+    }
+    if !context.options.allow_toolchain_build {
+        return Err(not_allowed(cache, &planned.toolchain_name)?);
+    }
+    if root.exists() {
+        // Left by an interrupted build: never used, rebuilt.
+        fs::remove_dir_all(&root).map_err(io_error(&root))?;
+    }
+    let start = Instant::now();
+    let debs = fetch_debs(
+        context,
+        &planned.toolchain_packages,
+        &planned.toolchain_name,
+        nodes,
+    )?;
+    let libc_tree = sources::materialize(context, libc, nodes)?;
+    let mut binutils = None;
+    let mut gcc_source = None;
+    let mut kernel = None;
+    let mut host_libraries = Vec::new();
+    let mut identity = vec![libc.describe()];
+    for (package, deb) in planned.toolchain_packages.iter().zip(&debs) {
+        identity.push(format!("{} {}", package.name, package.version));
+        if package.name == "binutils-source" {
+            binutils = Some(deb.clone());
+        } else if package.name.ends_with("-source") {
+            gcc_source = Some(deb.clone());
+        } else if package.name == kernel_headers.name
+            && package.architecture == kernel_headers.architecture
+        {
+            kernel = Some(deb.clone());
+        } else {
+            host_libraries.push(deb.clone());
+        }
+    }
+    let (Some(binutils), Some(gcc_source), Some(kernel_headers)) = (binutils, gcc_source, kernel)
+    else {
+        unreachable!("the plan has binutils-source, gcc-N-source and linux-libc-dev");
+    };
+    let inputs = toolchain::source::SourceInputs {
+        binutils,
+        gcc: gcc_source,
+        host_libraries,
+        kernel_headers,
+        libc: libc_tree,
+        identity,
+    };
+    let log = cache
+        .root()
+        .join("logs")
+        .join(format!("toolchain-{}.log", key.hex()));
+    context.reporter.on_note(&format!(
+        "building {} (~{:.0} min estimated; log: {})",
+        planned.toolchain_name,
+        estimate_toolchain_build(cache)? / 60.0,
+        log.display()
+    ));
+    let gcc =
+        toolchain::source::build(&inputs, platform, &root, cores(), &log).map_err(|source| {
+            Error::ToolchainSource {
+                target: platform.name.clone(),
+                source: Box::new(source),
+            }
+        })?;
+    let record = ToolchainBuildRecord {
+        seconds: start.elapsed().as_secs_f64(),
+        cores: cores(),
+    };
+    cache.put_entry("toolchain-build", &key, &record)?;
+    cache.put_entry(
+        "toolchain-build-time",
+        &toolchain_build_history_key(),
+        &record,
+    )?;
+    nodes.push(node(Outcome::Built, record.seconds, 0.0));
+    Ok(gcc)
+}
+
+/// The refusal to start a source toolchain build nobody asked for.
+pub(super) fn not_allowed(cache: &crate::cache::Cache, toolchain: &str) -> Result<Error, Error> {
+    let seconds = estimate_toolchain_build(cache)?;
+    Ok(Error::ToolchainBuildNotAllowed {
+        toolchain: toolchain.to_owned(),
+        estimate: format!(
+            "~{:.0} minutes on {} cores",
+            (seconds / 60.0).ceil(),
+            cores()
+        ),
+    })
+}
+
 /// The toolchain and sysroot a build compiles with: for a build without
 /// `-dev` packages, the toolchain itself; otherwise a copy of the
 /// toolchain (hard links: cheap, and never written through) whose sysroot
@@ -757,7 +1089,8 @@ fn sysroot(
                 .prefix(".sysroot-")
                 .tempdir_in(parent)
                 .map_err(io_error(parent))?;
-            copy_tree(&gcc.root, aside.path())?;
+            toolchain::copy_tree(&gcc.root, aside.path(), toolchain::CopyFiles::HardLink)
+                .map_err(toolchain_error)?;
             let sysroot = aside.path().join(
                 gcc.sysroot
                     .strip_prefix(&gcc.root)
@@ -771,7 +1104,7 @@ fn sysroot(
             }
             // Absolute symlinks of -dev packages (`libz.so -> /lib/…`) would
             // point into the build machine's root: make them sysroot-relative.
-            relativize_symlinks(&sysroot, &sysroot)?;
+            toolchain::relativize_symlinks(&sysroot, &sysroot).map_err(toolchain_error)?;
             let built = aside.keep();
             fs::rename(&built, &root).map_err(io_error(&root))?;
             (
@@ -784,12 +1117,7 @@ fn sysroot(
         kind: NodeKind::Sysroot,
         name: format!(
             "sysroot {} ({})",
-            target
-                .sysroot
-                .iter()
-                .map(|p| p.name.as_str())
-                .collect::<Vec<_>>()
-                .join(" "),
+            package_names(&target.sysroot, " "),
             target.platform.name
         ),
         target: Some(target.platform.name.clone()),
@@ -799,82 +1127,4 @@ fn sysroot(
         saved_seconds: 0.0,
     });
     Ok(with_sysroot)
-}
-
-/// Rewrites every absolute symlink under `directory` to a relative one that
-/// points to the same path inside `root`.
-fn relativize_symlinks(root: &Path, directory: &Path) -> Result<(), Error> {
-    for entry in fs::read_dir(directory).map_err(io_error(directory))? {
-        let entry = entry.map_err(io_error(directory))?;
-        let path = entry.path();
-        let kind = entry.file_type().map_err(io_error(&path))?;
-        if kind.is_dir() {
-            relativize_symlinks(root, &path)?;
-        } else if kind.is_symlink() {
-            let target = fs::read_link(&path).map_err(io_error(&path))?;
-            if let Ok(inside) = target.strip_prefix("/") {
-                let parent = path.parent().expect("entries have a parent");
-                let depth = parent
-                    .strip_prefix(root)
-                    .map(|p| p.components().count())
-                    .unwrap_or(0);
-                let mut relative = PathBuf::new();
-                for _ in 0..depth {
-                    relative.push("..");
-                }
-                relative.push(inside);
-                fs::remove_file(&path).map_err(io_error(&path))?;
-                std::os::unix::fs::symlink(&relative, &path).map_err(io_error(&path))?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Copies a directory tree, hard-linking files (they are never modified in
-/// place) and recreating symlinks.
-fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
-    fs::create_dir_all(to).map_err(io_error(to))?;
-    for entry in fs::read_dir(from).map_err(io_error(from))? {
-        let entry = entry.map_err(io_error(from))?;
-        let source = entry.path();
-        let destination = to.join(entry.file_name());
-        let kind = entry.file_type().map_err(io_error(&source))?;
-        if kind.is_dir() {
-            copy_tree(&source, &destination)?;
-        } else if kind.is_symlink() {
-            let link = fs::read_link(&source).map_err(io_error(&source))?;
-            std::os::unix::fs::symlink(&link, &destination).map_err(io_error(&destination))?;
-        } else if fs::hard_link(&source, &destination).is_err() {
-            fs::copy(&source, &destination).map_err(io_error(&destination))?;
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn absolute_symlinks_become_sysroot_relative() {
-        let dir = tempfile::tempdir().unwrap();
-        let lib = dir.path().join("usr/lib/aarch64-linux-gnu");
-        fs::create_dir_all(&lib).unwrap();
-        fs::create_dir_all(dir.path().join("lib/aarch64-linux-gnu")).unwrap();
-        fs::write(dir.path().join("lib/aarch64-linux-gnu/libfoo.so.1"), "elf").unwrap();
-        std::os::unix::fs::symlink("/lib/aarch64-linux-gnu/libfoo.so.1", lib.join("libfoo.so"))
-            .unwrap();
-        std::os::unix::fs::symlink("libfoo.so", lib.join("libbar.so")).unwrap();
-        relativize_symlinks(dir.path(), dir.path()).unwrap();
-        assert_eq!(
-            fs::read_link(lib.join("libfoo.so")).unwrap(),
-            PathBuf::from("../../../lib/aarch64-linux-gnu/libfoo.so.1")
-        );
-        assert_eq!(fs::read(lib.join("libfoo.so")).unwrap(), b"elf");
-        assert_eq!(
-            fs::read_link(lib.join("libbar.so")).unwrap(),
-            PathBuf::from("libfoo.so")
-        );
-    }
 }

@@ -54,8 +54,12 @@ pub struct BuildOptions {
     pub compression_level: u32,
     /// How long a fetched InRelease is used without asking the server again.
     pub index_max_age: Duration,
-    /// `--max-builds`: fail before doing anything if more builds would run.
+    /// `--max-builds`: fail before doing anything if more builds would run
+    /// (a toolchain built from source counts as one).
     pub max_builds: Option<usize>,
+    /// `--allow-toolchain-build`: a cross toolchain Debian has no binary for
+    /// may be built from source (tens of minutes, once per cache).
+    pub allow_toolchain_build: bool,
 }
 
 /// Default of [`BuildOptions::index_max_age`]: Debian mirrors update a few
@@ -83,6 +87,7 @@ impl BuildOptions {
             compression_level: DEFAULT_COMPRESSION_LEVEL,
             index_max_age: DEFAULT_INDEX_MAX_AGE,
             max_builds: None,
+            allow_toolchain_build: false,
         }
     }
 }
@@ -118,13 +123,25 @@ pub fn build(
     phases.resolve = phase.elapsed().as_secs_f64();
 
     let context = resolved.context(options, cache, &http, reporter);
-    if let Some(limit) = options.max_builds {
-        let misses: Vec<String> = compile::plan_builds(&context, &resolved.targets)?
-            .into_iter()
-            .filter(|build| !build.cached)
-            .map(|build| build.name)
-            .collect();
-        if misses.len() > limit {
+    // Refusals come before anything is fetched or built.
+    if options.max_builds.is_some() || compile::may_build_toolchain(options) {
+        let planned = compile::plan_builds(&context, &resolved.targets)?;
+        let mut misses: Vec<String> = Vec::new();
+        for build in planned.iter().filter(|build| !build.cached) {
+            if build.toolchain_provider == "source"
+                && !build.toolchain_cached
+                && !misses.contains(&build.toolchain)
+            {
+                if !options.allow_toolchain_build {
+                    return Err(compile::not_allowed(cache, &build.toolchain)?);
+                }
+                misses.push(build.toolchain.clone());
+            }
+            misses.push(build.name.clone());
+        }
+        if let Some(limit) = options.max_builds
+            && misses.len() > limit
+        {
             return Err(Error::TooManyBuilds {
                 limit,
                 builds: misses,

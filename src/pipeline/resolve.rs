@@ -228,6 +228,7 @@ fn resolve_target(
                 .map(|name| name.to_string())
                 .collect(),
             install_time_dependencies: false,
+            without_dependencies: false,
         };
         resolve_request(context, &platform.name, arch, &request, nodes)?.0
     };
@@ -249,6 +250,7 @@ fn resolve_target(
         include,
         exclude: spec.exclude.clone(),
         install_time_dependencies: spec.install_time_dependencies,
+        without_dependencies: false,
     };
     let (packages, skipped) = resolve_request(context, &platform.name, arch, &request, nodes)?;
     Ok(TargetResolution {
@@ -284,6 +286,14 @@ pub(super) fn resolve_request(
         .text("arch", arch)
         .list("include", request.include.iter().map(String::as_str))
         .list("exclude", request.exclude.iter().map(String::as_str))
+        .text(
+            "dependencies",
+            if request.without_dependencies {
+                "none"
+            } else {
+                "closure"
+            },
+        )
         .text(
             "install-time-dependencies",
             if request.install_time_dependencies {
@@ -411,6 +421,11 @@ pub struct PlannedBuildReport {
     pub toolchain_key: String,
     pub toolchain_cached: bool,
     pub toolchain_download_bytes: u64,
+    /// `debian-cross` (Debian's prebuilt cross packages) or `source` (built
+    /// from source: the expensive node).
+    pub toolchain_provider: String,
+    /// For a toolchain to build from source: its estimated duration here.
+    pub toolchain_build_seconds: Option<f64>,
     /// The inputs its key covers.
     pub inputs: Vec<(String, String)>,
     /// For a miss: what differs from the nearest cached build of the same
@@ -485,13 +500,17 @@ impl PlanReport {
                 (true, None) => String::new(),
             };
             let _ = writeln!(text, "{}: {status}{cost}", build.name);
-            let toolchain = if build.toolchain_cached {
-                "cached".to_owned()
-            } else {
-                format!(
+            let toolchain = match (build.toolchain_cached, build.toolchain_build_seconds) {
+                (true, _) => "cached".to_owned(),
+                (false, Some(seconds)) => format!(
+                    "BUILD FROM SOURCE, ~{:.0} min estimated, fetch {} first (expensive: needs --allow-toolchain-build; once per cache)",
+                    (seconds / 60.0).ceil(),
+                    human_bytes(build.toolchain_download_bytes)
+                ),
+                (false, None) => format!(
                     "fetch {} and assemble",
                     human_bytes(build.toolchain_download_bytes)
-                )
+                ),
             };
             let _ = writeln!(text, "  toolchain {}: {toolchain}", build.toolchain);
             if explain {

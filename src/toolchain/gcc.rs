@@ -68,7 +68,7 @@ pub const BUILD_MULTIARCH: &str = if cfg!(target_arch = "aarch64") {
 };
 
 /// Name of the file in a toolchain root describing it.
-const MANIFEST_FILE: &str = "xbuild-toolchain.json";
+pub(super) const MANIFEST_FILE: &str = "xbuild-toolchain.json";
 
 /// Compiler drivers: their wrappers pass `--sysroot`.
 const DRIVERS: [&str; 5] = ["gcc", "g++", "cpp", "c++", "gfortran"];
@@ -133,14 +133,14 @@ pub struct CrossGcc {
 
 /// What `root/xbuild-toolchain.json` records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Manifest {
-    triple: String,
-    version: String,
-    cxx: bool,
+pub(super) struct Manifest {
+    pub(super) triple: String,
+    pub(super) version: String,
+    pub(super) cxx: bool,
 }
 
 impl CrossGcc {
-    fn at(root: &Path, manifest: Manifest) -> CrossGcc {
+    pub(super) fn at(root: &Path, manifest: Manifest) -> CrossGcc {
         let tool = |name: &str| root.join("bin").join(format!("{}-{name}", manifest.triple));
         CrossGcc {
             root: root.to_owned(),
@@ -601,7 +601,7 @@ fn write_wrappers(work: &Path, triple: &str, major: &str) -> Result<bool, Toolch
 
 /// Runs `program` with `arguments` (and `input` on stdin) and returns its
 /// standard output, or an error carrying its standard error.
-fn run_tool(
+pub(super) fn run_tool(
     program: &Path,
     arguments: &[&str],
     input: Option<&str>,
@@ -647,7 +647,7 @@ fn run_tool(
 
 /// Compiles and links (dynamically) a trivial C program, so that a missing
 /// host library or a broken sysroot fails assembly rather than a build.
-fn smoke_test(gcc: &CrossGcc) -> Result<(), ToolchainError> {
+pub(super) fn smoke_test(gcc: &CrossGcc) -> Result<(), ToolchainError> {
     let output = gcc.root.join(".xbuild-smoke-test");
     let output_argument = output.to_string_lossy().into_owned();
     let result = run_tool(

@@ -1,6 +1,7 @@
 //! Toolchains that run on the build machine and emit code for the target.
 //! The cross GCC ([`gcc`]) is assembled from Debian's prebuilt cross
-//! packages, never built from source. A toolchain is a directory that can
+//! packages; when Debian has none for the pair (musl targets), one is built
+//! from Debian's source packages ([`source`]). A toolchain is a directory that can
 //! be moved or shared through the cache: its wrapper scripts find
 //! everything relative to themselves, its sysroot is laid out like the
 //! target's root file system, and its identity ([`CrossGcc::version`]) names
@@ -8,11 +9,12 @@
 
 pub mod gcc;
 pub mod rust;
+pub mod source;
 
 pub use gcc::{CrossGcc, assemble, cross_packages};
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::debian::deb::DebError;
 use crate::debian::unpack::UnpackError;
@@ -60,10 +62,137 @@ pub enum ToolchainError {
         status: std::process::ExitStatus,
         stderr: String,
     },
+    #[error(
+        "building a toolchain from source needs `{tool}` on this machine ({reason}); install it (Debian: apt-get install {package})"
+    )]
+    HostTool {
+        tool: &'static str,
+        package: &'static str,
+        reason: String,
+    },
     #[error("{path} is not a toolchain description xbuild wrote")]
     Manifest {
         path: PathBuf,
         #[source]
         source: serde_json::Error,
     },
+}
+
+fn io_error(path: &Path, source: io::Error) -> ToolchainError {
+    ToolchainError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// How [`copy_tree`] copies regular files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyFiles {
+    /// Hard links where the file system allows (for trees never written
+    /// in place), copies otherwise.
+    HardLink,
+    Copy,
+}
+
+/// Copies a directory tree into `to` (created if missing), recreating
+/// symlinks as they are.
+pub fn copy_tree(from: &Path, to: &Path, files: CopyFiles) -> Result<(), ToolchainError> {
+    fs_err::create_dir_all(to).map_err(|source| io_error(to, source))?;
+    for entry in fs_err::read_dir(from).map_err(|source| io_error(from, source))? {
+        let entry = entry.map_err(|source| io_error(from, source))?;
+        let source_path = entry.path();
+        let destination = to.join(entry.file_name());
+        let kind = entry
+            .file_type()
+            .map_err(|source| io_error(&source_path, source))?;
+        if kind.is_dir() {
+            copy_tree(&source_path, &destination, files)?;
+        } else if kind.is_symlink() {
+            let link =
+                fs_err::read_link(&source_path).map_err(|source| io_error(&source_path, source))?;
+            std::os::unix::fs::symlink(&link, &destination)
+                .map_err(|source| io_error(&destination, source))?;
+        } else if files == CopyFiles::Copy || fs_err::hard_link(&source_path, &destination).is_err()
+        {
+            fs_err::copy(&source_path, &destination)
+                .map_err(|source| io_error(&destination, source))?;
+        }
+    }
+    Ok(())
+}
+
+/// Calls `visit` with every entry below `directory` that is not a
+/// directory (recursively, symlinks not followed) and its type.
+pub fn walk_entries(
+    directory: &Path,
+    visit: &mut dyn FnMut(&Path, std::fs::FileType) -> Result<(), ToolchainError>,
+) -> Result<(), ToolchainError> {
+    for entry in fs_err::read_dir(directory).map_err(|source| io_error(directory, source))? {
+        let entry = entry.map_err(|source| io_error(directory, source))?;
+        let path = entry.path();
+        let kind = entry
+            .file_type()
+            .map_err(|source| io_error(&path, source))?;
+        if kind.is_dir() {
+            walk_entries(&path, visit)?;
+        } else {
+            visit(&path, kind)?;
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites every absolute symlink under `directory` to a relative one that
+/// points to the same path inside `root` (a sysroot: `libz.so -> /lib/…`
+/// must not lead into the build machine's root).
+pub fn relativize_symlinks(root: &Path, directory: &Path) -> Result<(), ToolchainError> {
+    walk_entries(directory, &mut |path, kind| {
+        if !kind.is_symlink() {
+            return Ok(());
+        }
+        let target = fs_err::read_link(path).map_err(|source| io_error(path, source))?;
+        if let Ok(inside) = target.strip_prefix("/") {
+            let depth = path
+                .parent()
+                .and_then(|parent| parent.strip_prefix(root).ok())
+                .map(|relative| relative.components().count())
+                .unwrap_or(0);
+            let mut relative = PathBuf::new();
+            for _ in 0..depth {
+                relative.push("..");
+            }
+            relative.push(inside);
+            fs_err::remove_file(path).map_err(|source| io_error(path, source))?;
+            std::os::unix::fs::symlink(&relative, path).map_err(|source| io_error(path, source))?;
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fs_err as fs;
+
+    #[test]
+    fn absolute_symlinks_become_sysroot_relative() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("usr/lib/aarch64-linux-gnu");
+        fs::create_dir_all(&lib).unwrap();
+        fs::create_dir_all(dir.path().join("lib/aarch64-linux-gnu")).unwrap();
+        fs::write(dir.path().join("lib/aarch64-linux-gnu/libfoo.so.1"), "elf").unwrap();
+        std::os::unix::fs::symlink("/lib/aarch64-linux-gnu/libfoo.so.1", lib.join("libfoo.so"))
+            .unwrap();
+        std::os::unix::fs::symlink("libfoo.so", lib.join("libbar.so")).unwrap();
+        relativize_symlinks(dir.path(), dir.path()).unwrap();
+        assert_eq!(
+            fs::read_link(lib.join("libfoo.so")).unwrap(),
+            PathBuf::from("../../../lib/aarch64-linux-gnu/libfoo.so.1")
+        );
+        assert_eq!(fs::read(lib.join("libfoo.so")).unwrap(), b"elf");
+        assert_eq!(
+            fs::read_link(lib.join("libbar.so")).unwrap(),
+            PathBuf::from("libfoo.so")
+        );
+    }
 }

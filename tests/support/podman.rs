@@ -68,6 +68,11 @@ impl Podman {
     /// Runs `image` (its own Cmd) for `platform` (`linux/arm64`, …) with no
     /// network; returns stdout, panicking with everything on failure.
     pub fn run(&self, image: &str, platform: &str) -> String {
+        self.run_with_args(image, platform, &[])
+    }
+
+    /// Like [`Podman::run`], with `arguments` replacing the image's Cmd.
+    pub fn run_with_args(&self, image: &str, platform: &str, arguments: &[&str]) -> String {
         run_ok(
             self.command()
                 .args(["run", "--rm", "--pull", "never", "--network", "none"])
@@ -78,7 +83,8 @@ impl Podman {
                     "nproc=4096:4096",
                 ])
                 .args(["--platform", platform])
-                .arg(image),
+                .arg(image)
+                .args(arguments),
         )
     }
 }

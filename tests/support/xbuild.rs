@@ -297,3 +297,13 @@ pub fn report_package_names(report: &Value) -> Vec<String> {
         .map(|(name, _, _)| name)
         .collect()
 }
+
+/// The report's nodes of one kind (`toolchain`, `build`, `deb`…).
+pub fn report_nodes<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
+    report["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no nodes in {report}"))
+        .iter()
+        .filter(|node| node["kind"] == kind)
+        .collect()
+}
