@@ -74,14 +74,14 @@ cores=$(nproc)
 echo
 echo "GNU hello (examples/hello-c), C recipe, on $cores cores, one run each"
 echo
-printf '| %-52s | %10s |\n' "what" "seconds"
-printf '|%s|%s|\n' "$(printf -- '-%.0s' {1..54})" "$(printf -- '-%.0s' {1..12})"
-printf '| %-52s | %10s |\n' "aarch64-linux-musl, empty cache (toolchain from source)" "$source_cold"
-printf '| %-52s | %10s |\n' "  of it, the toolchain node" "$(toolchain_seconds "$work/source_cold.json")"
-perl -ne 'printf "| %-52s | %10s |\n", "    $1", $2 if /^xbuild: step done: (.*) \((\d+) s,/' "$log"
-printf '| %-52s | %10s |\n' "aarch64-linux-musl, warm (all hits)" "$source_warm"
-printf '| %-52s | %10s |\n' "aarch64-linux, empty cache (Debian cross packages)" "$debian_cold"
-printf '| %-52s | %10s |\n' "  of it, the toolchain node" "$(toolchain_seconds "$work/debian_cold.json")"
-printf '| %-52s | %10s |\n' "aarch64-linux, warm (all hits)" "$debian_warm"
+printf '| %-56s | %10s |\n' "what" "seconds"
+printf '|%s|%s|\n' "$(printf -- '-%.0s' {1..58})" "$(printf -- '-%.0s' {1..12})"
+printf '| %-56s | %10s |\n' "aarch64-linux-musl, empty cache (toolchain from source)" "$source_cold"
+printf '| %-56s | %10s |\n' "  of it, the toolchain node" "$(toolchain_seconds "$work/source_cold.json")"
+perl -ne 'printf "| %-56s | %10s |\n", "    $1", $2 if /^xbuild: step done: (.*) \((\d+) s,/' "$log"
+printf '| %-56s | %10s |\n' "aarch64-linux-musl, warm (all hits)" "$source_warm"
+printf '| %-56s | %10s |\n' "aarch64-linux, empty cache (Debian cross packages)" "$debian_cold"
+printf '| %-56s | %10s |\n' "  of it, the toolchain node" "$(toolchain_seconds "$work/debian_cold.json")"
+printf '| %-56s | %10s |\n' "aarch64-linux, warm (all hits)" "$debian_warm"
 echo
 du -sh "$work"/cache-source/toolchains-v1/* | awk '{print "source-built toolchain size: " $1}'
