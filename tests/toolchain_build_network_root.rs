@@ -13,17 +13,23 @@ mod support;
 
 use std::path::Path;
 
-use serde_json::Value;
-
 use support::elf::{EM_AARCH64, read_elf};
 use support::oci::Layout;
 use support::podman::{Podman, assert_binfmt};
-use support::xbuild::{Project, Xbuild, report_nodes as nodes, temp_dir};
+use support::xbuild::{Project, RunOutput, Xbuild, report_nodes as nodes, temp_dir};
 
 const TARGET: &str = "aarch64-linux-musl";
 
 fn hello_c() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-c")
+}
+
+/// `xbuild build PROJECT --out OUT --target aarch64-linux-musl EXTRA…`.
+fn build_for_target(xbuild: &Xbuild, project: &Path, out: &Path, extra: &[&str]) -> RunOutput {
+    let (project, out) = (project.to_str().unwrap(), out.to_str().unwrap());
+    let mut arguments = vec!["build", project, "--out", out, "--target", TARGET];
+    arguments.extend_from_slice(extra);
+    xbuild.run(&arguments)
 }
 
 /// Every file under `dir`, recursively, with its size.
@@ -110,22 +116,14 @@ fn network_root_plan_shows_the_source_toolchain_and_build_refuses_without_the_fl
     assert!(!out.path().join("oci").exists(), "no output was written");
 
     // --max-builds counts the toolchain: 2 builds (toolchain + hello) > 1.
-    let mut command = xbuild.command();
-    command
-        .arg("build")
-        .arg(&project)
-        .arg("--out")
-        .arg(out.path())
-        .args([
-            "--target",
-            TARGET,
-            "--allow-toolchain-build",
-            "--max-builds",
-            "1",
-        ]);
-    let output = command.output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let limited = build_for_target(
+        &xbuild,
+        &project,
+        out.path(),
+        &["--allow-toolchain-build", "--max-builds", "1"],
+    );
+    let stderr = &limited.stderr;
+    assert_eq!(limited.status.code(), Some(2), "{limited}");
     assert!(stderr.contains("2 builds would run"), "{stderr}");
     assert!(stderr.contains("(built from source)"), "{stderr}");
     assert!(!cache.join("toolchains-v1").exists(), "nothing was built");
@@ -140,17 +138,14 @@ fn network_root_musl_toolchain_is_built_from_source_once_and_hello_runs() {
     let xbuild = Xbuild::new().with_cache_dir(&cache).with_host_apt();
     let project = hello_c();
     let out = temp_dir("xbuild-toolchain-build-");
-    let mut command = xbuild.command();
-    command
-        .arg("build")
-        .arg(&project)
-        .arg("--out")
-        .arg(out.path())
-        .args(["--target", TARGET, "--allow-toolchain-build", "--json"]);
-    let output = command.output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = build_for_target(
+        &xbuild,
+        &project,
+        out.path(),
+        &["--allow-toolchain-build", "--json"],
+    )
+    .success()
+    .json();
     let toolchains = nodes(&report, "toolchain");
     if fresh {
         // An empty cache (CI): the toolchain is built, then hello.
