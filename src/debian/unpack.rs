@@ -5,13 +5,20 @@
 //! directory. Modes (less setuid/setgid), modification times, symlinks and
 //! hard links (inside the destination) are kept; device nodes and FIFOs are
 //! skipped; ownership is never changed. Maintainer scripts do not run.
+//!
+//! Several archives can be unpacked into one directory at the same time
+//! ([`SharedUnpack`], one thread each): the result is the one of unpacking
+//! them one after another in a given order, or an error where that order
+//! would make a difference.
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use crate::debian::deb::{DebArchive, DebError};
@@ -91,6 +98,32 @@ pub enum UnpackError {
         #[source]
         source: io::Error,
     },
+    /// Only from a [`SharedUnpack`]: another archive has the same path, or
+    /// a hard link names a file this archive did not write, so the order
+    /// of the archives would decide the result.
+    #[error(
+        "{archive}: entry `{entry}` meets {path}, of another archive unpacked into the same directory"
+    )]
+    Overlap {
+        archive: PathBuf,
+        entry: String,
+        path: PathBuf,
+    },
+}
+
+impl UnpackError {
+    /// The archive (or label) the error is about.
+    pub fn archive(&self) -> &Path {
+        match self {
+            UnpackError::Open { archive, .. }
+            | UnpackError::Read { archive, .. }
+            | UnpackError::UnsafePath { archive, .. }
+            | UnpackError::ThroughSymlink { archive, .. }
+            | UnpackError::Conflict { archive, .. }
+            | UnpackError::Write { archive, .. }
+            | UnpackError::Overlap { archive, .. } => archive,
+        }
+    }
 }
 
 /// Extracts the data tarball of the `.deb` at `deb` into `dest` (created if
@@ -111,14 +144,31 @@ pub fn unpack_deb(deb: &Path, dest: &Path) -> Result<UnpackStats, UnpackError> {
 /// Extracts a tar stream into `dest` with the rules of [`unpack_deb`];
 /// `label` names the archive in errors.
 pub fn unpack_tar<R: Read>(
-    mut tarball: tar::Archive<R>,
+    tarball: tar::Archive<R>,
     dest: &Path,
     label: &Path,
 ) -> Result<UnpackStats, UnpackError> {
+    let (stats, modes) = unpack_entries(tarball, dest, label, false)?;
+    // Directory modes last, deepest first, so that a read-only directory
+    // does not stop its own contents from being written.
+    set_directory_modes(modes.into_iter().map(|(path, mode)| (path, mode, label)))?;
+    Ok(stats)
+}
+
+/// Writes every entry of `tarball` under `dest` and returns what was
+/// written with the directory modes still to set (in archive order).
+fn unpack_entries<R: Read>(
+    mut tarball: tar::Archive<R>,
+    dest: &Path,
+    label: &Path,
+    shared: bool,
+) -> Result<(UnpackStats, Vec<(PathBuf, u32)>), UnpackError> {
     let mut unpacker = Unpacker {
         dest,
         label,
+        shared,
         known_directories: HashSet::new(),
+        written: HashSet::new(),
         directory_modes: Vec::new(),
         stats: UnpackStats::default(),
     };
@@ -131,24 +181,134 @@ pub fn unpack_tar<R: Read>(
         let entry = entry.map_err(read_error)?;
         unpacker.entry(entry)?;
     }
-    // Directory modes last, deepest first, so that a read-only directory
-    // does not stop its own contents from being written.
-    let mut modes = std::mem::take(&mut unpacker.directory_modes);
-    modes.sort_by_key(|(path, _)| std::cmp::Reverse(path.components().count()));
-    for (path, mode) in modes {
-        fs_err::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-            .map_err(|source| unpacker.write_error(&path, source))?;
+    Ok((unpacker.stats, unpacker.directory_modes))
+}
+
+/// Sets directory modes, deepest directories first; each error names the
+/// archive the mode came from.
+fn set_directory_modes<'a>(
+    modes: impl IntoIterator<Item = (PathBuf, u32, &'a Path)>,
+) -> Result<(), UnpackError> {
+    let mut modes: Vec<_> = modes.into_iter().collect();
+    modes.sort_by_key(|(path, _, _)| std::cmp::Reverse(path.components().count()));
+    for (path, mode, archive) in modes {
+        fs_err::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(
+            |source| UnpackError::Write {
+                archive: archive.to_owned(),
+                path: path.clone(),
+                source,
+            },
+        )?;
     }
-    Ok(unpacker.stats)
+    Ok(())
+}
+
+/// Unpacks into one directory from several threads at once. Each archive
+/// is given its `order`; the result is the one of [`unpack_tar`] on each
+/// archive in that order, or an [`UnpackError::Overlap`] from an archive
+/// whose result would depend on it: an archive never replaces a file or
+/// symlink that another one wrote, and its hard links name only its own
+/// files. Directories are shared; their modes are set by
+/// [`SharedUnpack::finish`], from the last archive in order that lists
+/// them (so no archive makes a directory read-only under another).
+#[derive(Debug)]
+pub struct SharedUnpack {
+    dest: PathBuf,
+    /// Directory path → the mode to give it, from the archive of the
+    /// highest order that lists it.
+    directory_modes: Mutex<HashMap<PathBuf, DirectoryMode>>,
+}
+
+#[derive(Debug)]
+struct DirectoryMode {
+    order: usize,
+    mode: u32,
+    archive: PathBuf,
+}
+
+impl SharedUnpack {
+    /// Unpacks into `dest` (created if missing).
+    pub fn new(dest: &Path) -> SharedUnpack {
+        SharedUnpack {
+            dest: dest.to_owned(),
+            directory_modes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// [`unpack_deb`] of the archive of rank `order`, concurrently with the
+    /// others.
+    pub fn unpack_deb(&self, order: usize, deb: &Path) -> Result<UnpackStats, UnpackError> {
+        let mut archive = DebArchive::open(deb).map_err(|source| UnpackError::Open {
+            archive: deb.to_owned(),
+            source,
+        })?;
+        let tarball = archive.data().map_err(|source| UnpackError::Open {
+            archive: deb.to_owned(),
+            source,
+        })?;
+        self.unpack_tar(order, tarball, deb)
+    }
+
+    /// [`unpack_tar`] of the archive of rank `order`, concurrently with the
+    /// others.
+    pub fn unpack_tar<R: Read>(
+        &self,
+        order: usize,
+        tarball: tar::Archive<R>,
+        label: &Path,
+    ) -> Result<UnpackStats, UnpackError> {
+        let (stats, modes) = unpack_entries(tarball, &self.dest, label, true)?;
+        let mut directory_modes = self
+            .directory_modes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (path, mode) in modes {
+            let wanted = DirectoryMode {
+                order,
+                mode,
+                archive: label.to_owned(),
+            };
+            match directory_modes.entry(path) {
+                Entry::Occupied(existing) if existing.get().order > order => {}
+                Entry::Occupied(mut existing) => {
+                    existing.insert(wanted);
+                }
+                Entry::Vacant(vacant) => {
+                    vacant.insert(wanted);
+                }
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Sets the directory modes once every archive is unpacked.
+    pub fn finish(self) -> Result<(), UnpackError> {
+        let modes = self
+            .directory_modes
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        set_directory_modes(
+            modes
+                .iter()
+                .map(|(path, mode)| (path.clone(), mode.mode, mode.archive.as_path())),
+        )
+    }
 }
 
 struct Unpacker<'a> {
     dest: &'a Path,
     label: &'a Path,
+    /// Whether other archives are unpacked into `dest` at the same time
+    /// (see [`SharedUnpack`]).
+    shared: bool,
     /// Directories (relative to `dest`) checked or created in this unpack:
-    /// real directories, never symlinks. Nothing in an unpack turns a
-    /// directory into something else, so the check holds until the end.
+    /// real directories, never symlinks. Nothing in an unpack (nor in a
+    /// concurrent one) turns a directory into something else, so the check
+    /// holds until the end.
     known_directories: HashSet<PathBuf>,
+    /// When `shared`: the files, symlinks and hard links (relative to
+    /// `dest`) this unpack wrote, the only ones it may replace or link to.
+    written: HashSet<PathBuf>,
     directory_modes: Vec<(PathBuf, u32)>,
     stats: UnpackStats,
 }
@@ -179,12 +339,13 @@ impl Unpacker<'_> {
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 self.parents(&entry_name, &relative)?;
-                self.make_room(&entry_name, &target)?;
+                self.make_room(&entry_name, &relative, &target)?;
                 let mut file = fs_err::OpenOptions::new()
                     .write(true)
                     .create_new(true)
                     .open(&target)
-                    .map_err(|source| self.write_error(&target, source))?;
+                    .map_err(|source| self.create_error(&entry_name, &target, source))?;
+                self.wrote(&relative);
                 let written =
                     io::copy(&mut entry, &mut file).map_err(|source| UnpackError::Read {
                         archive: self.label.to_owned(),
@@ -214,10 +375,11 @@ impl Unpacker<'_> {
                     return Err(self.unsafe_path(&entry_name, "a symlink without a target"));
                 }
                 self.parents(&entry_name, &relative)?;
-                self.make_room(&entry_name, &target)?;
+                self.make_room(&entry_name, &relative, &target)?;
                 // The target is stored as written and never followed here.
                 fs_err::os::unix::fs::symlink(&link, &target)
-                    .map_err(|source| self.write_error(&target, source))?;
+                    .map_err(|source| self.create_error(&entry_name, &target, source))?;
+                self.wrote(&relative);
                 self.stats.symlinks += 1;
             }
             tar::EntryType::Link => {
@@ -235,6 +397,9 @@ impl Unpacker<'_> {
                 // directories only.
                 self.check_existing_parents(&entry_name, &existing)?;
                 let existing_path = self.dest.join(&existing);
+                if self.shared && !self.written.contains(&existing) {
+                    return Err(self.overlap(&entry_name, &existing_path));
+                }
                 match fs_err::symlink_metadata(&existing_path) {
                     Ok(metadata) if metadata.file_type().is_file() => {}
                     Ok(_) => {
@@ -250,9 +415,10 @@ impl Unpacker<'_> {
                 if existing_path == target {
                     return Ok(());
                 }
-                self.make_room(&entry_name, &target)?;
+                self.make_room(&entry_name, &relative, &target)?;
                 fs_err::hard_link(&existing_path, &target)
-                    .map_err(|source| self.write_error(&target, source))?;
+                    .map_err(|source| self.create_error(&entry_name, &target, source))?;
+                self.wrote(&relative);
                 self.stats.hard_links += 1;
             }
             _ => self.stats.skipped += 1,
@@ -304,7 +470,17 @@ impl Unpacker<'_> {
             }
             let path = self.dest.join(&current);
             if !self.existing_directory(entry, &path)? {
-                fs_err::create_dir(&path).map_err(|source| self.write_error(&path, source))?;
+                match fs_err::create_dir(&path) {
+                    Ok(()) => {}
+                    // Made a moment ago by a concurrent unpack: as good as
+                    // ours if it is a real directory, refused as before if not.
+                    Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                        if !self.existing_directory(entry, &path)? {
+                            return Err(self.write_error(&path, error));
+                        }
+                    }
+                    Err(source) => return Err(self.write_error(&path, source)),
+                }
             }
             self.known_directories.insert(current.clone());
         }
@@ -348,18 +524,47 @@ impl Unpacker<'_> {
         }
     }
 
-    /// Removes a file or symlink at `path` so a new entry can take its
-    /// place; a directory there is a conflict.
-    fn make_room(&self, entry: &str, path: &Path) -> Result<(), UnpackError> {
+    /// Removes a file or symlink at `path` (`relative` to `dest`) so a new
+    /// entry can take its place; a directory there is a conflict, and so is,
+    /// when `shared`, anything this unpack did not write.
+    fn make_room(&self, entry: &str, relative: &Path, path: &Path) -> Result<(), UnpackError> {
         match fs_err::symlink_metadata(path) {
             Ok(metadata) if metadata.file_type().is_dir() => Err(self.conflict(
                 entry,
                 path,
                 "a directory is there and would not be replaced",
             )),
+            Ok(_) if self.shared && !self.written.contains(relative) => {
+                Err(self.overlap(entry, path))
+            }
             Ok(_) => fs_err::remove_file(path).map_err(|source| self.write_error(path, source)),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(source) => Err(self.write_error(path, source)),
+        }
+    }
+
+    /// Records a path this unpack wrote, when that matters (`shared`).
+    fn wrote(&mut self, relative: &Path) {
+        if self.shared {
+            self.written.insert(relative.to_owned());
+        }
+    }
+
+    /// The error of creating `path`: when `shared`, something already
+    /// there was written by a concurrent unpack a moment ago.
+    fn create_error(&self, entry: &str, path: &Path, source: io::Error) -> UnpackError {
+        if self.shared && source.kind() == io::ErrorKind::AlreadyExists {
+            self.overlap(entry, path)
+        } else {
+            self.write_error(path, source)
+        }
+    }
+
+    fn overlap(&self, entry: &str, path: &Path) -> UnpackError {
+        UnpackError::Overlap {
+            archive: self.label.to_owned(),
+            entry: entry.to_owned(),
+            path: path.to_owned(),
         }
     }
 

@@ -342,3 +342,168 @@ fn unpacks_a_package_built_by_dpkg_deb() {
         b"free"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Several archives unpacked into one directory at once.
+
+/// Many archives whose files share deep directories, unpacked at the same
+/// time: a directory another thread made a moment ago is fine.
+#[test]
+fn concurrent_unpacks_share_directories() {
+    let scratch = Scratch::new();
+    let dest = scratch.dest();
+    let mut debs = Vec::new();
+    for archive in 0..8 {
+        let names: Vec<String> = (0..40)
+            .map(|directory| format!("./usr/share/d{directory}/a/b/f{archive}"))
+            .collect();
+        let entries: Vec<RawEntry<'_>> = names
+            .iter()
+            .map(|name| (name.as_str(), EntryType::Regular, 0o644, "", &b"x"[..]))
+            .collect();
+        debs.push(scratch.deb(&format!("p{archive}"), &entries));
+    }
+    for _ in 0..5 {
+        let _ = fs_err::remove_dir_all(&dest);
+        let shared = SharedUnpack::new(&dest);
+        let barrier = std::sync::Barrier::new(debs.len());
+        std::thread::scope(|scope| {
+            for (order, deb) in debs.iter().enumerate() {
+                let (shared, barrier) = (&shared, &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    shared.unpack_deb(order, deb).unwrap()
+                });
+            }
+        });
+        shared.finish().unwrap();
+        for archive in 0..8 {
+            for directory in 0..40 {
+                let file = dest.join(format!("usr/share/d{directory}/a/b/f{archive}"));
+                assert!(file.is_file(), "{}", file.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_shared_unpack_never_replaces_what_another_archive_wrote() {
+    let scratch = Scratch::new();
+    let dest = scratch.dest();
+    let shared = SharedUnpack::new(&dest);
+    let first = scratch.deb(
+        "first",
+        &[
+            ("./f", EntryType::Regular, 0o644, "", b"first"),
+            ("./s", EntryType::Symlink, 0o777, "f", b""),
+        ],
+    );
+    shared.unpack_deb(0, &first).unwrap();
+    for (name, kind, link) in [
+        ("./f", EntryType::Regular, ""),
+        ("./s", EntryType::Regular, ""),
+        ("./f", EntryType::Symlink, "elsewhere"),
+        // A hard link to another archive's file.
+        ("./h", EntryType::Link, "./f"),
+    ] {
+        let second = scratch.deb("second", &[(name, kind, 0o644, link, b"second")]);
+        let error = shared.unpack_deb(1, &second).unwrap_err();
+        assert!(
+            matches!(&error, UnpackError::Overlap { entry, .. } if entry == name),
+            "{name}: {error:?}"
+        );
+        assert_eq!(error.archive(), second);
+    }
+    assert_eq!(fs_err::read(dest.join("f")).unwrap(), b"first");
+    assert_eq!(fs_err::read_link(dest.join("s")).unwrap(), Path::new("f"));
+    assert!(!dest.join("h").exists());
+
+    // Within one archive, a later entry still replaces an earlier one, and
+    // hard links to its own files are kept.
+    let own = scratch.deb(
+        "own",
+        &[
+            ("./g", EntryType::Regular, 0o644, "", b"old"),
+            ("./g", EntryType::Regular, 0o644, "", b"new"),
+            ("./g2", EntryType::Link, 0o644, "./g", b""),
+        ],
+    );
+    shared.unpack_deb(2, &own).unwrap();
+    assert_eq!(fs_err::read(dest.join("g2")).unwrap(), b"new");
+    shared.finish().unwrap();
+}
+
+#[test]
+fn a_shared_unpack_still_refuses_symlinks_and_files_where_a_directory_should_be() {
+    let scratch = Scratch::new();
+    let outside = scratch.path().join("outside");
+    fs_err::create_dir(&outside).unwrap();
+    let dest = scratch.dest();
+    let shared = SharedUnpack::new(&dest);
+    let first = scratch.deb(
+        "first",
+        &[
+            (
+                "./usr/lib",
+                EntryType::Symlink,
+                0o777,
+                outside.to_str().unwrap(),
+                b"",
+            ),
+            ("./usr/file", EntryType::Regular, 0o644, "", b"f"),
+        ],
+    );
+    shared.unpack_deb(0, &first).unwrap();
+    let through = scratch.deb(
+        "through",
+        &[("./usr/lib/x", EntryType::Regular, 0o644, "", b"out")],
+    );
+    let error = shared.unpack_deb(1, &through).unwrap_err();
+    assert!(
+        matches!(error, UnpackError::ThroughSymlink { .. }),
+        "{error:?}"
+    );
+    let into_file = scratch.deb(
+        "into-file",
+        &[("./usr/file/x", EntryType::Regular, 0o644, "", b"x")],
+    );
+    let error = shared.unpack_deb(2, &into_file).unwrap_err();
+    assert!(matches!(error, UnpackError::Conflict { .. }), "{error:?}");
+    assert_eq!(fs_err::read_dir(&outside).unwrap().count(), 0);
+}
+
+/// A directory's mode comes from the last archive in order that lists it,
+/// whichever finished last, and only once all are unpacked: a read-only
+/// directory of one archive does not stop another from writing into it.
+#[test]
+fn shared_directory_modes_follow_the_order_and_come_last() {
+    let scratch = Scratch::new();
+    let dest = scratch.dest();
+    let shared = SharedUnpack::new(&dest);
+    let early = scratch.deb(
+        "early",
+        &[
+            ("./d/", EntryType::Directory, 0o555, "", b""),
+            ("./d/a", EntryType::Regular, 0o644, "", b"a"),
+            ("./ro/", EntryType::Directory, 0o555, "", b""),
+        ],
+    );
+    let late = scratch.deb(
+        "late",
+        &[
+            ("./d/", EntryType::Directory, 0o750, "", b""),
+            ("./d/b", EntryType::Regular, 0o644, "", b"b"),
+            ("./ro/c", EntryType::Regular, 0o644, "", b"c"),
+        ],
+    );
+    shared.unpack_deb(1, &late).unwrap();
+    shared.unpack_deb(0, &early).unwrap();
+    let mode = |path: &str| fs_err::metadata(dest.join(path)).unwrap().mode() & 0o7777;
+    assert_ne!(mode("ro"), 0o555, "not before finish");
+    shared.finish().unwrap();
+    assert_eq!(mode("d"), 0o750);
+    assert_eq!(mode("ro"), 0o555);
+    assert_eq!(fs_err::read(dest.join("ro/c")).unwrap(), b"c");
+    // Leave the scratch directory removable.
+    fs_err::set_permissions(dest.join("ro"), std::fs::Permissions::from_mode(0o755)).unwrap();
+}

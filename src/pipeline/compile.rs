@@ -642,8 +642,24 @@ fn fetch_debs(
     target: &str,
     nodes: &mut Vec<NodeReport>,
 ) -> Result<Vec<PathBuf>, Error> {
+    fetch_debs_then(context, packages, target, nodes, &|_, _| Ok(()))
+}
+
+/// [`fetch_debs`] that hands each verified `.deb` to `then`, with the
+/// package's index, on the thread that fetched it, as soon as it is in
+/// the cache: work on one package overlaps the downloads of the others.
+fn fetch_debs_then(
+    context: &ResolveContext,
+    packages: &[ResolvedPackage],
+    target: &str,
+    nodes: &mut Vec<NodeReport>,
+    then: &(dyn Fn(usize, &Path) -> Result<(), Error> + Sync),
+) -> Result<Vec<PathBuf>, Error> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     // Downloads run on a few threads at once (they wait on the network, not
-    // the CPU); results keep the packages' order.
+    // the CPU), largest first so that the longest `then` does not start
+    // last; after a failure no new one starts. Results keep the packages'
+    // order.
     let fetch_one = |package: &ResolvedPackage| -> Result<(PathBuf, NodeReport), Error> {
         let start = Instant::now();
         let url = format!("{}/{}", context.repository.url, package.filename);
@@ -680,20 +696,36 @@ fn fetch_debs(
         };
         Ok((path, node))
     };
-    let workers = context.options.jobs.clamp(1, 8);
-    let chunk = packages.len().div_ceil(workers).max(1);
-    let results: Vec<Result<(PathBuf, NodeReport), Error>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = packages
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(fetch_one).collect::<Vec<_>>()))
-            .collect();
+    let mut queue: Vec<usize> = (0..packages.len()).collect();
+    queue.sort_by_key(|&index| std::cmp::Reverse(packages[index].size));
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let work = || {
+        let mut done = Vec::new();
+        while !failed.load(Ordering::Relaxed) {
+            let Some(&index) = queue.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            let result = fetch_one(&packages[index]).and_then(|(path, node)| {
+                then(index, &path)?;
+                Ok((path, node))
+            });
+            failed.fetch_or(result.is_err(), Ordering::Relaxed);
+            done.push((index, result));
+        }
+        done
+    };
+    let workers = context.options.jobs.clamp(1, 8).min(packages.len());
+    let mut results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers).map(|_| scope.spawn(work)).collect();
         handles
             .into_iter()
             .flat_map(|handle| handle.join().expect("download thread panicked"))
             .collect()
     });
+    results.sort_by_key(|(index, _)| *index);
     let mut paths = Vec::new();
-    for result in results {
+    for (_, result) in results {
         let (path, node) = result?;
         nodes.push(node);
         paths.push(path);
@@ -863,16 +895,20 @@ fn cross_gcc(
         // Left by an interrupted assembly: never used, rebuilt.
         fs::remove_dir_all(&root).map_err(io_error(&root))?;
     }
-    let debs = fetch_debs(
+    let toolchain_error = |source| Error::ToolchainSource {
+        target: platform.name.clone(),
+        source: Box::new(source),
+    };
+    // Each package is unpacked as soon as it is downloaded.
+    let assembly = gcc::Assembly::begin(platform, &root).map_err(toolchain_error)?;
+    fetch_debs_then(
         context,
         &planned.toolchain_packages,
         &planned.toolchain_name,
         nodes,
+        &|index, deb| assembly.add(index, deb).map_err(toolchain_error),
     )?;
-    let gcc = gcc::assemble(&debs, platform, &root).map_err(|source| Error::ToolchainSource {
-        target: platform.name.clone(),
-        source: Box::new(source),
-    })?;
+    let gcc = assembly.finish().map_err(toolchain_error)?;
     nodes.push(node(Outcome::Built, start.elapsed().as_secs_f64()));
     Ok(gcc)
 }

@@ -26,18 +26,27 @@
 //! Dynamic programs keep the target's standard interpreter (e.g.
 //! `/lib/ld-linux-aarch64.so.1`), so they run in a Debian image of the
 //! target, or here with `qemu-<arch> -L <sysroot>`.
+//!
+//! Decompressing the packages is most of the work, so they are unpacked
+//! concurrently, each as soon as it is at hand ([`Assembly::add`], from any
+//! thread), into one directory; the tree is the same as if they had been
+//! unpacked one after another in the caller's order.
 
+use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
+use tempfile::TempDir;
 
 use super::ToolchainError;
-use crate::debian::deb::DebArchive;
-use crate::debian::unpack::unpack_deb;
+use crate::debian::deb::{DebArchive, DebControl};
+use crate::debian::unpack::{SharedUnpack, UnpackError, unpack_deb};
 use crate::platform::Platform;
 
 /// Host libraries the compiler and binutils link against that a minimal
@@ -184,19 +193,247 @@ impl CrossGcc {
 }
 
 /// Unpacks `debs` (see [`cross_packages`]) into a new directory `root` and
-/// makes it a relocatable cross GCC for `target`. The tree is built in a
-/// temporary sibling of `root` and renamed into place once it has compiled
-/// and linked a test program, so `root` is either complete or absent.
+/// makes it a relocatable cross GCC for `target`: an [`Assembly`] of all of
+/// them, unpacked on a few threads. Where two packages ship the same path,
+/// the later one in `debs` wins.
 pub fn assemble(
     debs: &[PathBuf],
     target: &Platform,
     root: &Path,
 ) -> Result<CrossGcc, ToolchainError> {
-    if fs_err::symlink_metadata(root).is_ok() {
-        return Err(ToolchainError::RootExists {
+    let assembly = Assembly::begin(target, root)?;
+    assembly.add_all(debs)?;
+    assembly.finish()
+}
+
+/// A cross GCC being assembled. [`Assembly::begin`] makes a temporary
+/// sibling of `root`; [`Assembly::add`] unpacks one package into it (from
+/// any thread, concurrently with others); [`Assembly::finish`] fixes the
+/// tree up and renames it into place once it has compiled and linked a
+/// test program, so `root` is either complete or absent. Dropped before
+/// `finish`, it leaves nothing behind.
+#[derive(Debug)]
+pub struct Assembly {
+    root: PathBuf,
+    target: Platform,
+    temporary: TempDir,
+    unpack: SharedUnpack,
+    /// Unpacks that may run at once: one per core, since each keeps one
+    /// busy; callers may add from more threads (downloads) than that.
+    unpack_slots: Slots,
+    added: Mutex<Added>,
+}
+
+/// What [`Assembly::add`] has seen so far.
+#[derive(Debug, Default)]
+struct Added {
+    /// Every package by its order: its `.deb`, and whether it is unpacked
+    /// (not one of [`SKIPPED_HOST_PACKAGES`]).
+    debs: BTreeMap<usize, (PathBuf, bool)>,
+    /// `<package> <version>` of the target-side packages.
+    identity: Vec<String>,
+    /// Two packages meet at one path: the concurrent unpack is abandoned
+    /// and [`Assembly::finish`] unpacks everything again in order.
+    overlap: bool,
+}
+
+impl Assembly {
+    /// Starts assembling the toolchain for `target` that will live at
+    /// `root`, which must not exist.
+    pub fn begin(target: &Platform, root: &Path) -> Result<Assembly, ToolchainError> {
+        if fs_err::symlink_metadata(root).is_ok() {
+            return Err(ToolchainError::RootExists {
+                root: root.to_owned(),
+            });
+        }
+        let temporary = temporary_sibling(root)?;
+        Ok(Assembly {
             root: root.to_owned(),
-        });
+            target: target.clone(),
+            unpack: SharedUnpack::new(temporary.path()),
+            unpack_slots: Slots::new(cores()),
+            temporary,
+            added: Mutex::new(Added::default()),
+        })
     }
+
+    /// Unpacks `deb`, the package of rank `order` (ranks decide which
+    /// package wins where two ship the same path: the higher one). Each
+    /// `.deb` is read once: its control file, then its data.
+    pub fn add(&self, order: usize, deb: &Path) -> Result<(), ToolchainError> {
+        let control_error = |source| ToolchainError::Control {
+            deb: deb.to_owned(),
+            source,
+        };
+        let mut archive = DebArchive::open(deb).map_err(control_error)?;
+        let (package, version) = package_of(&archive.control().map_err(control_error)?);
+        let unpacked = !SKIPPED_HOST_PACKAGES.contains(&package.as_str());
+        {
+            let mut added = self.lock();
+            added.debs.insert(order, (deb.to_owned(), unpacked));
+            let package_triple = package_triple(&self.target.gnu_triple);
+            if unpacked
+                && (package.ends_with("-cross") || package.ends_with(&format!("-{package_triple}")))
+            {
+                added.identity.push(format!("{package} {version}"));
+            }
+            if !unpacked || added.overlap {
+                return Ok(());
+            }
+        }
+        let unpack_error = |source| ToolchainError::Unpack {
+            deb: deb.to_owned(),
+            source,
+        };
+        let tarball = archive.data().map_err(|source| {
+            unpack_error(UnpackError::Open {
+                archive: deb.to_owned(),
+                source,
+            })
+        })?;
+        let _slot = self.unpack_slots.take();
+        match self.unpack.unpack_tar(order, tarball, deb) {
+            Ok(_) => Ok(()),
+            Err(UnpackError::Overlap { .. }) => {
+                self.lock().overlap = true;
+                Ok(())
+            }
+            Err(source) => Err(unpack_error(source)),
+        }
+    }
+
+    /// [`Assembly::add`] of each of `debs` (of rank its index) on a few
+    /// threads, largest first so that the longest unpack does not start
+    /// last. Stops at the first error, and returns the one of the first
+    /// package in order.
+    pub fn add_all(&self, debs: &[PathBuf]) -> Result<(), ToolchainError> {
+        let mut queue: Vec<usize> = (0..debs.len()).collect();
+        queue.sort_by_cached_key(|&index| {
+            Reverse(fs_err::metadata(&debs[index]).map_or(0, |metadata| metadata.len()))
+        });
+        let threads = cores().min(debs.len());
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let errors = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    while !failed.load(Ordering::Relaxed) {
+                        let Some(&index) = queue.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                            break;
+                        };
+                        if let Err(error) = self.add(index, &debs[index]) {
+                            failed.store(true, Ordering::Relaxed);
+                            errors
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .push((index, error));
+                        }
+                    }
+                });
+            }
+        });
+        let errors = errors.into_inner().unwrap_or_else(PoisonError::into_inner);
+        match errors.into_iter().min_by_key(|(index, _)| *index) {
+            Some((_, error)) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes the unpacked packages a relocatable cross GCC, tests it and
+    /// renames it to `root`.
+    pub fn finish(self) -> Result<CrossGcc, ToolchainError> {
+        let (root, target) = (self.root.clone(), self.target.clone());
+        let (temporary, identity) = self.unpacked()?;
+        finish_tree(temporary, &target, &root, &identity)
+    }
+
+    /// The directory with every package unpacked as if one after another
+    /// in order, and the sorted identity of the target-side packages.
+    fn unpacked(self) -> Result<(TempDir, Vec<String>), ToolchainError> {
+        let added = self
+            .added
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        let temporary = if added.overlap {
+            // Which package wins depends on the order: unpack them all
+            // again, one after another, the later replacing the earlier.
+            drop(self.temporary);
+            let fresh = temporary_sibling(&self.root)?;
+            for (deb, unpacked) in added.debs.values() {
+                if *unpacked {
+                    unpack_deb(deb, fresh.path()).map_err(|source| ToolchainError::Unpack {
+                        deb: deb.clone(),
+                        source,
+                    })?;
+                }
+            }
+            fresh
+        } else {
+            self.unpack
+                .finish()
+                .map_err(|source| ToolchainError::Unpack {
+                    deb: source.archive().to_owned(),
+                    source,
+                })?;
+            self.temporary
+        };
+        let mut identity = added.identity;
+        identity.sort();
+        Ok((temporary, identity))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Added> {
+        self.added.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A counting semaphore.
+#[derive(Debug)]
+struct Slots {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// A slot taken from [`Slots`], given back on drop.
+struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    fn new(count: usize) -> Slots {
+        Slots {
+            free: Mutex::new(count.max(1)),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Waits for a free slot and takes it.
+    fn take(&self) -> Slot<'_> {
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        while *free == 0 {
+            free = self
+                .freed
+                .wait(free)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *free -= 1;
+        Slot(self)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// The number of cores this process may use.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |count| count.get())
+}
+
+/// A new private directory beside `root` to build it in, removed on drop.
+fn temporary_sibling(root: &Path) -> Result<TempDir, ToolchainError> {
     let parent = match root.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
         _ => PathBuf::from("."),
@@ -206,30 +443,23 @@ pub fn assemble(
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temporary = tempfile::Builder::new()
+    tempfile::Builder::new()
         .prefix(&format!(".{name}.partial-"))
         .tempdir_in(&parent)
-        .map_err(|source| io_error(&parent, source))?;
+        .map_err(|source| io_error(&parent, source))
+}
+
+/// Turns the packages unpacked in `temporary` into the toolchain at
+/// `root`: sysroot, wrappers, manifest (with `identity`, the sorted
+/// target-side packages), a test compile, then the rename.
+fn finish_tree(
+    temporary: TempDir,
+    target: &Platform,
+    root: &Path,
+    identity: &[String],
+) -> Result<CrossGcc, ToolchainError> {
     let work = temporary.path();
     let triple = target.gnu_triple.as_str();
-
-    let mut identity = Vec::new();
-    let package_triple = package_triple(triple);
-    for deb in debs {
-        let (package, version) = package_of(deb)?;
-        if SKIPPED_HOST_PACKAGES.contains(&package.as_str()) {
-            continue;
-        }
-        if package.ends_with("-cross") || package.ends_with(&format!("-{package_triple}")) {
-            identity.push(format!("{package} {version}"));
-        }
-        unpack_deb(deb, work).map_err(|source| ToolchainError::Unpack {
-            deb: deb.clone(),
-            source,
-        })?;
-    }
-    identity.sort();
-
     let missing = |what| ToolchainError::Missing {
         root: root.to_owned(),
         triple: triple.to_owned(),
@@ -289,14 +519,8 @@ fn io_error(path: &Path, source: io::Error) -> ToolchainError {
     }
 }
 
-/// The `Package` and `Version` fields of a `.deb`.
-fn package_of(deb: &Path) -> Result<(String, String), ToolchainError> {
-    let control = DebArchive::open(deb)
-        .and_then(|mut archive| archive.control())
-        .map_err(|source| ToolchainError::Control {
-            deb: deb.to_owned(),
-            source,
-        })?;
+/// The `Package` and `Version` fields of a `.deb`'s control file.
+fn package_of(control: &DebControl) -> (String, String) {
     let field = |wanted: &str| {
         control.control.lines().find_map(|line| {
             let (name, value) = line.split_once(':')?;
@@ -304,10 +528,10 @@ fn package_of(deb: &Path) -> Result<(String, String), ToolchainError> {
                 .then(|| value.trim().to_owned())
         })
     };
-    Ok((
+    (
         field("Package").unwrap_or_default(),
         field("Version").unwrap_or_default(),
-    ))
+    )
 }
 
 /// The major version of the newest `usr/bin/<triple>-gcc-<major>` driver.

@@ -508,3 +508,170 @@ fn aarch64_cross_gcc_network() {
 fn s390x_cross_gcc_network() {
     check_real_toolchain("s390x-linux", 22);
 }
+
+// ---------------------------------------------------------------------------
+// Concurrent unpacking (offline: packages made with dpkg-deb).
+
+use crate::debian::deb::tests::{TestFile, build_test_deb};
+
+/// Builds `<package>_1.0-1_arm64.deb` in `directory` holding `files`.
+fn test_deb(directory: &Path, package: &str, files: &[TestFile<'_>]) -> PathBuf {
+    build_test_deb(directory, package, files, &[], None, "xz")
+}
+
+#[test]
+fn packages_are_unpacked_together_and_named_in_the_identity() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut debs = Vec::new();
+    for index in 0..12 {
+        let name = format!("lib{index}-arm64-cross");
+        let file = format!("usr/aarch64-linux-gnu/lib/sub/lib{index}.so");
+        debs.push(test_deb(
+            scratch.path(),
+            &name,
+            &[TestFile::Regular(&file, name.as_bytes())],
+        ));
+    }
+    debs.push(test_deb(
+        scratch.path(),
+        "binutils-aarch64-linux-gnu",
+        &[TestFile::Executable("usr/bin/aarch64-linux-gnu-as", b"as")],
+    ));
+    debs.push(test_deb(
+        scratch.path(),
+        "zlib1g",
+        &[TestFile::Regular(
+            "usr/lib/x86_64-linux-gnu/libz.so.1",
+            b"z",
+        )],
+    ));
+    // The build machine's C library is never unpacked.
+    debs.push(test_deb(
+        scratch.path(),
+        "libc6",
+        &[TestFile::Regular(
+            "usr/lib/x86_64-linux-gnu/libc.so.6",
+            b"c",
+        )],
+    ));
+
+    let root = scratch.path().join("toolchain");
+    let assembly = Assembly::begin(&platform("aarch64-linux"), &root).unwrap();
+    assembly.add_all(&debs).unwrap();
+    let (tree, identity) = assembly.unpacked().unwrap();
+    for index in 0..12 {
+        let file = tree
+            .path()
+            .join(format!("usr/aarch64-linux-gnu/lib/sub/lib{index}.so"));
+        assert_eq!(
+            fs_err::read(&file).unwrap(),
+            format!("lib{index}-arm64-cross").as_bytes()
+        );
+    }
+    assert!(tree.path().join("usr/bin/aarch64-linux-gnu-as").is_file());
+    assert!(
+        tree.path()
+            .join("usr/lib/x86_64-linux-gnu/libz.so.1")
+            .is_file()
+    );
+    assert!(
+        !tree
+            .path()
+            .join("usr/lib/x86_64-linux-gnu/libc.so.6")
+            .exists()
+    );
+    let mut expected: Vec<String> = (0..12)
+        .map(|index| format!("lib{index}-arm64-cross 1.0-1"))
+        .collect();
+    expected.push("binutils-aarch64-linux-gnu 1.0-1".to_owned());
+    expected.sort();
+    assert_eq!(identity, expected);
+    // Nothing but the tree being built was written beside `root`.
+    assert!(!root.exists());
+}
+
+/// Two packages that ship the same paths end as if unpacked one after
+/// another in order, whichever is added first.
+#[test]
+fn overlapping_packages_end_as_if_unpacked_in_order() {
+    let scratch = tempfile::tempdir().unwrap();
+    let first = test_deb(
+        scratch.path(),
+        "first",
+        &[
+            TestFile::Regular("usr/share/same", b"first"),
+            TestFile::Regular("usr/lib/link", b"a file"),
+        ],
+    );
+    let second = test_deb(
+        scratch.path(),
+        "second",
+        &[
+            TestFile::Regular("usr/share/same", b"second"),
+            TestFile::Symlink("usr/lib/link", "same"),
+            TestFile::Regular("usr/share/only-second", b"2"),
+        ],
+    );
+    let debs = [first, second];
+    for adds in [[0, 1], [1, 0]] {
+        let root = scratch
+            .path()
+            .join(format!("toolchain-{}{}", adds[0], adds[1]));
+        let assembly = Assembly::begin(&platform("aarch64-linux"), &root).unwrap();
+        for index in adds {
+            assembly.add(index, &debs[index]).unwrap();
+        }
+        let (tree, _) = assembly.unpacked().unwrap();
+        assert_eq!(
+            fs_err::read(tree.path().join("usr/share/same")).unwrap(),
+            b"second",
+            "{adds:?}"
+        );
+        assert_eq!(
+            fs_err::read_link(tree.path().join("usr/lib/link")).unwrap(),
+            Path::new("same"),
+            "{adds:?}"
+        );
+        assert!(tree.path().join("usr/share/only-second").is_file());
+        // The abandoned concurrent tree is gone: one directory is left.
+        let left: Vec<_> = fs_err::read_dir(scratch.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.contains(".partial-"))
+            .collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+    }
+}
+
+#[test]
+fn an_abandoned_assembly_leaves_nothing_behind() {
+    let scratch = tempfile::tempdir().unwrap();
+    let debs = [test_deb(
+        scratch.path(),
+        "libc6-arm64-cross",
+        &[TestFile::Regular(
+            "usr/aarch64-linux-gnu/lib/libc.so.6",
+            b"c",
+        )],
+    )];
+    let parent = scratch.path().join("toolchains");
+    let root = parent.join("toolchain");
+    let assembly = Assembly::begin(&platform("aarch64-linux"), &root).unwrap();
+    assembly.add_all(&debs).unwrap();
+    drop(assembly);
+    assert_eq!(fs_err::read_dir(&parent).unwrap().count(), 0);
+
+    // A package that cannot be read is named in the error.
+    let broken = scratch.path().join("broken.deb");
+    fs_err::write(&broken, b"not an ar archive").unwrap();
+    let assembly = Assembly::begin(&platform("aarch64-linux"), &root).unwrap();
+    let error = assembly
+        .add_all(&[debs[0].clone(), broken.clone()])
+        .unwrap_err();
+    assert!(
+        matches!(&error, ToolchainError::Control { deb, .. } if deb == &broken),
+        "{error:?}"
+    );
+    drop(assembly);
+    assert_eq!(fs_err::read_dir(&parent).unwrap().count(), 0);
+}
