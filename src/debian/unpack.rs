@@ -130,15 +130,27 @@ impl UnpackError {
 /// missing). Files of an earlier unpack are replaced by same-named files of
 /// this one, as dpkg does; a directory is never replaced.
 pub fn unpack_deb(deb: &Path, dest: &Path) -> Result<UnpackStats, UnpackError> {
-    let mut archive = DebArchive::open(deb).map_err(|source| UnpackError::Open {
-        archive: deb.to_owned(),
-        source,
-    })?;
-    let tarball = archive.data().map_err(|source| UnpackError::Open {
-        archive: deb.to_owned(),
-        source,
-    })?;
+    let mut archive = open_deb(deb)?;
+    let tarball = data_of(&mut archive, deb)?;
     unpack_tar(tarball, dest, deb)
+}
+
+fn open_deb(deb: &Path) -> Result<DebArchive, UnpackError> {
+    DebArchive::open(deb).map_err(|source| UnpackError::Open {
+        archive: deb.to_owned(),
+        source,
+    })
+}
+
+/// The data tarball of an opened `.deb`.
+fn data_of<'a>(
+    archive: &'a mut DebArchive,
+    deb: &Path,
+) -> Result<tar::Archive<Box<dyn Read + 'a>>, UnpackError> {
+    archive.data().map_err(|source| UnpackError::Open {
+        archive: deb.to_owned(),
+        source,
+    })
 }
 
 /// Extracts a tar stream into `dest` with the rules of [`unpack_deb`];
@@ -238,14 +250,8 @@ impl SharedUnpack {
     /// [`unpack_deb`] of the archive of rank `order`, concurrently with the
     /// others.
     pub fn unpack_deb(&self, order: usize, deb: &Path) -> Result<UnpackStats, UnpackError> {
-        let mut archive = DebArchive::open(deb).map_err(|source| UnpackError::Open {
-            archive: deb.to_owned(),
-            source,
-        })?;
-        let tarball = archive.data().map_err(|source| UnpackError::Open {
-            archive: deb.to_owned(),
-            source,
-        })?;
+        let mut archive = open_deb(deb)?;
+        let tarball = data_of(&mut archive, deb)?;
         self.unpack_tar(order, tarball, deb)
     }
 

@@ -490,10 +490,7 @@ fn finish_tree(
         ),
         cxx: has_cxx,
     };
-    let manifest_path = work.join(MANIFEST_FILE);
-    let json = serde_json::to_vec_pretty(&manifest).expect("a manifest always serializes");
-    fs_err::write(&manifest_path, json).map_err(|source| io_error(&manifest_path, source))?;
-    smoke_test(&CrossGcc::at(work, manifest.clone()))?;
+    write_manifest_and_test(work, &manifest)?;
     // Temporary directories are private; a toolchain is readable by all.
     fs_err::set_permissions(work, std::fs::Permissions::from_mode(0o755))
         .map_err(|source| io_error(work, source))?;
@@ -867,6 +864,18 @@ pub(super) fn run_tool(
         });
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Writes the description of the toolchain in `root` and smoke-tests it:
+/// the last step before a toolchain is moved into the cache.
+pub(super) fn write_manifest_and_test(
+    root: &Path,
+    manifest: &Manifest,
+) -> Result<(), ToolchainError> {
+    let manifest_path = root.join(MANIFEST_FILE);
+    let json = serde_json::to_vec_pretty(manifest).expect("a manifest always serializes");
+    fs_err::write(&manifest_path, json).map_err(|source| io_error(&manifest_path, source))?;
+    smoke_test(&CrossGcc::at(root, manifest.clone()))
 }
 
 /// Compiles and links (dynamically) a trivial C program, so that a missing

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use super::gcc::{BUILD_MULTIARCH, CrossGcc, MANIFEST_FILE, Manifest, run_tool, smoke_test};
+use super::gcc::{BUILD_MULTIARCH, CrossGcc, Manifest, run_tool, write_manifest_and_test};
 use super::{CopyFiles, ToolchainError, copy_tree, relativize_symlinks, walk_entries};
 use crate::debian::unpack::unpack_deb;
 use crate::platform::{Libc, Platform};
@@ -369,10 +369,7 @@ fn build_in(
         ),
         cxx: false,
     };
-    let manifest_path = staged_root.join(MANIFEST_FILE);
-    let json = serde_json::to_vec_pretty(&manifest).expect("a manifest always serializes");
-    fs_err::write(&manifest_path, json).map_err(|source| io_error(&manifest_path, source))?;
-    smoke_test(&CrossGcc::at(&staged_root, manifest.clone()))?;
+    write_manifest_and_test(&staged_root, &manifest)?;
     builder.note(&format!(
         "toolchain built in {:.0} s",
         builder.started.elapsed().as_secs_f64()
