@@ -35,6 +35,7 @@ pub mod hash;
 pub mod http;
 pub mod image;
 pub mod manifest;
+pub mod parallel;
 pub mod pipeline;
 pub mod plan;
 pub mod platform;

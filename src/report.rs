@@ -33,6 +33,15 @@ impl Outcome {
     }
 }
 
+impl From<crate::cache::BlobOrigin> for Outcome {
+    fn from(origin: crate::cache::BlobOrigin) -> Outcome {
+        match origin {
+            crate::cache::BlobOrigin::Local => Outcome::Local,
+            crate::cache::BlobOrigin::Downloaded => Outcome::Downloaded,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeReport {
     pub kind: NodeKind,

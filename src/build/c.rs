@@ -26,7 +26,6 @@ use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::time::{Instant, SystemTime};
 
 use crate::build::cargo::REMAPPED_SOURCE_DIR;
@@ -76,6 +75,8 @@ impl CKind {
 pub struct CTarget<'a> {
     /// `aarch64-linux-gnu`.
     pub gnu_triple: &'a str,
+    /// The GNU triple of the machine the build runs on.
+    pub build_triple: &'a str,
     pub cc: &'a Path,
     pub cxx: Option<&'a Path>,
     pub ar: &'a Path,
@@ -203,28 +204,21 @@ pub fn build(
     })
 }
 
-/// The GNU triple of the machine xbuild runs on: what `cc -dumpmachine`
-/// (else `gcc -dumpmachine`) says, else `<arch>-linux-gnu`.
-pub fn build_triple() -> &'static str {
-    static TRIPLE: OnceLock<String> = OnceLock::new();
-    TRIPLE.get_or_init(|| {
-        for compiler in ["cc", "gcc"] {
-            let output = Command::new(compiler)
-                .arg("-dumpmachine")
-                .stdin(Stdio::null())
-                .stderr(Stdio::null())
-                .output();
-            if let Ok(output) = output
-                && output.status.success()
-            {
-                let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-                if !text.is_empty() {
-                    return text;
-                }
-            }
-        }
-        format!("{}-linux-gnu", std::env::consts::ARCH)
-    })
+/// The `--build` a configure script is given: the build machine's triple,
+/// spelt differently from `host` (with a vendor, `x86_64-unknown-linux-gnu`)
+/// when the two name one machine, so that configure always cross-compiles.
+/// A native configure runs its test programs where a cross one guesses,
+/// and would give other bytes on a build machine of the target's
+/// architecture than on any other: the same key must mean the same output.
+fn configure_build_triple(build: &str, host: &str) -> String {
+    if build != host {
+        return build.to_owned();
+    }
+    match build.split_once('-') {
+        Some((cpu, rest)) if !rest.starts_with("unknown-") => format!("{cpu}-unknown-{rest}"),
+        Some((cpu, rest)) => format!("{cpu}-pc-{}", &rest["unknown-".len()..]),
+        None => format!("{build}-unknown-linux-gnu"),
+    }
 }
 
 struct Runner<'a> {
@@ -270,7 +264,10 @@ impl Runner<'_> {
         let mut configure = self.command(tree.join("configure"), &object_dir);
         configure
             .arg(format!("--host={}", target.gnu_triple))
-            .arg(format!("--build={}", build_triple()))
+            .arg(format!(
+                "--build={}",
+                configure_build_triple(target.build_triple, target.gnu_triple)
+            ))
             .arg(format!("--prefix={PREFIX}"))
             .args(self.tool_assignments())
             .arg(assignment("CFLAGS", &self.flags("CFLAGS")))

@@ -182,13 +182,44 @@ pub struct CargoBuild {
     pub seconds: f64,
 }
 
-/// What to build besides the target: profile and features.
+/// How much of the symbol and debug information cargo keeps in binaries
+/// (its `profile.<name>.strip`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Strip {
+    /// Keep everything.
+    None,
+    /// Drop debug information, keep symbols (names in backtraces).
+    Debuginfo,
+    /// Drop both.
+    Symbols,
+}
+
+impl Strip {
+    /// The value of cargo's `strip` setting.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strip::None => "none",
+            Strip::Debuginfo => "debuginfo",
+            Strip::Symbols => "symbols",
+        }
+    }
+}
+
+/// What to build besides the target: profile, features, which binaries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BuildOptions {
     /// Cargo profile, e.g. `release`.
     pub profile: String,
     pub no_default_features: bool,
     pub features: Vec<String>,
+    /// `-p`: the workspace member to build (default: cargo's).
+    pub package: Option<String>,
+    /// `--bin` of each; empty: every binary.
+    pub bins: Vec<String>,
+    /// `profile.<profile>.strip`; `None` leaves the project's setting.
+    pub strip: Option<Strip>,
+    /// `--quiet`.
+    pub quiet: bool,
     /// Exported as `SOURCE_DATE_EPOCH`; when `None`, the caller's own
     /// `SOURCE_DATE_EPOCH` (if any) passes through.
     pub source_date_epoch: Option<u64>,
@@ -200,6 +231,10 @@ impl BuildOptions {
             profile: profile.to_owned(),
             no_default_features: false,
             features: Vec::new(),
+            package: None,
+            bins: Vec::new(),
+            strip: None,
+            quiet: false,
             source_date_epoch: None,
         }
     }
@@ -301,6 +336,21 @@ pub fn build_with(
     if !options.features.is_empty() {
         command.args(["--features", &options.features.join(",")]);
     }
+    if let Some(package) = &options.package {
+        command.args(["--package", package]);
+    }
+    for bin in &options.bins {
+        command.args(["--bin", bin]);
+    }
+    if let Some(strip) = options.strip {
+        command.args([
+            "--config",
+            &format!("profile.{}.strip=\"{}\"", options.profile, strip.name()),
+        ]);
+    }
+    if options.quiet {
+        command.arg("--quiet");
+    }
     if let Some(seconds) = options.source_date_epoch {
         command.env("SOURCE_DATE_EPOCH", seconds.to_string());
     }
@@ -377,17 +427,17 @@ fn read_messages(
 }
 
 /// The variables [`build`] sets for `target`, given the process
-/// environment. `source_dir` (the workspace root) and `target_dir` are
+/// environment and the user's cargo configuration (read in `source_dir`,
+/// the workspace root, as cargo does). `source_dir` and `target_dir` are
 /// remapped for reproducible output.
 pub fn environment(
     target: &CargoTarget,
     source_dir: &Path,
     target_dir: &Path,
 ) -> Vec<(String, String)> {
-    let cargo_home = std::env::var_os("CARGO_HOME")
-        .filter(|value| !value.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| dirs::home_dir().map(|home| home.join(".cargo")));
+    let cargo_home = cargo_home();
+    let lookup = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    let user = UserCargo::read(source_dir, cargo_home.as_deref(), target.triple, &lookup);
     environment_from(
         target,
         &Remaps {
@@ -395,8 +445,63 @@ pub fn environment(
             cargo_home: cargo_home.as_deref(),
             target_dir,
         },
-        |name| std::env::var(name).ok().filter(|value| !value.is_empty()),
+        lookup,
+        &user,
     )
+}
+
+/// `$CARGO_HOME`, else `~/.cargo`.
+pub fn cargo_home() -> Option<PathBuf> {
+    std::env::var_os("CARGO_HOME")
+        .filter(|value| !value.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| dirs::home_dir().map(|home| home.join(".cargo")))
+}
+
+/// What the user's own settings say for one target ([`super::cargo_config`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserCargo {
+    /// The rustflags cargo would use without xbuild.
+    pub rustflags: Vec<String>,
+    /// The linker the user chose, if any.
+    pub linker: Option<String>,
+}
+
+impl UserCargo {
+    /// Reads them for cargo running in `cwd`.
+    pub fn read(
+        cwd: &Path,
+        cargo_home: Option<&Path>,
+        triple: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> UserCargo {
+        let files = super::cargo_config::config_files(cwd, cargo_home);
+        let target_cfg = || target_cfg(triple);
+        UserCargo {
+            rustflags: super::cargo_config::user_rustflags(&files, triple, lookup, &target_cfg),
+            linker: super::cargo_config::user_linker(&files, triple, lookup),
+        }
+    }
+}
+
+/// `rustc --print cfg --target <triple>` (empty if rustc cannot say).
+fn target_cfg(triple: &str) -> Vec<String> {
+    let rustc = std::env::var_os(crate::toolchain::rust::RUSTC_VARIABLE)
+        .filter(|value| !value.is_empty())
+        .unwrap_or_else(|| OsString::from("rustc"));
+    Command::new(rustc)
+        .args(["--print", "cfg", "--target", triple])
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| {
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The directories remapped to fixed names, most general first (rustc
@@ -436,15 +541,22 @@ impl Remaps<'_> {
 }
 
 /// [`environment`] with the environment read through `lookup` (which
-/// returns `None` for unset and empty variables).
+/// returns `None` for unset and empty variables) and the user's cargo
+/// settings `user`.
+///
+/// The linker goes into the target's rustflags (`-C linker=…`), not into
+/// `CARGO_TARGET_<TRIPLE>_LINKER`: with `--target`, rustflags reach only
+/// the target's artifacts, while the linker setting would also link build
+/// scripts — which run on this machine — against the target's sysroot
+/// when the target is this machine's own triple.
 pub fn environment_from(
     target: &CargoTarget,
     remaps: &Remaps,
     lookup: impl Fn(&str) -> Option<String>,
+    user: &UserCargo,
 ) -> Vec<(String, String)> {
     let triple = target.triple;
     let underscored = triple.replace('-', "_");
-    let upper = underscored.to_uppercase();
     let mut variables: Vec<(String, String)> = Vec::new();
     // A tool variable is set unless the user set any variable that names
     // the same setting for this target (the first name is the one set).
@@ -468,9 +580,6 @@ pub fn environment_from(
     }
     if let Some(ar) = target.ar {
         set_tool(&cc_names("AR"), path_string(ar));
-    }
-    if let Linker::Gcc(gcc) = &target.linker {
-        set_tool(&[format!("CARGO_TARGET_{upper}_LINKER")], path_string(gcc));
     }
     let pkg_config_names = |name: &str| {
         vec![
@@ -500,7 +609,9 @@ pub fn environment_from(
     }
 
     let remap_pairs = remaps.pairs();
-    // C and C++ flags: ours, then the user's target-specific ones.
+    // C and C++ flags: ours, then the user's — the first the cc crate would
+    // read of `CFLAGS_<target>`, `CFLAGS_<target_>`, `TARGET_CFLAGS`,
+    // `CFLAGS` — in the variable it reads first.
     let mut c_flags: Vec<String> = Vec::new();
     if let Some(sysroot) = target.sysroot {
         c_flags.push(format!("--sysroot={}", path_string(sysroot)));
@@ -509,26 +620,41 @@ pub fn environment_from(
         c_flags.push(format!("-ffile-prefix-map={from}={to}"));
     }
     for tool in ["CFLAGS", "CXXFLAGS"] {
-        let name = format!("{tool}_{underscored}");
         let mut value = c_flags.join(" ");
-        if let Some(user) = lookup(&name) {
+        let user = [
+            format!("{tool}_{triple}"),
+            format!("{tool}_{underscored}"),
+            format!("TARGET_{tool}"),
+            tool.to_owned(),
+        ]
+        .iter()
+        .find_map(|name| lookup(name));
+        if let Some(user) = user {
             value = format!("{value} {user}");
         }
-        variables.push((name, value));
+        variables.push((format!("{tool}_{triple}"), value));
     }
 
-    // Rustflags, for the target only (cargo applies CARGO_ENCODED_RUSTFLAGS
-    // to build scripts and proc macros only when no --target is given).
+    // Rustflags, for the target only (with --target, cargo applies
+    // CARGO_ENCODED_RUSTFLAGS to the target's artifacts only).
     let mut rustflags: Vec<String> = Vec::new();
+    let chosen_linker = user.linker.is_some();
     match &target.linker {
         Linker::RustLld => {
-            rustflags
-                .extend(["-C", "linker=rust-lld", "-C", "linker-flavor=ld.lld"].map(String::from));
+            if !chosen_linker {
+                rustflags.extend(
+                    ["-C", "linker=rust-lld", "-C", "linker-flavor=ld.lld"].map(String::from),
+                );
+            }
             if triple.contains("musl") {
                 rustflags.extend(["-C", "target-feature=+crt-static"].map(String::from));
             }
         }
-        Linker::Gcc(_) => {
+        Linker::Gcc(gcc) => {
+            if !chosen_linker {
+                rustflags.push("-C".to_owned());
+                rustflags.push(format!("linker={}", path_string(gcc)));
+            }
             if let Some(sysroot) = target.sysroot {
                 rustflags.push("-C".to_owned());
                 rustflags.push(format!("link-arg=--sysroot={}", path_string(sysroot)));
@@ -543,20 +669,8 @@ pub fn environment_from(
     for (from, to) in &remap_pairs {
         rustflags.push(format!("--remap-path-prefix={from}={to}"));
     }
-    // The user's flags come after ours, so theirs win; cargo reads only
-    // the first of these that is set.
-    if let Some(encoded) = lookup("CARGO_ENCODED_RUSTFLAGS") {
-        rustflags.extend(
-            encoded
-                .split(ENCODED_SEPARATOR)
-                .filter(|flag| !flag.is_empty())
-                .map(String::from),
-        );
-    } else if let Some(user) =
-        lookup("RUSTFLAGS").or_else(|| lookup(&format!("CARGO_TARGET_{upper}_RUSTFLAGS")))
-    {
-        rustflags.extend(user.split_whitespace().map(String::from));
-    }
+    // The user's flags come after ours, so theirs win.
+    rustflags.extend(user.rustflags.iter().cloned());
     variables.push((
         "CARGO_ENCODED_RUSTFLAGS".to_owned(),
         rustflags.join(&ENCODED_SEPARATOR.to_string()),

@@ -22,13 +22,24 @@ fn remaps() -> Remaps<'static> {
     }
 }
 
-/// `environment_from` with the given user environment, as a map.
+/// `environment_from` with the given user environment (and the rustflags
+/// and linker cargo would take from it, with no config files), as a map.
 fn environment_with(target: &CargoTarget, user: &[(&str, &str)]) -> BTreeMap<String, String> {
     let user: BTreeMap<String, String> = user
         .iter()
         .map(|(name, value)| (name.to_string(), value.to_string()))
         .collect();
-    let variables = environment_from(target, &remaps(), |name| user.get(name).cloned());
+    let lookup = |name: &str| user.get(name).cloned();
+    let settings = UserCargo {
+        rustflags: crate::build::cargo_config::user_rustflags(
+            &[],
+            target.triple,
+            &lookup,
+            &Vec::new,
+        ),
+        linker: crate::build::cargo_config::user_linker(&[], target.triple, &lookup),
+    };
+    let variables = environment_from(target, &remaps(), lookup, &settings);
     let map: BTreeMap<String, String> = variables.iter().cloned().collect();
     assert_eq!(
         map.len(),
@@ -71,10 +82,9 @@ fn environment_names_for_aarch64_gnu() {
         environment["AR_aarch64_unknown_linux_gnu"],
         "/tc/bin/aarch64-linux-gnu-ar"
     );
-    assert_eq!(
-        environment["CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER"],
-        "/tc/bin/aarch64-linux-gnu-gcc"
-    );
+    // The linker is a rustflag, which cargo gives the target's artifacts
+    // only (not build scripts).
+    assert!(!environment.contains_key("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER"));
     assert_eq!(
         environment["PKG_CONFIG_SYSROOT_DIR_aarch64_unknown_linux_gnu"],
         "/sysroot"
@@ -90,7 +100,7 @@ fn environment_names_for_aarch64_gnu() {
     );
     // Host-side pkg-config lookups (build scripts of host tools) are untouched.
     assert!(!environment.contains_key("PKG_CONFIG_LIBDIR"));
-    let c_flags = &environment["CFLAGS_aarch64_unknown_linux_gnu"];
+    let c_flags = &environment["CFLAGS_aarch64-unknown-linux-gnu"];
     assert!(c_flags.starts_with("--sysroot=/sysroot "), "{c_flags}");
     assert!(
         c_flags.contains("-ffile-prefix-map=/src/app=/xbuild/src"),
@@ -99,6 +109,8 @@ fn environment_names_for_aarch64_gnu() {
     assert_eq!(
         encoded_rustflags(&environment),
         [
+            "-C",
+            "linker=/tc/bin/aarch64-linux-gnu-gcc",
             "-C",
             "link-arg=--sysroot=/sysroot",
             "-L",
@@ -131,7 +143,6 @@ fn environment_sets_tools_only_where_the_user_has_not() {
     for name in [
         "CC_aarch64_unknown_linux_gnu",
         "CXX_aarch64_unknown_linux_gnu",
-        "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER",
         "PKG_CONFIG_LIBDIR_aarch64_unknown_linux_gnu",
     ] {
         assert!(
@@ -146,6 +157,13 @@ fn environment_sets_tools_only_where_the_user_has_not() {
     assert_eq!(
         environment["PKG_CONFIG_SYSROOT_DIR_aarch64_unknown_linux_gnu"],
         "/sysroot"
+    );
+    // The user's linker is kept: no `-C linker` of ours.
+    assert!(
+        !encoded_rustflags(&environment)
+            .iter()
+            .any(|flag| flag.starts_with("linker=")),
+        "{environment:?}"
     );
 }
 
@@ -172,7 +190,7 @@ fn environment_puts_the_users_flags_after_ours() {
         ]
     );
     assert_eq!(rustflags[rustflags.len() - 2..], ["-C", "opt-level=s"]);
-    assert!(environment["CFLAGS_aarch64_unknown_linux_musl"].ends_with(" -O1"));
+    assert!(environment["CFLAGS_aarch64-unknown-linux-musl"].ends_with(" -O1"));
     // No C tools, no sysroot: nothing for cc or pkg-config.
     assert!(!environment.keys().any(|name| name.starts_with("CC_")
         || name.starts_with("PKG_CONFIG")

@@ -5,3 +5,4 @@
 
 pub mod c;
 pub mod cargo;
+pub mod cargo_config;

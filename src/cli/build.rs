@@ -11,7 +11,10 @@ use xbuild::manifest::Manifest;
 use xbuild::pipeline::{self, BuildOptions};
 use xbuild::platform::Platforms;
 
-fn options(common: &CommonArgs) -> Result<(BuildOptions, Cache), Error> {
+fn options(
+    common: &CommonArgs,
+    build_platform: Option<&str>,
+) -> Result<(BuildOptions, Cache), Error> {
     let manifest_path = common.dir.join("xbuild.toml");
     let manifest = Manifest::load(&manifest_path)?;
     let platforms = Platforms::from_environment()?;
@@ -22,22 +25,27 @@ fn options(common: &CommonArgs) -> Result<(BuildOptions, Cache), Error> {
             targets.push(platform);
         }
     }
-    let host = platforms.host()?.clone();
-    let mut options = BuildOptions::new(manifest, targets, host);
+    let build_platform = match build_platform {
+        Some(name) => platforms.parse(name)?.clone(),
+        None => platforms.host()?.clone(),
+    };
+    let mut options = BuildOptions::new(manifest, targets, build_platform);
     options.mirror = common.mirror.clone();
+    options.toolchain_suite = common.toolchain_suite.clone();
     options.now = SystemTime::now();
     if common.refresh {
         options.index_max_age = std::time::Duration::ZERO;
     }
-    if let Some(epoch) = std::env::var("SOURCE_DATE_EPOCH")
+    options.epoch = match std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .filter(|v| !v.is_empty())
     {
-        options.epoch = epoch.trim().parse().map_err(|_| Error::Target {
+        Some(epoch) => epoch.trim().parse().map_err(|_| Error::Target {
             target: "SOURCE_DATE_EPOCH".into(),
             message: format!("{epoch:?} is not a number of seconds since 1970"),
-        })?;
-    }
+        })?,
+        None => last_commit_time(&options.manifest.dir).unwrap_or(0),
+    };
     let root = match &common.cache_dir {
         Some(dir) => dir.clone(),
         None => Cache::default_root().ok_or_else(|| CacheError::Init {
@@ -55,6 +63,24 @@ fn options(common: &CommonArgs) -> Result<(BuildOptions, Cache), Error> {
     Ok((options, cache))
 }
 
+/// The commit time of `HEAD` of the git repository holding `directory`:
+/// the time build layers and the image are dated when
+/// `SOURCE_DATE_EPOCH` is not set (reproducible, like the epoch, and
+/// meaningful, unlike 1970). `None` outside a repository or without git.
+fn last_commit_time(directory: &std::path::Path) -> Option<u64> {
+    let output = std::process::Command::new("git")
+        .args(["log", "-1", "--format=%ct"])
+        .current_dir(directory)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
+}
+
 fn print_json<T: serde::Serialize>(value: &T) {
     let mut stdout = std::io::stdout().lock();
     // A closed pipe (`xbuild … --json | head`) is not an error.
@@ -63,12 +89,13 @@ fn print_json<T: serde::Serialize>(value: &T) {
 }
 
 pub fn build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
-    let (mut options, cache) = options(&args.common)?;
+    let (mut options, cache) = options(&args.common, None)?;
     if let Some(out) = &args.out {
         options.out_dir = out.clone();
     }
     options.max_builds = args.max_builds;
     options.allow_toolchain_build = args.allow_toolchain_build;
+    options.quiet = quiet;
     if let Some(jobs) = args.jobs {
         options.jobs = jobs.max(1);
     }
@@ -86,7 +113,7 @@ pub fn build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
 }
 
 pub fn plan(args: PlanArgs, quiet: bool) -> Result<(), Error> {
-    let (options, cache) = options(&args.common)?;
+    let (options, cache) = options(&args.common, args.build_platform.as_deref())?;
     let reporter = BarReporter::new(quiet);
     let result = pipeline::plan(&options, &cache, &reporter);
     reporter.finish();

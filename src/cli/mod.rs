@@ -15,12 +15,18 @@ use xbuild::Error;
     name = "xbuild",
     version,
     about = "Build container images for any Linux CPU architecture, from any host, without emulation",
-    propagate_version = true
+    long_about = "Build container images for any Linux CPU architecture, from any host, without emulation.\n\nWithout a command, xbuild builds: `xbuild --target aarch64-linux` is `xbuild build . --target aarch64-linux`.",
+    propagate_version = true,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
-    /// Print less (no progress bars, no summary).
+    command: Option<Command>,
+    /// `build`'s arguments, when no command is given.
+    #[command(flatten)]
+    build: BuildArgs,
+    /// Print less (no progress bars, no summary, and cargo's own output quiet).
     #[arg(short, long, global = true)]
     quiet: bool,
 }
@@ -55,6 +61,10 @@ struct CommonArgs {
     /// Ask the mirror for a fresh InRelease even if the cached one is recent.
     #[arg(long)]
     refresh: bool,
+    /// The Debian suite compiler programs come from [default: the one the
+    /// host's apt uses from this archive, else the image's].
+    #[arg(long, env = "XBUILD_TOOLCHAIN_SUITE", value_name = "SUITE")]
+    toolchain_suite: Option<String>,
 }
 
 #[derive(Args)]
@@ -83,6 +93,11 @@ struct PlanArgs {
     /// For every build: its key, its inputs, and why it misses the cache.
     #[arg(long)]
     explain: bool,
+    /// Plan as another build machine would (its compiler packages and
+    /// toolchain keys); build keys of a target are the same on every
+    /// machine with the same compiler.
+    #[arg(long, value_name = "PLATFORM")]
+    build_platform: Option<String>,
 }
 
 #[derive(Args)]
@@ -96,9 +111,10 @@ struct TargetsArgs {
 pub fn run() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Build(args) => build::build(args, cli.quiet),
-        Command::Plan(args) => build::plan(args, cli.quiet),
-        Command::Targets(args) => targets::list(args),
+        None => build::build(cli.build, cli.quiet),
+        Some(Command::Build(args)) => build::build(args, cli.quiet),
+        Some(Command::Plan(args)) => build::plan(args, cli.quiet),
+        Some(Command::Targets(args)) => targets::list(args),
     };
     match result {
         Ok(()) => 0,

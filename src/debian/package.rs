@@ -376,6 +376,10 @@ pub struct Package {
     /// The `Source` field as written, e.g. `glibc (2.36-9)`; see
     /// [`Package::source_name`].
     pub source: Option<String>,
+    /// The `Built-Using` field as written, e.g. `gcc-12 (= 12.2.0-14)`:
+    /// the sources a package was built from besides its own (Debian's
+    /// cross compilers name the GCC source they are made of).
+    pub built_using: Option<String>,
     pub depends: Vec<Alternatives>,
     pub pre_depends: Vec<Alternatives>,
     pub provides: Vec<Relation>,
@@ -526,6 +530,7 @@ impl Package {
             priority: optional("Priority"),
             section: optional("Section"),
             source: optional("Source"),
+            built_using: optional("Built-Using"),
             depends: relations("Depends")?,
             pre_depends: relations("Pre-Depends")?,
             provides,
@@ -546,6 +551,17 @@ impl Package {
             Some(source) => source.split_whitespace().next().unwrap_or(&self.name),
             None => &self.name,
         }
+    }
+
+    /// The source package's version: the one in parentheses of the
+    /// `Source` field (`gcc-12-cross (15)`), else the package's own.
+    pub fn source_version(&self) -> String {
+        self.source
+            .as_deref()
+            .and_then(|source| source.split_once('('))
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map(|(version, _)| version.trim().to_owned())
+            .unwrap_or_else(|| self.version.to_string())
     }
 
     /// `name version architecture`, for messages.

@@ -124,6 +124,17 @@ pub fn select(
     })
 }
 
+/// The main suite the host's apt uses from the archive at `url`: the
+/// build machine's own Debian release, when it reads this archive.
+pub fn host_suite_of(url: &str) -> Option<String> {
+    let url = url.trim_end_matches('/');
+    host_sources(&apt_etc())
+        .ok()?
+        .into_iter()
+        .find(|source| source.url == url)
+        .map(|source| source.suite)
+}
+
 fn default_keyrings(apt_etc: &Path) -> Vec<PathBuf> {
     let archive = PathBuf::from(DEBIAN_ARCHIVE_KEYRING);
     if archive.is_file() {

@@ -18,6 +18,7 @@ fn package(spec: &str) -> Package {
         priority: None,
         section: None,
         source: None,
+        built_using: None,
         depends: Vec::new(),
         pre_depends: Vec::new(),
         provides: Vec::new(),

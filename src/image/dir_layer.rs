@@ -59,7 +59,7 @@ pub fn write_directory_layer<W: Write>(
         header.set_gid(0);
         header.set_username("root").map_err(write_error)?;
         header.set_groupname("root").map_err(write_error)?;
-        header.set_mtime(options.epoch);
+        header.set_mtime(options.epoch.unwrap_or(0));
         header.set_mode(metadata.permissions().mode() & 0o7777);
         let name = relative.to_string_lossy();
         if metadata.file_type().is_symlink() {
@@ -134,7 +134,7 @@ mod tests {
     fn layer_of(root: &Path, epoch: u64) -> (LayerOutput, Vec<u8>) {
         let mut bytes = Vec::new();
         let options = LayerOptions {
-            epoch,
+            epoch: Some(epoch),
             compression_level: 6,
         };
         let output = write_directory_layer(root, &options, &mut bytes).unwrap();

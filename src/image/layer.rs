@@ -29,8 +29,11 @@ pub struct LayerPackage<'a> {
 /// How a layer is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LayerOptions {
-    /// `SOURCE_DATE_EPOCH`: every mtime is clamped to at most this.
-    pub epoch: u64,
+    /// `SOURCE_DATE_EPOCH`: every mtime is clamped to at most this. `None`
+    /// keeps the times the files have in the `.deb` (fixed bytes already,
+    /// so a package's layer is the same whatever the build's time), and
+    /// gives generated files the newest time of their package's files.
+    pub epoch: Option<u64>,
     /// gzip level, 0–9.
     pub compression_level: u32,
 }
@@ -132,6 +135,7 @@ pub fn write_layer<W: Write>(
         written_directories: HashSet::new(),
         written_files: HashSet::new(),
         entries: 0,
+        newest: 0,
     };
     let mut skipped_scripts = Vec::new();
     for package in packages {
@@ -158,7 +162,9 @@ pub fn write_layer<W: Write>(
 
 /// What has been written so far in the layer.
 struct LayerState {
-    epoch: u64,
+    epoch: Option<u64>,
+    /// The newest file time of the package being written.
+    newest: u64,
     /// Normalised directory paths, with their trailing `/`.
     written_directories: HashSet<Vec<u8>>,
     /// Normalised paths of everything else, for hard link checks.
@@ -203,6 +209,7 @@ impl LayerState {
             source,
         };
         let mut data = deb.data().map_err(deb_error)?;
+        self.newest = 0;
         for entry in data.entries().map_err(read_data_error)? {
             let entry = entry.map_err(read_data_error)?;
             self.add_entry(builder, package, entry)?;
@@ -265,7 +272,9 @@ impl LayerState {
         };
         set_owner_names(&mut header, user_name.as_deref(), group_name.as_deref())
             .map_err(read_error)?;
-        header.set_mtime(source.mtime().map_err(read_error)?.min(self.epoch));
+        let mtime = source.mtime().map_err(read_error)?;
+        self.newest = self.newest.max(mtime);
+        header.set_mtime(self.epoch.map_or(mtime, |epoch| mtime.min(epoch)));
         header.set_size(0);
 
         let write_error = |source| LayerError::Write {
@@ -414,7 +423,7 @@ impl LayerState {
         // "root" always fits the 32-byte name fields.
         set_owner_names(&mut header, Some(b"root"), Some(b"root"))
             .expect("`root` fits a tar header");
-        header.set_mtime(self.epoch);
+        header.set_mtime(self.epoch.unwrap_or(self.newest));
         header.set_size(size);
         header
     }

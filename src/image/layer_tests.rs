@@ -89,7 +89,7 @@ fn two_packages(directory: &Path) -> (PathBuf, PathBuf) {
 fn layer_bytes(packages: &[LayerPackage], level: u32) -> (Vec<u8>, LayerOutput) {
     let mut out = Vec::new();
     let options = LayerOptions {
-        epoch: EPOCH,
+        epoch: Some(EPOCH),
         compression_level: level,
     };
     let output = write_layer(packages, &options, &mut out).unwrap();
@@ -229,7 +229,7 @@ fn the_same_inputs_give_byte_identical_layers() {
 
 fn layer_error(deb: &Path, package: &str) -> LayerError {
     let options = LayerOptions {
-        epoch: EPOCH,
+        epoch: Some(EPOCH),
         compression_level: 1,
     };
     write_layer(&[LayerPackage { name: package, deb }], &options, io::sink()).unwrap_err()
@@ -307,7 +307,7 @@ fn non_root_owners_and_old_mtimes_are_kept_and_absolute_paths_made_relative() {
     );
     let mut out = Vec::new();
     let options = LayerOptions {
-        epoch: EPOCH,
+        epoch: Some(EPOCH),
         compression_level: 1,
     };
     write_layer(

@@ -468,7 +468,7 @@ mod tests {
         fs_err::create_dir_all(&blob_directory).unwrap();
         let staging = blob_directory.join("layer.partial");
         let options = LayerOptions {
-            epoch: 0,
+            epoch: Some(0),
             compression_level: 6,
         };
         let layer = write_layer(

@@ -50,7 +50,6 @@ fn merged_usr_layer(
 ) -> Result<(LayerRecord, Outcome), Error> {
     let key = KeyBuilder::new("layer")
         .text("format", "merged-usr-v1")
-        .number("epoch", options.epoch)
         .number("gzip-level", options.compression_level as u64)
         .finish();
     if let Some(record) = cache.get_entry::<LayerRecord>("layer", &key)?
@@ -77,7 +76,8 @@ fn merged_usr_layer(
         let path = staging.path().join(link);
         std::os::unix::fs::symlink(target, &path).map_err(io_error(&path))?;
     }
-    let record = store_directory_layer(options, cache, staging.path(), "merged-/usr")?;
+    // Fixed times: the same layer for every image, whatever its epoch.
+    let record = store_directory_layer(options, cache, staging.path(), 0, "merged-/usr")?;
     cache.put_entry("layer", &key, &record)?;
     Ok((record, Outcome::Built))
 }

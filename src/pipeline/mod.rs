@@ -13,6 +13,7 @@
 
 mod assemble;
 mod compile;
+mod fetch;
 mod realize;
 pub mod resolve;
 mod sources;
@@ -27,11 +28,12 @@ use crate::report::{BuildReport, Phases};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-pub use resolve::{PlanReport, ResolvedPackage, TargetResolution};
+pub use compile::{PlannedBuild, SysrootPlan, ToolchainPlan, ToolchainProvider};
+pub use resolve::{PlanReport, ResolvedPackage, TargetResolution, toolchain_suite};
 
 /// Version of the layer format: how packages become tar entries. Part of
 /// every layer key.
-pub const LAYER_FORMAT: &str = "deb-layer-v1";
+pub const LAYER_FORMAT: &str = "deb-layer-v2";
 
 /// Default gzip level of layers: a fixed setting, so digests are the same
 /// on every host.
@@ -60,6 +62,11 @@ pub struct BuildOptions {
     /// `--allow-toolchain-build`: a cross toolchain Debian has no binary for
     /// may be built from source (tens of minutes, once per cache).
     pub allow_toolchain_build: bool,
+    /// `--toolchain-suite`: the suite compiler programs come from (default:
+    /// the build machine's, see [`resolve::toolchain_suite`]).
+    pub toolchain_suite: Option<String>,
+    /// `-q`: print nothing but errors, and run cargo with `--quiet`.
+    pub quiet: bool,
 }
 
 /// Default of [`BuildOptions::index_max_age`]: Debian mirrors update a few
@@ -69,12 +76,8 @@ pub const DEFAULT_INDEX_MAX_AGE: Duration = Duration::from_secs(300);
 
 impl BuildOptions {
     pub fn new(manifest: Manifest, targets: Vec<Platform>, build_platform: Platform) -> Self {
-        let out_dir = manifest.dir.join("result");
-        let jobs = std::thread::available_parallelism()
-            .map(|count| count.get())
-            .unwrap_or(2)
-            .clamp(2, 8)
-            * 2;
+        let out_dir = default_out_dir(&manifest.dir);
+        let jobs = crate::parallel::cores().clamp(2, 8) * 2;
         BuildOptions {
             manifest,
             targets,
@@ -88,7 +91,21 @@ impl BuildOptions {
             index_max_age: DEFAULT_INDEX_MAX_AGE,
             max_builds: None,
             allow_toolchain_build: false,
+            toolchain_suite: None,
+            quiet: false,
         }
+    }
+}
+
+/// Where outputs go without `--out`: `DIR/result`, or, when `DIR` is a
+/// cargo package, `DIR/target/xbuild` — cargo never looks into its target
+/// directory, while files written beside its sources make it run build
+/// scripts again on the user's next `cargo build`.
+pub fn default_out_dir(project: &std::path::Path) -> PathBuf {
+    if project.join("Cargo.toml").is_file() {
+        project.join("target").join("xbuild")
+    } else {
+        project.join("result")
     }
 }
 
@@ -102,8 +119,9 @@ pub fn plan(
     let http = HttpClient::new()?;
     let resolved = resolve::resolve_all(options, cache, &http, reporter)?;
     let mut report = resolve::plan_report(options, cache, &resolved);
-    let context = resolved.context(options, cache, &http, reporter);
-    report.builds = compile::plan_builds(&context, &resolved.targets)?;
+    let contexts = resolved.contexts(options, cache, &http, reporter);
+    let plans = compile::plan_builds(&contexts, &resolved.targets, &mut report.nodes)?;
+    report.builds = plans.reports(cache)?;
     Ok(report)
 }
 
@@ -122,26 +140,19 @@ pub fn build(
     let resolved = resolve::resolve_all(options, cache, &http, reporter)?;
     phases.resolve = phase.elapsed().as_secs_f64();
 
-    let context = resolved.context(options, cache, &http, reporter);
+    let contexts = resolved.contexts(options, cache, &http, reporter);
+    let mut plan_nodes = Vec::new();
+    let plans = compile::plan_builds(&contexts, &resolved.targets, &mut plan_nodes)?;
     // Refusals come before anything is fetched or built.
-    if options.max_builds.is_some() || compile::may_build_toolchain(options) {
-        let planned = compile::plan_builds(&context, &resolved.targets)?;
-        let mut misses: Vec<String> = Vec::new();
-        for build in planned.iter().filter(|build| !build.cached) {
-            if build.toolchain_provider == "source"
-                && !build.toolchain_cached
-                && !misses.contains(&build.toolchain)
-            {
-                if !options.allow_toolchain_build {
-                    return Err(compile::not_allowed(cache, &build.toolchain)?);
-                }
-                misses.push(build.toolchain.clone());
-            }
-            misses.push(build.name.clone());
-        }
-        if let Some(limit) = options.max_builds
-            && misses.len() > limit
-        {
+    let (toolchains, builds) = plans.misses(cache)?;
+    if let Some(toolchain) = toolchains.first()
+        && !options.allow_toolchain_build
+    {
+        return Err(compile::not_allowed(cache, toolchain)?);
+    }
+    if let Some(limit) = options.max_builds {
+        let misses: Vec<String> = toolchains.into_iter().chain(builds).collect();
+        if misses.len() > limit {
             return Err(Error::TooManyBuilds {
                 limit,
                 builds: misses,
@@ -150,20 +161,15 @@ pub fn build(
     }
     reporter.on_phase("build");
     let phase = Instant::now();
-    let (builds, build_nodes) = compile::realize_builds(&context, &resolved.targets)?;
+    let (builds, mut build_nodes) = compile::realize_builds(&contexts, &plans)?;
+    plan_nodes.append(&mut build_nodes);
+    let build_nodes = plan_nodes;
     phases.build = phase.elapsed().as_secs_f64();
 
     reporter.on_phase("layers");
     let phase = Instant::now();
     let layers = realize::plan_layers(options, &resolved.targets);
-    let realized = realize::realize_layers(
-        options,
-        cache,
-        &http,
-        reporter,
-        &layers,
-        &resolved.repository.url,
-    )?;
+    let realized = realize::realize_layers(&contexts.image, &layers)?;
     phases.layers = phase.elapsed().as_secs_f64();
     phases.fetch = realized.fetch_seconds;
 

@@ -6,15 +6,15 @@
 //! keyed by their packages' digests, not by target, so an `all` package's
 //! layer is built once and shared by every target.
 
+use super::fetch::fetch_deb;
+use super::resolve::ResolveContext;
 use super::{BuildOptions, LAYER_FORMAT, ResolvedPackage, TargetResolution};
 use crate::Error;
-use crate::cache::{BlobOrigin, Cache};
+use crate::cache::Cache;
 use crate::hash::Sha256Digest;
-use crate::http::HttpClient;
 use crate::image::dir_layer::write_directory_layer;
 use crate::image::layer::{LayerOptions, LayerOutput, LayerPackage, write_layer};
 use crate::plan::{KeyBuilder, NodeKind};
-use crate::progress::Reporter;
 use crate::report::{NodeReport, Outcome};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -62,12 +62,13 @@ impl LayerRecord {
     }
 }
 
-/// Writes the files under `staging` as a layer blob into the cache.
-/// `what` names the layer in errors.
+/// Writes the files under `staging` as a layer blob into the cache, every
+/// file time clamped to `epoch`. `what` names the layer in errors.
 pub fn store_directory_layer(
     options: &BuildOptions,
     cache: &Cache,
     staging: &Path,
+    epoch: u64,
     what: &str,
 ) -> Result<LayerRecord, Error> {
     let temp = cache.temp_file()?;
@@ -80,7 +81,7 @@ pub fn store_directory_layer(
     let file = temp.reopen().map_err(io_error)?;
     let mut writer = std::io::BufWriter::new(file);
     let layer_options = LayerOptions {
-        epoch: options.epoch,
+        epoch: Some(epoch),
         compression_level: options.compression_level,
     };
     let output = write_directory_layer(staging, &layer_options, &mut writer).map_err(|source| {
@@ -139,7 +140,6 @@ pub fn plan_layers(options: &BuildOptions, targets: &[TargetResolution]) -> Laye
 fn layer_key(options: &BuildOptions, packages: &[ResolvedPackage]) -> Sha256Digest {
     let mut key = KeyBuilder::new("layer")
         .text("format", LAYER_FORMAT)
-        .number("epoch", options.epoch)
         .number("gzip-level", options.compression_level as u64);
     for package in packages {
         key = key
@@ -169,14 +169,11 @@ struct Shared {
 }
 
 /// Makes sure every planned layer is in the cache.
-pub fn realize_layers(
-    options: &BuildOptions,
-    cache: &Cache,
-    http: &HttpClient,
-    reporter: &dyn Reporter,
+pub(super) fn realize_layers(
+    context: &ResolveContext,
     plan: &LayerPlan,
-    repository_url: &str,
 ) -> Result<Realized, Error> {
+    let (options, cache) = (context.options, context.cache);
     let mut shared = Shared {
         layers: BTreeMap::new(),
         debs: BTreeMap::new(),
@@ -237,16 +234,7 @@ pub fn realize_layers(
                     let Some(layer) = queue.lock().unwrap().pop_front() else {
                         return;
                     };
-                    if let Err(error) = build_one(
-                        options,
-                        repository_url,
-                        cache,
-                        http,
-                        reporter,
-                        layer,
-                        &shared,
-                        start,
-                    ) {
+                    if let Err(error) = build_one(context, layer, &shared, start) {
                         let mut shared = shared.lock().unwrap();
                         shared.error.get_or_insert(error);
                         return;
@@ -267,47 +255,19 @@ pub fn realize_layers(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 fn build_one(
-    options: &BuildOptions,
-    repository_url: &str,
-    cache: &Cache,
-    http: &HttpClient,
-    reporter: &dyn Reporter,
+    context: &ResolveContext,
     layer: &PlannedLayer,
     shared: &Mutex<Shared>,
     start: Instant,
 ) -> Result<(), Error> {
+    let (options, cache, reporter) = (context.options, context.cache, context.reporter);
     let mut debs: Vec<PathBuf> = Vec::new();
     for package in &layer.packages {
-        let fetch_start = Instant::now();
-        let url = format!("{repository_url}/{}", package.filename);
-        let what = format!(
-            "{}_{}_{}.deb",
-            package.name, package.version, package.architecture
-        );
-        let (path, origin, bytes) = cache
-            .fetch_verified(http, &[url], &package.sha256, package.size, &what, reporter)
-            .map_err(|error| Error::Package {
-                package: format!("{} {}", package.name, package.version),
-                target: package.architecture.clone(),
-                source: Box::new(error.into()),
-            })?;
-        let outcome = match origin {
-            BlobOrigin::Local => Outcome::Local,
-            BlobOrigin::Downloaded => Outcome::Downloaded,
-        };
+        let (path, node, origin) = fetch_deb(context, package, None)?;
         let mut guard = shared.lock().unwrap();
-        guard.debs.insert(package.sha256, outcome);
-        guard.nodes.push(NodeReport {
-            kind: NodeKind::Deb,
-            name: what,
-            target: None,
-            outcome,
-            bytes,
-            seconds: fetch_start.elapsed().as_secs_f64(),
-            saved_seconds: 0.0,
-        });
+        guard.debs.insert(package.sha256, origin.into());
+        guard.nodes.push(node);
         guard.fetch_seconds = guard.fetch_seconds.max(start.elapsed().as_secs_f64());
         drop(guard);
         debs.push(path);
@@ -339,8 +299,10 @@ fn build_one(
                 source,
             })?;
         let mut writer = std::io::BufWriter::with_capacity(256 * 1024, file);
+        // The .deb's own file times: a package's layer does not depend on
+        // when (or from which commit) an image is built.
         let layer_options = LayerOptions {
-            epoch: options.epoch,
+            epoch: None,
             compression_level: options.compression_level,
         };
         let output = write_layer(&inputs, &layer_options, &mut writer)?;
@@ -387,6 +349,8 @@ mod tests {
             sha256: Sha256Digest::of(name.as_bytes()),
             installed_size_kib: Some(installed_kib),
             reason: "requested".to_owned(),
+            source: format!("{name} 1.0-1"),
+            built_using: None,
         }
     }
 
@@ -449,9 +413,17 @@ mod tests {
             ],
         );
         assert_eq!(plan.per_target[0][0].key, plan.per_target[1][0].key);
-        // …while anything that changes the layer's bytes changes the key.
+        // SOURCE_DATE_EPOCH does not reach package layers (they keep the
+        // .deb's times)…
         let mut other = options;
-        other.epoch = 1;
+        other.epoch = 1_700_000_000;
+        let replanned = plan_layers(
+            &other,
+            &[target("aarch64-linux", vec![package("perl-modules", 100)])],
+        );
+        assert_eq!(plan.per_target[0][0].key, replanned.per_target[0][0].key);
+        // …while anything that changes the layer's bytes changes the key.
+        other.compression_level = 9;
         let replanned = plan_layers(
             &other,
             &[target("aarch64-linux", vec![package("perl-modules", 100)])],

@@ -34,6 +34,12 @@ pub struct ResolvedPackage {
     pub installed_size_kib: Option<u64>,
     /// Why it is in the image: `requested`, or the relation that pulled it.
     pub reason: String,
+    /// The source package it was built from: `name version`.
+    #[serde(default)]
+    pub source: String,
+    /// Its `Built-Using` field, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_using: Option<String>,
 }
 
 /// A target's closure.
@@ -44,8 +50,9 @@ pub struct TargetResolution {
     pub packages: Vec<ResolvedPackage>,
     /// Dependencies left out, and why.
     pub skipped: Vec<String>,
-    /// The target `-dev` packages (and their closure) builds compile and
-    /// link against; empty without `[[build]]` sysroot entries.
+    /// The target packages builds compile and link against: `libc6-dev`,
+    /// the `-dev` packages builds name, and their closure. Empty without
+    /// `[[build]]` entries and for musl targets.
     pub sysroot: Vec<ResolvedPackage>,
 }
 
@@ -59,6 +66,10 @@ struct ResolutionRecord {
 pub struct Resolved {
     pub repository: Repository,
     pub release: SignedRelease,
+    /// The build machine's suite of the same archive, where compiler
+    /// programs come from, when it is not the image's
+    /// ([`toolchain_suite`]).
+    pub host: Option<(Repository, SignedRelease)>,
     pub targets: Vec<TargetResolution>,
     /// Index fetches, as report nodes.
     pub nodes: Vec<NodeReport>,
@@ -117,6 +128,27 @@ pub fn resolve_all(
         options.index_max_age,
     )?;
     let mut nodes = vec![index_node(&release.fetch, None)];
+    let host = match toolchain_suite(options, &repository) {
+        Some(suite) if !manifest.builds.is_empty() && suite != repository.suite => {
+            let host_repository = Repository {
+                suite,
+                components: vec!["main".to_owned()],
+                ..repository.clone()
+            };
+            let host_release = index::fetch_release(
+                &host_repository,
+                &keyring,
+                cache,
+                http,
+                reporter,
+                options.now,
+                options.index_max_age,
+            )?;
+            nodes.push(index_node(&host_release.fetch, None));
+            Some((host_repository, host_release))
+        }
+        _ => None,
+    };
     let context = ResolveContext {
         options,
         repository: &repository,
@@ -155,9 +187,21 @@ pub fn resolve_all(
     Ok(Resolved {
         repository,
         release,
+        host,
         targets,
         nodes,
     })
+}
+
+/// The suite compiler programs come from: `--toolchain-suite` (or
+/// `XBUILD_TOOLCHAIN_SUITE`), else the suite the host's own apt uses from
+/// this archive (the build machine's Debian release: a newer suite's
+/// compilers need a newer glibc than it has), else the image's.
+pub fn toolchain_suite(options: &BuildOptions, repository: &Repository) -> Option<String> {
+    options
+        .toolchain_suite
+        .clone()
+        .or_else(|| repository::host_suite_of(&repository.url))
 }
 
 impl Resolved {
@@ -179,6 +223,26 @@ impl Resolved {
             reporter,
         }
     }
+
+    /// The contexts of builds: the image's suite and the build machine's.
+    pub(super) fn contexts<'a>(
+        &'a self,
+        options: &'a BuildOptions,
+        cache: &'a Cache,
+        http: &'a HttpClient,
+        reporter: &'a dyn Reporter,
+    ) -> super::compile::Contexts<'a> {
+        let image = self.context(options, cache, http, reporter);
+        let host = match &self.host {
+            Some((repository, release)) => ResolveContext {
+                repository,
+                release,
+                ..self.context(options, cache, http, reporter)
+            },
+            None => self.context(options, cache, http, reporter),
+        };
+        super::compile::Contexts { image, host }
+    }
 }
 
 /// Where a resolution runs: the repository, its verified Release and the
@@ -192,14 +256,19 @@ pub(super) struct ResolveContext<'a> {
     pub reporter: &'a dyn Reporter,
 }
 
-/// Debian packages a target's `-dev` sysroot leaves out: the cross
-/// toolchain brings the C library and its headers itself.
-const SYSROOT_EXCLUDES: [&str; 4] = [
+/// Packages of the C library's closure whose runtime parts the image
+/// does not get from a build's `-dev` packages: the image gets `libc6`
+/// itself, and nothing of what only `libc6-dev` pulls in.
+const LIBC_DEVELOPMENT: [&str; 4] = [
     "libc6-dev",
     "libc-dev-bin",
     "linux-libc-dev",
     "libcrypt-dev",
 ];
+
+/// Packages of `libc6-dev`'s closure a sysroot leaves out: programs for
+/// the target, never run by a build.
+const SYSROOT_EXCLUDES: [&str; 2] = ["libc-dev-bin", "rpcsvc-proto"];
 
 fn resolve_target(
     context: &ResolveContext,
@@ -210,27 +279,48 @@ fn resolve_target(
     let spec = &options.manifest.packages;
     let arch = &platform.debian_arch;
     let builds = &options.manifest.builds;
-    // The -dev packages builds compile against, and the runtime libraries
-    // they bring, which the image needs too.
-    let mut sysroot_names: Vec<String> = builds
+    let glibc = platform.libc == crate::platform::Libc::Gnu;
+    let request = |include: Vec<String>, exclude: &[&str]| Request {
+        include,
+        exclude: exclude.iter().map(|name| name.to_string()).collect(),
+        install_time_dependencies: false,
+        without_dependencies: false,
+    };
+    // The -dev packages builds compile against: the runtime libraries they
+    // bring go into the image too.
+    let mut development: Vec<String> = builds
         .iter()
         .flat_map(|build| build.sysroot.clone())
         .collect();
-    sysroot_names.sort();
-    sysroot_names.dedup();
-    let sysroot = if sysroot_names.is_empty() {
+    development.sort();
+    development.dedup();
+    let runtime = if development.is_empty() || !glibc {
         Vec::new()
     } else {
-        let request = Request {
-            include: sysroot_names,
-            exclude: SYSROOT_EXCLUDES
-                .iter()
-                .map(|name| name.to_string())
-                .collect(),
-            install_time_dependencies: false,
-            without_dependencies: false,
-        };
-        resolve_request(context, &platform.name, arch, &request, nodes)?.0
+        resolve_request(
+            context,
+            &platform.name,
+            arch,
+            &request(development.clone(), &LIBC_DEVELOPMENT),
+            nodes,
+        )?
+        .0
+    };
+    // A glibc target's sysroot: the target's own C library and the -dev
+    // packages, from the image's suite (the same glibc as the image).
+    let sysroot = if builds.is_empty() || !glibc {
+        Vec::new()
+    } else {
+        let mut include = vec!["libc6-dev".to_owned()];
+        include.extend(development);
+        resolve_request(
+            context,
+            &platform.name,
+            arch,
+            &request(include, &SYSROOT_EXCLUDES),
+            nodes,
+        )?
+        .0
     };
     let mut include = spec.include.clone();
     let mut add = |name: &str| {
@@ -238,10 +328,10 @@ fn resolve_target(
             include.push(name.to_owned());
         }
     };
-    if !builds.is_empty() && platform.libc == crate::platform::Libc::Gnu {
+    if !builds.is_empty() && glibc {
         add("libc6");
     }
-    for package in &sysroot {
+    for package in &runtime {
         if !package.name.ends_with("-dev") && !package.name.ends_with("-dev-bin") {
             add(&package.name);
         }
@@ -355,6 +445,8 @@ pub(super) fn resolve_request(
                 size: package.size,
                 sha256: package.sha256,
                 installed_size_kib: package.installed_size_kib,
+                source: format!("{} {}", package.source_name(), package.source_version()),
+                built_using: package.built_using.clone(),
                 reason: match &resolved.reason {
                     Reason::Requested => "requested".to_owned(),
                     Reason::Dependency {
@@ -426,6 +518,10 @@ pub struct PlannedBuildReport {
     pub toolchain_provider: String,
     /// For a toolchain to build from source: its estimated duration here.
     pub toolchain_build_seconds: Option<f64>,
+    /// Its packages (for the build machine's architecture).
+    pub toolchain_packages: Vec<ToolchainPackage>,
+    /// The key of the target sysroot it links against (glibc targets).
+    pub sysroot_key: Option<String>,
     /// The inputs its key covers.
     pub inputs: Vec<(String, String)>,
     /// For a miss: what differs from the nearest cached build of the same
@@ -436,11 +532,38 @@ pub struct PlannedBuildReport {
     pub estimated_seconds: Option<f64>,
 }
 
+/// A package of a toolchain, as `plan --json` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolchainPackage {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    /// Path below the repository root.
+    pub filename: String,
+    pub sha256: String,
+}
+
+impl ToolchainPackage {
+    pub fn of(package: &ResolvedPackage) -> ToolchainPackage {
+        ToolchainPackage {
+            name: package.name.clone(),
+            version: package.version.clone(),
+            architecture: package.architecture.clone(),
+            filename: package.filename.clone(),
+            sha256: package.sha256.oci(),
+        }
+    }
+}
+
 /// The report of `xbuild plan`.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanReport {
     pub repository: String,
     pub suite: String,
+    /// The machine the plan is for (`--build-platform`, default this one).
+    pub build_platform: String,
+    /// The suite compiler programs come from.
+    pub toolchain_suite: String,
     pub targets: Vec<PlannedTarget>,
     pub builds: Vec<PlannedBuildReport>,
     pub nodes: Vec<NodeReport>,
@@ -480,6 +603,14 @@ pub(super) fn plan_report(
     PlanReport {
         repository: redact(&resolved.repository.url),
         suite: resolved.repository.suite.clone(),
+        build_platform: options.build_platform.name.clone(),
+        toolchain_suite: resolved
+            .host
+            .as_ref()
+            .map_or(&resolved.repository.suite, |(repository, _)| {
+                &repository.suite
+            })
+            .clone(),
         targets,
         builds: Vec::new(),
         nodes: resolved.nodes.clone(),

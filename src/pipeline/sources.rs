@@ -49,8 +49,15 @@ pub enum PlannedSource {
 impl PlannedSource {
     /// What a build key covers of the sources.
     pub fn digest(&self) -> Result<Sha256Digest, Error> {
+        self.digest_excluding(&[])
+    }
+
+    /// [`PlannedSource::digest`], leaving out of a local tree the
+    /// directories `excluded` (xbuild's output and cache, wherever they
+    /// are: never part of a source).
+    pub fn digest_excluding(&self, excluded: &[PathBuf]) -> Result<Sha256Digest, Error> {
         Ok(match self {
-            PlannedSource::Path(path) => source_digest(path)?,
+            PlannedSource::Path(path) => source_digest(path, excluded)?,
             PlannedSource::Debian(package) => {
                 let mut key = KeyBuilder::new("debian-source")
                     .text("layout", DEBIAN_SOURCE_LAYOUT)
@@ -259,11 +266,16 @@ fn single_directory(root: &Path) -> Result<Option<PathBuf>, Error> {
 }
 
 /// sha256 over a source tree: every file's relative path, kind, executable
-/// bit and content, in sorted order. Build outputs (`target/`, `result/`)
-/// and VCS metadata are left out.
-pub fn source_digest(root: &Path) -> Result<Sha256Digest, Error> {
+/// bit and content, in sorted order. Build outputs (`target/`, `result/`),
+/// VCS metadata and the directories `excluded` are left out.
+pub fn source_digest(root: &Path, excluded: &[PathBuf]) -> Result<Sha256Digest, Error> {
     let mut files = Vec::new();
-    walk(root, root, &mut files)?;
+    let excluded: Vec<PathBuf> = excluded
+        .iter()
+        .map(|path| fs::canonicalize(path).unwrap_or_else(|_| path.clone()))
+        .collect();
+    let canonical_root = fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
+    walk(root, root, &canonical_root, &excluded, &mut files)?;
     files.sort();
     let mut hasher = Hasher::new();
     for relative in files {
@@ -293,7 +305,13 @@ pub fn source_digest(root: &Path) -> Result<Sha256Digest, Error> {
     Ok(hasher.finish().0)
 }
 
-fn walk(root: &Path, directory: &Path, files: &mut Vec<PathBuf>) -> Result<(), Error> {
+fn walk(
+    root: &Path,
+    directory: &Path,
+    canonical_root: &Path,
+    excluded: &[PathBuf],
+    files: &mut Vec<PathBuf>,
+) -> Result<(), Error> {
     for entry in fs::read_dir(directory).map_err(io_error(directory))? {
         let entry = entry.map_err(io_error(directory))?;
         let path = entry.path();
@@ -303,7 +321,11 @@ fn walk(root: &Path, directory: &Path, files: &mut Vec<PathBuf>) -> Result<(), E
             if directory == root && (name == "target" || name == "result") || name == ".git" {
                 continue;
             }
-            walk(root, &path, files)?;
+            let relative = path.strip_prefix(root).expect("walk stays under root");
+            if excluded.contains(&canonical_root.join(relative)) {
+                continue;
+            }
+            walk(root, &path, canonical_root, excluded, files)?;
         } else {
             files.push(
                 path.strip_prefix(root)
@@ -324,19 +346,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join("src")).unwrap();
         fs::write(dir.path().join("src/main.rs"), "fn main() {}").unwrap();
-        let first = source_digest(dir.path()).unwrap();
+        let first = source_digest(dir.path(), &[]).unwrap();
         fs::create_dir_all(dir.path().join("target/release")).unwrap();
         fs::write(dir.path().join("target/release/x"), "binary").unwrap();
-        assert_eq!(source_digest(dir.path()).unwrap(), first);
+        assert_eq!(source_digest(dir.path(), &[]).unwrap(), first);
         fs::write(dir.path().join("src/main.rs"), "fn main() { }").unwrap();
-        assert_ne!(source_digest(dir.path()).unwrap(), first);
+        assert_ne!(source_digest(dir.path(), &[]).unwrap(), first);
         fs::write(dir.path().join("src/main.rs"), "fn main() {}").unwrap();
-        assert_eq!(source_digest(dir.path()).unwrap(), first);
+        assert_eq!(source_digest(dir.path(), &[]).unwrap(), first);
         fs::rename(
             dir.path().join("src/main.rs"),
             dir.path().join("src/lib.rs"),
         )
         .unwrap();
-        assert_ne!(source_digest(dir.path()).unwrap(), first);
+        assert_ne!(source_digest(dir.path(), &[]).unwrap(), first);
+    }
+
+    #[test]
+    fn an_output_directory_inside_the_project_is_not_part_of_its_source() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("src")).unwrap();
+        fs::write(dir.path().join("src/main.rs"), "fn main() {}").unwrap();
+        let out = dir.path().join("out");
+        let before = source_digest(dir.path(), std::slice::from_ref(&out)).unwrap();
+        fs::create_dir_all(out.join("oci")).unwrap();
+        fs::write(out.join("aarch64-linux.tar"), "an image").unwrap();
+        assert_eq!(
+            source_digest(dir.path(), std::slice::from_ref(&out)).unwrap(),
+            before
+        );
+        assert_ne!(source_digest(dir.path(), &[]).unwrap(), before);
     }
 }

@@ -1,17 +1,22 @@
 //! Toolchains that run on the build machine and emit code for the target.
-//! The cross GCC ([`gcc`]) is assembled from Debian's prebuilt cross
-//! packages; when Debian has none for the pair (musl targets), one is built
-//! from Debian's source packages ([`source`]). A toolchain is a directory that can
-//! be moved or shared through the cache: its wrapper scripts find
-//! everything relative to themselves, its sysroot is laid out like the
-//! target's root file system, and its identity ([`CrossGcc::version`]) names
-//! the compiler and package versions, not the machine it was unpacked on.
+//! A glibc target's compiler is made of Debian's binary packages
+//! ([`gcc`]): the compiler programs for the (build, target) pair, native or
+//! cross, joined with a sysroot of the target's own packages
+//! ([`sysroot`]). When Debian has no compiler for the pair (musl targets),
+//! one is built from Debian's source packages ([`source`]). Rust target
+//! libraries come from rustup ([`rust`]). Every part is a directory that
+//! can be moved or shared through the cache: wrapper scripts find
+//! everything relative to themselves, a sysroot is laid out like the
+//! target's root file system, and a compiler's identity
+//! ([`CrossGcc::version`]) names the Debian sources and versions it is made
+//! of, not the machine it was unpacked on.
 
 pub mod gcc;
 pub mod rust;
 pub mod source;
+pub mod sysroot;
 
-pub use gcc::{CrossGcc, assemble, cross_packages};
+pub use gcc::{CrossGcc, Programs, compose, debian_packages};
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -69,6 +74,14 @@ pub enum ToolchainError {
         tool: &'static str,
         package: &'static str,
         reason: String,
+    },
+    #[error(
+        "{compiler} would search the {what} {directory}, which is outside its toolchain and sysroot: host files must never reach a cross build"
+    )]
+    HostPathUsed {
+        compiler: PathBuf,
+        directory: PathBuf,
+        what: &'static str,
     },
     #[error("{path} is not a toolchain description xbuild wrote")]
     Manifest {

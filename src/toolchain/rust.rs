@@ -127,14 +127,44 @@ impl RustToolchain {
             .join("lib")
     }
 
+    /// What identifies the standard library of `triple` in cache keys,
+    /// whether it is installed yet or not, without installing anything:
+    /// the sha256 rustup's channel manifest records for the `rust-std`
+    /// component of `triple` (the same on every machine with this
+    /// toolchain), else, for a toolchain rustup does not manage, the
+    /// installed libstd's file name (its hash names the library).
+    pub fn target_library_identity(&self, triple: &str) -> String {
+        if let Some(hash) = channel_manifest_hash(&self.sysroot, "rust-std", triple) {
+            return format!("rust-std {triple} sha256:{hash}");
+        }
+        match standard_library_file(&self.target_library_dir(triple)) {
+            Ok(name) => name,
+            Err(_) => format!(
+                "not installed, and no rustup channel manifest (add the {triple} standard library to {})",
+                self.sysroot.display()
+            ),
+        }
+    }
+
     /// Makes sure the standard library for `triple` is installed: if it is
     /// not, runs `rustup target add <triple>` (for this toolchain) when
-    /// rustup is available, and otherwise says to install it.
+    /// rustup is available, and otherwise says to install it. Concurrent
+    /// calls, from this process or others, add a target once (rustup
+    /// itself fails when two add the same component at once).
     pub fn ensure_target(&self, triple: &str) -> Result<TargetLibraries, RustError> {
         let path = self.target_library_dir(triple);
         let mut added = false;
         if !path.is_dir() {
-            self.rustup_target_add(triple)?;
+            let _lock = self.target_add_lock()?;
+            if !path.is_dir() {
+                if let Err(error) = self.rustup_target_add(triple) {
+                    // Someone else (another program) may have added it.
+                    if !path.is_dir() {
+                        return Err(error);
+                    }
+                }
+                added = true;
+            }
             if !path.is_dir() {
                 return Err(RustError::TargetStillMissing {
                     triple: triple.to_owned(),
@@ -142,7 +172,6 @@ impl RustToolchain {
                     sysroot: self.sysroot.clone(),
                 });
             }
-            added = true;
         }
         let digest_hint = standard_library_file(&path)?;
         Ok(TargetLibraries {
@@ -151,6 +180,25 @@ impl RustToolchain {
             digest_hint,
             added,
         })
+    }
+
+    /// An exclusive lock on adding targets to this toolchain, shared by
+    /// every xbuild process on the machine whatever its cache.
+    fn target_add_lock(&self) -> Result<std::fs::File, RustError> {
+        let digest = crate::hash::Sha256Digest::of(self.sysroot.as_os_str().as_encoded_bytes());
+        let path = std::env::temp_dir().join(format!("xbuild-rustup-{}.lock", &digest.hex()[..16]));
+        let read_error = |source| RustError::Read {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(read_error)?;
+        file.lock().map_err(read_error)?;
+        Ok(file)
     }
 
     /// The toolchain's own `rust-lld` (or its `gcc-ld/ld.lld` shim), if it
@@ -204,6 +252,35 @@ fn verbose_version_field<'a>(output: &'a str, name: &str) -> Option<&'a str> {
         let (key, value) = line.split_once(':')?;
         (key.trim() == name).then(|| value.trim())
     })
+}
+
+/// The `hash` rustup's channel manifest of the toolchain at `sysroot`
+/// (`lib/rustlib/multirust-channel-manifest.toml`) records for component
+/// `component` of `triple`.
+fn channel_manifest_hash(sysroot: &Path, component: &str, triple: &str) -> Option<String> {
+    let path = sysroot.join("lib/rustlib/multirust-channel-manifest.toml");
+    let text = fs_err::read_to_string(path).ok()?;
+    manifest_hash(&text, component, triple)
+}
+
+/// The `hash` (else `xz_hash`) of table `[pkg.<component>.target.<triple>]`
+/// in a channel manifest's text, unless it says `available = false`. The
+/// manifest is large (a megabyte); only that table is read.
+fn manifest_hash(text: &str, component: &str, triple: &str) -> Option<String> {
+    let header = format!("[pkg.{component}.target.{triple}]");
+    let start = text.find(&header)? + header.len();
+    let table = &text[start..];
+    let table = &table[..table.find("\n[").unwrap_or(table.len())];
+    let value = |key: &str| {
+        table.lines().find_map(|line| {
+            let (name, value) = line.split_once('=')?;
+            (name.trim() == key).then(|| value.trim().trim_matches('"').to_owned())
+        })
+    };
+    if value("available").as_deref() == Some("false") {
+        return None;
+    }
+    value("hash").or_else(|| value("xz_hash"))
 }
 
 /// The file name of `libstd-<hash>.rlib` in `dir`, or of `libcore-<hash>.rlib`
@@ -280,6 +357,35 @@ mod tests {
             Some("22.1.2")
         );
         assert_eq!(verbose_version_field(RUSTC_VV, "missing"), None);
+    }
+
+    #[test]
+    fn the_channel_manifest_names_a_component_of_a_triple() {
+        let text = "[pkg.rust-std.target.aarch64-unknown-linux-gnu]\navailable = true\nurl = \"u\"\nhash = \"a68e\"\nxz_hash = \"3a21\"\n\n[pkg.rust-std.target.aarch64-unknown-linux-musl]\navailable = false\n\n[pkg.rust-std.target.x]\nxz_hash = \"99\"\n";
+        assert_eq!(
+            manifest_hash(text, "rust-std", "aarch64-unknown-linux-gnu").as_deref(),
+            Some("a68e")
+        );
+        assert_eq!(
+            manifest_hash(text, "rust-std", "aarch64-unknown-linux-musl"),
+            None
+        );
+        assert_eq!(manifest_hash(text, "rust-std", "x").as_deref(), Some("99"));
+        assert_eq!(manifest_hash(text, "rust-std", "missing"), None);
+    }
+
+    #[test]
+    fn the_identity_of_a_target_library_needs_no_installed_target() {
+        let toolchain = detect().unwrap();
+        // A triple this toolchain surely has not installed, but rustup's
+        // manifest lists: the identity is the manifest's hash.
+        if toolchain.rustup_toolchain_name().is_some() {
+            let identity = toolchain.target_library_identity("s390x-unknown-linux-gnu");
+            assert!(
+                identity.starts_with("rust-std s390x-unknown-linux-gnu sha256:"),
+                "{identity}"
+            );
+        }
     }
 
     #[test]

@@ -24,6 +24,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+mod build;
+use build::RawBuild;
+pub use build::{BuildKind, BuildSource, BuildSpec, CargoOptions, Strip};
+
 /// The file name xbuild looks for in a project directory.
 pub const FILE_NAME: &str = "xbuild.toml";
 /// The image tag when `[image] tag` is not set.
@@ -257,42 +261,6 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// What builds a `[[build]]` entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BuildKind {
-    Cargo,
-    Autotools,
-    Make,
-    Cmake,
-}
-
-/// `[[build]] source`: sources that are not a local directory.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BuildSource {
-    /// `{ debian = "hello" }`: a Debian source package, from the signed
-    /// `Sources` index of the repository.
-    Debian(String),
-    /// `{ url = "…", sha256 = "…" }`: a tarball, verified by its digest.
-    Url {
-        url: String,
-        sha256: crate::hash::Sha256Digest,
-    },
-}
-
-/// `[[build]]`: sources cross-compiled for each target (future work: the
-/// shape is accepted so manifests written today keep loading).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BuildSpec {
-    pub kind: BuildKind,
-    /// Absolute source directory (`path`, default the manifest's directory).
-    pub path: PathBuf,
-    /// Where the sources come from when not from `path`.
-    pub source: Option<BuildSource>,
-    /// Target `-dev` packages the build compiles and links against.
-    pub sysroot: Vec<String>,
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawManifest {
@@ -339,25 +307,6 @@ struct RawRepository {
     suite: Option<Spanned<String>>,
     components: Option<Spanned<Vec<Spanned<String>>>>,
     keyring: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawBuild {
-    kind: BuildKind,
-    path: Option<Spanned<String>>,
-    source: Option<Spanned<RawSource>>,
-    #[serde(default)]
-    sysroot: Vec<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSource {
-    debian: Option<String>,
-    path: Option<String>,
-    url: Option<String>,
-    sha256: Option<String>,
 }
 
 impl Manifest {
@@ -605,62 +554,6 @@ impl Validator<'_> {
             keyring,
         })
     }
-
-    fn build(&self, raw: RawBuild, dir: &Path) -> Result<BuildSpec, ManifestError> {
-        let mut path = raw
-            .path
-            .map_or_else(|| dir.to_path_buf(), |path| dir.join(path.get_ref()));
-        let mut source = None;
-        if let Some(spanned) = &raw.source {
-            let span = spanned.span();
-            let raw_source = spanned.get_ref();
-            const FORMS: &str = "`source` is one of { debian = \"<package>\" }, { path = \"<dir>\" } or { url = \"<tarball>\", sha256 = \"<hex>\" }";
-            match (
-                &raw_source.debian,
-                &raw_source.path,
-                &raw_source.url,
-                &raw_source.sha256,
-            ) {
-                (Some(package), None, None, None) => {
-                    source = Some(BuildSource::Debian(package.clone()));
-                }
-                (None, Some(local), None, None) => path = dir.join(local),
-                (None, None, Some(url), Some(sha256)) => {
-                    check_url(url).map_err(|message| self.error(span.clone(), message))?;
-                    let sha256 = crate::hash::Sha256Digest::parse(sha256).ok_or_else(|| {
-                        self.error(
-                            span.clone(),
-                            format!("`sha256 = \"{sha256}\"` is not 64 hexadecimal digits"),
-                        )
-                    })?;
-                    source = Some(BuildSource::Url {
-                        url: url.clone(),
-                        sha256,
-                    });
-                }
-                (None, None, Some(_), None) => {
-                    return Err(self.error(
-                        span,
-                        "a `url` source needs its `sha256`, so the download can be verified",
-                    ));
-                }
-                _ => return Err(self.error(span, FORMS)),
-            }
-            if raw.kind == BuildKind::Cargo && source.is_some() {
-                return Err(self.error(
-                    span,
-                    "a cargo build takes its sources from `path` (or `source = { path = … }`)",
-                ));
-            }
-        }
-        let sysroot = self.package_names(raw.sysroot, "sysroot")?;
-        Ok(BuildSpec {
-            kind: raw.kind,
-            path,
-            source,
-            sysroot: sysroot.into_iter().map(Spanned::into_inner).collect(),
-        })
-    }
 }
 
 /// OCI distribution repository names: `/`-separated components of lowercase
@@ -820,5 +713,4 @@ fn check_archive_word(word: &str, what: &str) -> Result<(), String> {
 }
 
 #[cfg(test)]
-#[path = "manifest_tests.rs"]
 mod tests;
