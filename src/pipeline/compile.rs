@@ -36,6 +36,7 @@ use crate::manifest::{BuildKind, BuildSpec};
 use crate::plan::explain::{self, Difference, Inputs};
 use crate::plan::{KeyBuilder, NodeKind};
 use crate::platform::{Libc, Platform, Platforms};
+use crate::progress::{Batch, Step};
 use crate::report::{NodeReport, Outcome};
 use crate::toolchain;
 use crate::toolchain::gcc::{self, CrossGcc, SKIPPED_HOST_PACKAGES};
@@ -495,6 +496,7 @@ fn build_one(
     // The build's own time (what a hit saves): toolchains, sysroots and
     // sources are nodes of their own.
     let start = Instant::now();
+    let step = Step::start(context.reporter, &format!("building {label}"));
     let staging = tempfile::Builder::new()
         .prefix(".staging-")
         .tempdir_in(cache.root().join("tmp"))
@@ -524,13 +526,21 @@ fn build_one(
             source_date_epoch: options.epoch,
             static_link: platform.libc == Libc::Musl,
         };
-        c::build(kind, &tree, work.path(), staging.path(), &c_target).map_err(|source| {
-            Error::CBuild {
-                target: platform.name.clone(),
-                source,
-            }
+        let reporter = context.reporter;
+        c::build_reporting(
+            kind,
+            &tree,
+            work.path(),
+            staging.path(),
+            &c_target,
+            reporter,
+        )
+        .map_err(|source| Error::CBuild {
+            target: platform.name.clone(),
+            source,
         })?;
     }
+    step.finish();
     let layer = store_directory_layer(options, cache, staging.path(), &platform.name)?;
     let record = BuildRecord {
         layer,
@@ -596,12 +606,11 @@ fn cargo_build(
             .hex(),
     );
     let cargo_options = cargo::BuildOptions::new("release").with_source_date_epoch(options.epoch);
-    let built =
-        cargo::build_with(tree, &cargo_target, &target_dir, &cargo_options).map_err(|source| {
-            Error::Build {
-                target: platform.name.clone(),
-                source,
-            }
+    let reporter = context.reporter;
+    let built = cargo::build_reporting(tree, &cargo_target, &target_dir, &cargo_options, reporter)
+        .map_err(|source| Error::Build {
+            target: platform.name.clone(),
+            source,
         })?;
 
     let bin = staging.join("usr/local/bin");
@@ -656,6 +665,8 @@ fn fetch_debs_then(
     then: &(dyn Fn(usize, &Path) -> Result<(), Error> + Sync),
 ) -> Result<Vec<PathBuf>, Error> {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let bytes = packages.iter().map(|package| package.size).sum();
+    let batch = Batch::start(context.reporter, target, packages.len(), bytes);
     // Downloads run on a few threads at once (they wait on the network, not
     // the CPU), largest first so that the longest `then` does not start
     // last; after a failure no new one starts. Results keep the packages'
@@ -682,6 +693,7 @@ fn fetch_debs_then(
                 target: target.to_owned(),
                 source: Box::new(error.into()),
             })?;
+        batch.file_done(package.size);
         let node = NodeReport {
             kind: NodeKind::Deb,
             name: what,
@@ -899,6 +911,10 @@ fn cross_gcc(
         target: platform.name.clone(),
         source: Box::new(source),
     };
+    let step = Step::start(
+        context.reporter,
+        &format!("assembling {}", planned.toolchain_name),
+    );
     // Each package is unpacked as soon as it is downloaded.
     let assembly = gcc::Assembly::begin(platform, &root).map_err(toolchain_error)?;
     fetch_debs_then(
@@ -909,6 +925,7 @@ fn cross_gcc(
         &|index, deb| assembly.add(index, deb).map_err(toolchain_error),
     )?;
     let gcc = assembly.finish().map_err(toolchain_error)?;
+    step.finish();
     nodes.push(node(Outcome::Built, start.elapsed().as_secs_f64()));
     Ok(gcc)
 }
@@ -996,6 +1013,10 @@ fn source_gcc(
         fs::remove_dir_all(&root).map_err(io_error(&root))?;
     }
     let start = Instant::now();
+    let step = Step::start(
+        context.reporter,
+        &format!("building {} from source", planned.toolchain_name),
+    );
     let debs = fetch_debs(
         context,
         &planned.toolchain_packages,
@@ -1051,6 +1072,7 @@ fn source_gcc(
                 source: Box::new(source),
             }
         })?;
+    step.finish();
     let record = ToolchainBuildRecord {
         seconds: start.elapsed().as_secs_f64(),
         cores: cores(),
@@ -1118,6 +1140,10 @@ fn sysroot(
                 // Left by an interrupted run: never used, rebuilt.
                 fs::remove_dir_all(&root).map_err(io_error(&root))?;
             }
+            let step = Step::start(
+                context.reporter,
+                &format!("sysroot {}", package_names(&target.sysroot, " ")),
+            );
             let debs = fetch_debs(context, &target.sysroot, &target.platform.name, nodes)?;
             let parent = root.parent().expect("sysroot paths have a parent");
             fs::create_dir_all(parent).map_err(io_error(parent))?;
@@ -1143,6 +1169,7 @@ fn sysroot(
             toolchain::relativize_symlinks(&sysroot, &sysroot).map_err(toolchain_error)?;
             let built = aside.keep();
             fs::rename(&built, &root).map_err(io_error(&root))?;
+            step.finish();
             (
                 Outcome::Built,
                 CrossGcc::open(&root).map_err(toolchain_error)?,

@@ -14,7 +14,7 @@ use crate::http::HttpClient;
 use crate::image::dir_layer::write_directory_layer;
 use crate::image::layer::{LayerOptions, LayerOutput, LayerPackage, write_layer};
 use crate::plan::{KeyBuilder, NodeKind};
-use crate::progress::Reporter;
+use crate::progress::{Batch, Reporter};
 use crate::report::{NodeReport, Outcome};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -223,6 +223,11 @@ pub fn realize_layers(
     let mut queue: Vec<&PlannedLayer> = missing.into_values().collect();
     queue
         .sort_by_key(|layer| std::cmp::Reverse(layer.packages.iter().map(|p| p.size).sum::<u64>()));
+    let packages = queue.iter().flat_map(|layer| &layer.packages);
+    let batch = (!queue.is_empty()).then(|| {
+        let bytes = packages.clone().map(|package| package.size).sum();
+        Batch::start(reporter, "layers", packages.count(), bytes)
+    });
     let queue = Mutex::new(VecDeque::from(queue));
     let shared = Mutex::new(shared);
     let start = Instant::now();
@@ -243,6 +248,7 @@ pub fn realize_layers(
                         cache,
                         http,
                         reporter,
+                        batch.as_ref(),
                         layer,
                         &shared,
                         start,
@@ -255,6 +261,7 @@ pub fn realize_layers(
             });
         }
     });
+    drop(batch);
     let shared = shared.into_inner().unwrap();
     if let Some(error) = shared.error {
         return Err(error);
@@ -274,6 +281,7 @@ fn build_one(
     cache: &Cache,
     http: &HttpClient,
     reporter: &dyn Reporter,
+    batch: Option<&Batch>,
     layer: &PlannedLayer,
     shared: &Mutex<Shared>,
     start: Instant,
@@ -293,6 +301,9 @@ fn build_one(
                 target: package.architecture.clone(),
                 source: Box::new(error.into()),
             })?;
+        if let Some(batch) = batch {
+            batch.file_done(package.size);
+        }
         let outcome = match origin {
             BlobOrigin::Local => Outcome::Local,
             BlobOrigin::Downloaded => Outcome::Downloaded,
