@@ -20,7 +20,7 @@
 //! sysroot, and `-ffile-prefix-map` mapping the source and build
 //! directories to fixed paths, so two checkouts give the same bytes. The
 //! children's output (stdout and stderr, in the order written) is handed
-//! line by line to a [`Reporter`](crate::progress::Reporter) (stderr by
+//! line by line to a [`Reporter`] (stderr by
 //! default). Afterwards `share/info/dir` and
 //! libtool `*.la` files are removed from the staging directory.
 

@@ -3,7 +3,7 @@
 //! and the target sysroot, all plain paths) into the environment cargo, the
 //! `cc` crate and the `pkg-config` crate read ([`environment`]), runs
 //! `cargo build --target <triple>` with the child's diagnostics handed line
-//! by line to a [`Reporter`](crate::progress::Reporter) (stderr by
+//! by line to a [`Reporter`] (stderr by
 //! default), and collects the binaries it built ([`build`]). Tools
 //! (`CC_<triple>`, `AR_<triple>`, `CARGO_TARGET_<TRIPLE>_LINKER`,
 //! pkg-config paths) are set only where the user has not set them; flags (rustflags, C flags) are
