@@ -62,15 +62,17 @@ fn shell_line(command: &Command) -> String {
     line.join(" ")
 }
 
-/// A tmux server of our own (`-L`), with one session running a command.
+/// A tmux server of our own (its socket in a temp dir), with one session
+/// running a command.
 struct Tmux {
-    socket: String,
+    socket: tempfile::TempDir,
 }
 
 impl Tmux {
     fn start(height: usize, line: &str) -> Tmux {
-        let socket = format!("xbuild-terminal-test-{}-{height}", std::process::id());
-        let tmux = Tmux { socket };
+        let tmux = Tmux {
+            socket: temp_dir("xbuild-tmux-"),
+        };
         let status = tmux
             .command()
             .args(["new-session", "-d", "-s", "build"])
@@ -84,7 +86,10 @@ impl Tmux {
 
     fn command(&self) -> Command {
         let mut command = Command::new("tmux");
-        command.args(["-L", &self.socket, "-f", "/dev/null"]);
+        command
+            .arg("-S")
+            .arg(self.socket.path().join("socket"))
+            .args(["-f", "/dev/null"]);
         command
     }
 
