@@ -10,7 +10,7 @@ apt-get install -y -q --no-install-recommends \
     podman runc uidmap qemu-user-static skopeo umoci mmdebstrap hyperfine \
     gnupg gpgv dpkg-dev xz-utils libssl-dev pkg-config time ca-certificates \
     gcc g++ libc6-dev curl make cmake autoconf automake libtool bzip2 file patch \
-    flex bison
+    flex bison tmux
 
 if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
     mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc

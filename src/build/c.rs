@@ -19,7 +19,9 @@
 //! `SOURCE_DATE_EPOCH`, `LC_ALL=C`, `TZ=UTC`, pkg-config pointed at the
 //! sysroot, and `-ffile-prefix-map` mapping the source and build
 //! directories to fixed paths, so two checkouts give the same bytes. The
-//! children's output goes to stderr. Afterwards `share/info/dir` and
+//! children's output (stdout and stderr, in the order written) is handed
+//! line by line to a [`Reporter`] (stderr by
+//! default). Afterwards `share/info/dir` and
 //! libtool `*.la` files are removed from the staging directory.
 
 use std::ffi::OsString;
@@ -27,6 +29,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Instant, SystemTime};
+
+use crate::progress::{Reporter, SilentReporter, forward_lines};
 
 use crate::build::cargo::REMAPPED_SOURCE_DIR;
 
@@ -180,6 +184,18 @@ pub fn build(
     staging: &Path,
     target: &CTarget,
 ) -> Result<CBuild, CError> {
+    build_reporting(kind, source, build_dir, staging, target, &SilentReporter)
+}
+
+/// [`build`], the output of every step handed to `reporter` line by line.
+pub fn build_reporting(
+    kind: CKind,
+    source: &Path,
+    build_dir: &Path,
+    staging: &Path,
+    target: &CTarget,
+    reporter: &dyn Reporter,
+) -> Result<CBuild, CError> {
     let started = Instant::now();
     let source = fs_err::canonicalize(source).map_err(io_error(source))?;
     fs_err::create_dir_all(build_dir).map_err(io_error(build_dir))?;
@@ -191,6 +207,7 @@ pub fn build(
         build_dir: &build_dir,
         staging: &staging,
         target,
+        reporter,
     };
     match kind {
         CKind::Autotools => runner.autotools()?,
@@ -226,6 +243,7 @@ struct Runner<'a> {
     build_dir: &'a Path,
     staging: &'a Path,
     target: &'a CTarget<'a>,
+    reporter: &'a dyn Reporter,
 }
 
 impl Runner<'_> {
@@ -407,14 +425,13 @@ impl Runner<'_> {
     }
 
     /// A command for one step, run in `directory` with the reproducible
-    /// environment; output goes to stderr.
+    /// environment; [`Runner::run`] sets where its output goes.
     fn command(&self, program: impl AsRef<std::ffi::OsStr>, directory: &Path) -> Command {
         let target = self.target;
         let mut command = Command::new(program);
         command
             .current_dir(directory)
             .stdin(Stdio::null())
-            .stdout(Stdio::from(io::stderr()))
             .env("SOURCE_DATE_EPOCH", target.source_date_epoch.to_string())
             .env("LC_ALL", "C")
             .env("TZ", "UTC")
@@ -430,12 +447,28 @@ impl Runner<'_> {
         command
     }
 
-    /// Runs one step; a non-zero exit is [`CError::Failed`].
+    /// Runs one step, its stdout and stderr (one pipe, so their lines keep
+    /// their order) forwarded to the reporter; a non-zero exit is
+    /// [`CError::Failed`].
     fn run(&self, step: &str, mut command: Command) -> Result<(), CError> {
-        let status = command.status().map_err(|source| CError::Spawn {
+        let program = command.get_program().to_string_lossy().into_owned();
+        let spawn_error = |source| CError::Spawn {
             step: step.to_owned(),
-            program: command.get_program().to_string_lossy().into_owned(),
+            program,
             source_dir: self.source.to_owned(),
+            source,
+        };
+        let spawned = io::pipe().and_then(|(reader, writer)| {
+            command.stdout(writer.try_clone()?).stderr(writer);
+            Ok((reader, command.spawn()?))
+        });
+        // The command holds the pipe's write ends: dropped, so that the
+        // reader sees the end once the child (and what it started) exits.
+        drop(command);
+        let (reader, mut child) = spawned.map_err(spawn_error)?;
+        forward_lines(reader, self.reporter);
+        let status = child.wait().map_err(|source| CError::Io {
+            path: self.source.to_owned(),
             source,
         })?;
         if status.success() {

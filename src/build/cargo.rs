@@ -2,21 +2,23 @@
 //! target description ([`CargoTarget`]: triple, linker, the cross C tools
 //! and the target sysroot, all plain paths) into the environment cargo, the
 //! `cc` crate and the `pkg-config` crate read ([`environment`]), runs
-//! `cargo build --target <triple>` with the child's output passed through,
-//! and collects the binaries it built ([`build`]). Tools (`CC_<triple>`,
-//! `AR_<triple>`, `CARGO_TARGET_<TRIPLE>_LINKER`, pkg-config paths) are set
-//! only where the user has not set them; flags (rustflags, C flags) are
+//! `cargo build --target <triple>` with the child's diagnostics handed line
+//! by line to a [`Reporter`] (stderr by
+//! default), and collects the binaries it built ([`build`]). Tools
+//! (`CC_<triple>`, `AR_<triple>`, `CARGO_TARGET_<TRIPLE>_LINKER`,
+//! pkg-config paths) are set only where the user has not set them; flags (rustflags, C flags) are
 //! prepended to the user's, so the user's flags win. Paths of the source
 //! tree, `$CARGO_HOME` and the target directory are remapped so that two
 //! checkouts of the same sources give the same bytes.
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Instant;
 
 use cargo_metadata::{Message, MetadataCommand};
+
+use crate::progress::{Reporter, SilentReporter, forward_lines};
 
 /// What the source tree is remapped to in debug info, panic messages and
 /// `__FILE__`.
@@ -302,6 +304,20 @@ pub fn build_with(
     target_dir: &Path,
     options: &BuildOptions,
 ) -> Result<CargoBuild, CargoError> {
+    build_reporting(project_dir, target, target_dir, options, &SilentReporter)
+}
+
+/// [`build_with`], cargo's diagnostics (its stderr, and the lines of its
+/// stdout that are not JSON messages) handed line by line to
+/// `reporter.on_output_line` instead, so that they appear above progress
+/// bars rather than through them.
+pub fn build_reporting(
+    project_dir: &Path,
+    target: &CargoTarget,
+    target_dir: &Path,
+    options: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<CargoBuild, CargoError> {
     let started = Instant::now();
     let project_dir = std::path::absolute(project_dir).unwrap_or_else(|_| project_dir.to_owned());
     let target_dir = std::path::absolute(target_dir).unwrap_or_else(|_| target_dir.to_owned());
@@ -355,7 +371,10 @@ pub fn build_with(
         command.env("SOURCE_DATE_EPOCH", seconds.to_string());
     }
     command.envs(environment(target, &workspace_root, &target_dir));
-    command.stdin(Stdio::null()).stdout(Stdio::piped());
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
 
     let mut child = command.spawn().map_err(|source| CargoError::Spawn {
         program: program.to_string_lossy().into_owned(),
@@ -363,10 +382,15 @@ pub fn build_with(
         source,
     })?;
     let mut stdout = child.stdout.take().expect("stdout is piped");
-    let read = read_messages(&mut stdout, target.triple);
-    // Even when reading failed, drain the pipe so cargo cannot block on
-    // it, and wait, so no zombie is left behind.
-    let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let read = std::thread::scope(|scope| {
+        scope.spawn(|| forward_lines(stderr, reporter));
+        let read = read_messages(&mut stdout, target.triple, reporter);
+        // Even when reading failed, drain the pipe so cargo cannot block on
+        // it, and wait, so no zombie is left behind.
+        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+        read
+    });
     let status = child.wait().map_err(|source| CargoError::Output {
         project: project_dir.clone(),
         source,
@@ -392,10 +416,11 @@ pub fn build_with(
 
 /// Reads cargo's JSON messages to the end: the executables it built for
 /// `triple` (build scripts run on the host and are not among them). Lines
-/// that are not cargo messages are passed through to stdout.
+/// that are not cargo messages are passed to the reporter.
 fn read_messages(
     stdout: impl std::io::Read,
     triple: &str,
+    reporter: &dyn Reporter,
 ) -> Result<Vec<BuiltBinary>, std::io::Error> {
     let reader = std::io::BufReader::new(stdout);
     let target_component = std::ffi::OsStr::new(triple);
@@ -417,9 +442,7 @@ fn read_messages(
                     });
                 }
             }
-            Message::TextLine(line) => {
-                let _ = writeln!(std::io::stdout(), "{line}");
-            }
+            Message::TextLine(line) => reporter.on_output_line(&line),
             _ => {}
         }
     }

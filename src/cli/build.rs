@@ -107,7 +107,8 @@ pub fn build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
         print_json(&report);
     }
     if !quiet {
-        eprint!("{}", report.render_text());
+        // A closed stderr (`xbuild build … 2>&1 | head`) is not an error.
+        let _ = write!(std::io::stderr().lock(), "{}", report.render_text());
     }
     Ok(())
 }
@@ -121,7 +122,11 @@ pub fn plan(args: PlanArgs, quiet: bool) -> Result<(), Error> {
     if args.common.json {
         print_json(&report);
     } else {
-        print!("{}", report.render_text_with(args.explain));
+        let _ = write!(
+            std::io::stdout().lock(),
+            "{}",
+            report.render_text_with(args.explain)
+        );
     }
     Ok(())
 }

@@ -127,13 +127,16 @@ pub fn run() -> i32 {
 
 fn render_error(error: &Error) {
     use std::error::Error as _;
-    eprintln!("error: {error}");
+    use std::io::Write;
+    // A closed stderr is not an error (and must not turn into a panic).
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {error}");
     let mut source = error.source();
     while let Some(inner) = source {
-        eprintln!("  Caused by: {inner}");
+        let _ = writeln!(stderr, "  Caused by: {inner}");
         source = inner.source();
     }
     if let Some(hint) = error.hint() {
-        eprintln!("hint: {hint}");
+        let _ = writeln!(stderr, "hint: {hint}");
     }
 }

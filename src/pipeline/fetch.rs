@@ -8,6 +8,7 @@ use crate::Error;
 use crate::cache::BlobOrigin;
 use crate::parallel;
 use crate::plan::NodeKind;
+use crate::progress::Batch;
 use crate::report::NodeReport;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -85,8 +86,11 @@ pub(super) fn fetch_debs_then(
     let mut queue: Vec<usize> = (0..packages.len()).collect();
     queue.sort_by_key(|&index| std::cmp::Reverse(packages[index].size));
     let workers = context.options.jobs.clamp(1, 8);
+    let bytes = packages.iter().map(|package| package.size).sum();
+    let batch = Batch::start(context.reporter, target, packages.len(), bytes);
     let results = parallel::run_queue(&queue, workers, |index| {
         let (path, node, _) = fetch_deb(context, &packages[index], Some(target))?;
+        batch.file_done(packages[index].size);
         then(index, &path)?;
         Ok::<_, Error>((path, node))
     });

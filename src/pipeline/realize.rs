@@ -15,6 +15,7 @@ use crate::hash::Sha256Digest;
 use crate::image::dir_layer::write_directory_layer;
 use crate::image::layer::{LayerOptions, LayerOutput, LayerPackage, write_layer};
 use crate::plan::{KeyBuilder, NodeKind};
+use crate::progress::Batch;
 use crate::report::{NodeReport, Outcome};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -220,6 +221,11 @@ pub(super) fn realize_layers(
     let mut queue: Vec<&PlannedLayer> = missing.into_values().collect();
     queue
         .sort_by_key(|layer| std::cmp::Reverse(layer.packages.iter().map(|p| p.size).sum::<u64>()));
+    let packages = queue.iter().flat_map(|layer| &layer.packages);
+    let batch = (!queue.is_empty()).then(|| {
+        let bytes = packages.clone().map(|package| package.size).sum();
+        Batch::start(context.reporter, "layers", packages.count(), bytes)
+    });
     let queue = Mutex::new(VecDeque::from(queue));
     let shared = Mutex::new(shared);
     let start = Instant::now();
@@ -234,7 +240,7 @@ pub(super) fn realize_layers(
                     let Some(layer) = queue.lock().unwrap().pop_front() else {
                         return;
                     };
-                    if let Err(error) = build_one(context, layer, &shared, start) {
+                    if let Err(error) = build_one(context, batch.as_ref(), layer, &shared, start) {
                         let mut shared = shared.lock().unwrap();
                         shared.error.get_or_insert(error);
                         return;
@@ -243,6 +249,7 @@ pub(super) fn realize_layers(
             });
         }
     });
+    drop(batch);
     let shared = shared.into_inner().unwrap();
     if let Some(error) = shared.error {
         return Err(error);
@@ -257,6 +264,7 @@ pub(super) fn realize_layers(
 
 fn build_one(
     context: &ResolveContext,
+    batch: Option<&Batch>,
     layer: &PlannedLayer,
     shared: &Mutex<Shared>,
     start: Instant,
@@ -265,6 +273,9 @@ fn build_one(
     let mut debs: Vec<PathBuf> = Vec::new();
     for package in &layer.packages {
         let (path, node, origin) = fetch_deb(context, package, None)?;
+        if let Some(batch) = batch {
+            batch.file_done(package.size);
+        }
         let mut guard = shared.lock().unwrap();
         guard.debs.insert(package.sha256, origin.into());
         guard.nodes.push(node);

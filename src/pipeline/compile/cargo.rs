@@ -285,13 +285,17 @@ pub(super) fn build(
         quiet: options.quiet,
         source_date_epoch: Some(options.epoch),
     };
-    let built =
-        cargo::build_with(tree, &cargo_target, &target_dir, &cargo_options).map_err(|source| {
-            Error::Build {
-                target: platform.name.clone(),
-                source,
-            }
-        })?;
+    let built = cargo::build_reporting(
+        tree,
+        &cargo_target,
+        &target_dir,
+        &cargo_options,
+        context.reporter,
+    )
+    .map_err(|source| Error::Build {
+        target: platform.name.clone(),
+        source,
+    })?;
     let bin = staging.join("usr/local/bin");
     fs::create_dir_all(&bin).map_err(io_error(&bin))?;
     for binary in &built.binaries {

@@ -31,6 +31,7 @@ use crate::manifest::{BuildKind, BuildSpec, CargoOptions};
 use crate::plan::explain::{self, Difference, Inputs};
 use crate::plan::{KeyBuilder, NodeKind};
 use crate::platform::{Libc, Platform};
+use crate::progress::Step;
 use crate::report::{NodeReport, Outcome};
 use crate::toolchain::rust::{self, RustToolchain};
 use serde::{Deserialize, Serialize};
@@ -484,6 +485,7 @@ fn build_one(
     // The build's own time (what a hit saves): toolchains, sysroots and
     // sources are nodes of their own.
     let start = Instant::now();
+    let step = Step::start(context.reporter, &format!("building {label}"));
     let temporary = cache.root().join("tmp");
     let staging = tempfile::Builder::new()
         .prefix(".staging-")
@@ -524,13 +526,20 @@ fn build_one(
             source_date_epoch: options.epoch,
             static_link: platform.libc == Libc::Musl,
         };
-        c::build(kind, &tree, work.path(), staging.path(), &c_target).map_err(|source| {
-            Error::CBuild {
-                target: platform.name.clone(),
-                source,
-            }
+        c::build_reporting(
+            kind,
+            &tree,
+            work.path(),
+            staging.path(),
+            &c_target,
+            context.reporter,
+        )
+        .map_err(|source| Error::CBuild {
+            target: platform.name.clone(),
+            source,
         })?;
     }
+    step.finish();
     let layer = store_directory_layer(
         options,
         cache,

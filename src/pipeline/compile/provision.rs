@@ -19,6 +19,7 @@ use crate::hash::Sha256Digest;
 use crate::parallel::cores;
 use crate::plan::{KeyBuilder, NodeKind};
 use crate::platform::Platform;
+use crate::progress::Step;
 use crate::report::{NodeReport, Outcome};
 use crate::toolchain::{self, CrossGcc, Programs};
 use fs_err as fs;
@@ -133,12 +134,14 @@ fn debian_programs(
         fs::remove_dir_all(&root).map_err(io_error(&root))?;
     }
     let start = Instant::now();
+    let step = Step::start(context.reporter, &format!("assembling {}", plan.name));
     let error = toolchain_error(&plan.platform);
     let assembly = toolchain::gcc::Assembly::begin(&plan.platform, &root).map_err(&error)?;
     fetch_debs_then(context, &plan.packages, &plan.name, nodes, &|index, deb| {
         assembly.add(index, deb).map_err(&error)
     })?;
     let programs = assembly.finish().map_err(&error)?;
+    step.finish();
     nodes.push(node(
         NodeKind::Toolchain,
         &plan.name,
@@ -184,6 +187,7 @@ fn sysroot(
         fs::remove_dir_all(&root).map_err(io_error(&root))?;
     }
     let start = Instant::now();
+    let step = Step::start(context.reporter, &format!("assembling {name}"));
     let debs = fetch_debs(context, &plan.packages, &platform.name, nodes)?;
     let names: Vec<String> = plan
         .packages
@@ -192,6 +196,7 @@ fn sysroot(
         .collect();
     toolchain::sysroot::assemble(&debs, &names, platform, &root)
         .map_err(toolchain_error(platform))?;
+    step.finish();
     nodes.push(node(
         NodeKind::Sysroot,
         &name,
@@ -313,6 +318,10 @@ fn source_gcc(
         fs::remove_dir_all(&root).map_err(io_error(&root))?;
     }
     let start = Instant::now();
+    let step = Step::start(
+        context.reporter,
+        &format!("building {} from source", plan.name),
+    );
     // Host-side packages come from the build machine's suite, the kernel
     // headers (the plan's last package) from the target's.
     let (host_packages, _) = plan.packages.split_at(plan.packages.len() - 1);
@@ -367,6 +376,7 @@ fn source_gcc(
     ));
     let gcc = toolchain::source::build(&inputs, platform, &root, cores(), &log)
         .map_err(toolchain_error(platform))?;
+    step.finish();
     let record = ToolchainBuildRecord {
         seconds: start.elapsed().as_secs_f64(),
         cores: cores(),
