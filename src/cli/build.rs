@@ -101,7 +101,7 @@ pub fn build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
     }
     let reporter = BarReporter::new(quiet);
     let result = pipeline::build(&options, &cache, &reporter);
-    reporter.finish();
+    reporter.finish_after(result.is_err());
     let report = result?;
     if args.common.json {
         print_json(&report);

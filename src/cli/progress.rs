@@ -22,7 +22,8 @@
 //!
 //! Off a terminal: one plain line when a step or batch starts and one when
 //! it ends, notes and warnings, child output; no bars. In quiet mode
-//! (`-q`): child output only. A closed stderr is not an error.
+//! (`-q`): nothing, but when the command fails, the last lines the child
+//! processes printed (what says why). A closed stderr is not an error.
 
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
@@ -102,7 +103,12 @@ pub struct BarReporter {
     state: Mutex<State>,
     /// The terminal's height, when fixed (tests); else asked at each layout.
     height: Option<usize>,
+    /// Quiet mode: the last lines of child output, shown if the command fails.
+    held: Mutex<std::collections::VecDeque<String>>,
 }
+
+/// Lines of child output quiet mode keeps for a failure.
+const HELD_LINES: usize = 60;
 
 impl BarReporter {
     pub fn new(quiet: bool) -> Self {
@@ -124,6 +130,21 @@ impl BarReporter {
             next_id: AtomicUsize::new(1),
             state: Mutex::new(State::default()),
             height: None,
+            held: Mutex::new(std::collections::VecDeque::new()),
+        }
+    }
+
+    /// [`BarReporter::finish`]; after a failure in quiet mode, first prints
+    /// the child output it held back.
+    pub fn finish_after(&self, failed: bool) {
+        self.finish();
+        let held = std::mem::take(&mut *self.held.lock().unwrap());
+        if failed && !held.is_empty() {
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "the last {} lines the build printed:", held.len());
+            for line in held {
+                let _ = writeln!(stderr, "  {line}");
+            }
         }
     }
 
@@ -523,6 +544,14 @@ impl Reporter for BarReporter {
         // A child's `\r` redraws would overwrite the bars: its last
         // state only.
         let line = line.rsplit('\r').next().unwrap_or_default();
+        if self.mode == Mode::Quiet {
+            let mut held = self.held.lock().unwrap();
+            if held.len() == HELD_LINES {
+                held.pop_front();
+            }
+            held.push_back(line.to_owned());
+            return;
+        }
         self.print(line);
     }
 }
@@ -539,6 +568,7 @@ mod tests {
             next_id: AtomicUsize::new(1),
             state: Mutex::new(State::default()),
             height: Some(height),
+            held: Mutex::new(std::collections::VecDeque::new()),
         }
     }
 

@@ -270,6 +270,35 @@ fn build_one(
     start: Instant,
 ) -> Result<(), Error> {
     let (options, cache, reporter) = (context.options, context.cache, context.reporter);
+    // Another process may be building this layer: wait for it, and then
+    // it is a local hit, nothing of it fetched or built here.
+    let _lock = cache.lock_item(&format!("layer-{}", layer.key.hex()))?;
+    if let Some(record) = cache.get_entry::<LayerRecord>("layer", &layer.key)?
+        && cache
+            .verified_blob(&record.digest, Some(record.size))?
+            .is_some()
+    {
+        if let Some(batch) = batch {
+            for package in &layer.packages {
+                batch.file_done(package.size);
+            }
+        }
+        let mut guard = shared.lock().unwrap();
+        for package in &layer.packages {
+            guard.debs.insert(package.sha256, Outcome::Local);
+        }
+        guard.nodes.push(NodeReport {
+            kind: NodeKind::Layer,
+            name: layer.label(),
+            target: None,
+            outcome: Outcome::Local,
+            bytes: 0,
+            seconds: 0.0,
+            saved_seconds: 0.0,
+        });
+        guard.layers.insert(layer.key, (record, Outcome::Local));
+        return Ok(());
+    }
     let mut debs: Vec<PathBuf> = Vec::new();
     for package in &layer.packages {
         let (path, node, origin) = fetch_deb(context, package, None)?;
@@ -287,12 +316,6 @@ fn build_one(
     let build_start = Instant::now();
     let id = reporter.on_layer_start(&layer.label());
     let result = (|| -> Result<LayerRecord, Error> {
-        let _lock = cache.lock_item(&format!("layer-{}", layer.key.hex()))?;
-        if let Some(record) = cache.get_entry::<LayerRecord>("layer", &layer.key)?
-            && cache.has_blob(&record.digest)
-        {
-            return Ok(record);
-        }
         let inputs: Vec<LayerPackage> = layer
             .packages
             .iter()

@@ -485,6 +485,9 @@ pub struct PlannedPackage {
     pub name: String,
     pub version: String,
     pub architecture: String,
+    /// Path below the repository root, and the digest it must have.
+    pub filename: String,
+    pub sha256: String,
     pub size: u64,
     pub cached: bool,
     pub reason: String,
@@ -585,6 +588,8 @@ pub(super) fn plan_report(
                     name: package.name.clone(),
                     version: package.version.clone(),
                     architecture: package.architecture.clone(),
+                    filename: package.filename.clone(),
+                    sha256: package.sha256.oci(),
                     size: package.size,
                     cached: cache.has_blob(&package.sha256),
                     reason: package.reason.clone(),

@@ -14,6 +14,7 @@ pub mod dates;
 pub mod elf;
 pub mod files;
 pub mod gpg;
+pub mod mirror;
 pub mod oci;
 pub mod podman;
 pub mod reproducible;

@@ -1,0 +1,45 @@
+//! The host's real Debian mirror, as its apt configuration names it (the
+//! real-mirror tests never name a host themselves).
+
+/// The host apt's Debian mirror (the `URIs:` of its deb822 sources, else
+/// the first `deb` line of sources.list), without a trailing `/`.
+pub fn host_mirror() -> String {
+    let deb822 = std::fs::read_dir("/etc/apt/sources.list.d")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "sources")
+        })
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .flat_map(|text| {
+            text.lines()
+                .filter_map(|line| line.strip_prefix("URIs:"))
+                .map(|value| value.split_whitespace().next().unwrap_or("").to_owned())
+                .collect::<Vec<_>>()
+        })
+        .find(|uri| !uri.is_empty() && !uri.contains("security"));
+    deb822
+        .or_else(|| {
+            std::fs::read_to_string("/etc/apt/sources.list")
+                .ok()?
+                .lines()
+                .filter_map(|line| line.strip_prefix("deb "))
+                .filter_map(|rest| rest.split_whitespace().find(|word| word.contains("://")))
+                .map(str::to_owned)
+                .next()
+        })
+        .map(|uri| uri.trim_end_matches('/').to_owned())
+        .expect("the host's apt configuration names a Debian mirror")
+}
+
+/// A `repository = { … }` line for `[packages]`: the host's mirror at
+/// `suite`, verified with Debian's archive keyring.
+pub fn repository_line(suite: &str) -> String {
+    format!(
+        "repository = {{ url = \"{}\", suite = \"{suite}\", keyring = \"/usr/share/keyrings/debian-archive-keyring.gpg\" }}\n",
+        host_mirror()
+    )
+}
