@@ -1042,14 +1042,18 @@ fn builds_from_two_empty_caches_are_identical() {
 }
 
 #[test]
-fn source_date_epoch_clamps_mtimes_and_sets_created() {
+fn source_date_epoch_dates_the_image_and_leaves_package_layers_alone() {
     let fixture = Fixture::standard();
     let project = fixture.project(&["hello"], "");
-    let out = temp_dir("xbuild-out-");
     // Older than the files in the fixture .debs (DEB_EPOCH).
     let epoch = 1_600_000_000u64;
-    let xbuild = Xbuild::new().with_env("SOURCE_DATE_EPOCH", &epoch.to_string());
-    build_ok(&xbuild, &project, out.path());
+    let build = |epoch: u64| {
+        let out = temp_dir("xbuild-out-");
+        let xbuild = Xbuild::new().with_env("SOURCE_DATE_EPOCH", &epoch.to_string());
+        let report = build_ok(&xbuild, &project, out.path());
+        (out, report)
+    };
+    let (out, report) = build(epoch);
     let layout = Layout::open(out.path());
     let (_, manifest) = layout.manifest_for("arm64");
     let config = layout.config(&manifest);
@@ -1061,16 +1065,33 @@ fn source_date_epoch_clamps_mtimes_and_sets_created() {
         "created: {}",
         config["created"]
     );
+    // A package's files keep the times they have in its .deb (fixed bytes:
+    // the layer is the same whatever the build's epoch).
     for layer in manifest["layers"].as_array().unwrap() {
         for entry in layout.layer_entries(layer) {
-            assert!(
-                entry.mtime <= epoch,
+            assert_eq!(
+                entry.mtime,
+                support::archive::DEB_EPOCH,
                 "{} has mtime {}",
                 entry.path,
                 entry.mtime
             );
         }
     }
+    let (_, other) = build(epoch + 1_000_000);
+    let digests = |report: &serde_json::Value| -> Vec<String> {
+        report["targets"][0]["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|layer| layer["digest"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(digests(&report), digests(&other));
+    assert_ne!(
+        report["targets"][0]["manifest_digest"], other["targets"][0]["manifest_digest"],
+        "the image's date is in its config"
+    );
 }
 
 #[test]

@@ -7,7 +7,10 @@
 //!   all before anything is downloaded;
 //! - with the flag it is built once (tens of minutes on two cores), GNU
 //!   hello is cross-built with it, linked statically, and runs under
-//!   qemu-user in podman; a second build and a second project reuse it.
+//!   qemu-user in podman; a second build and a second project reuse it;
+//! - a cargo project whose dependencies compile C through the `cc` crate
+//!   (its own C and zlib's) gets its C compiled by that musl toolchain,
+//!   not by a glibc one, and the static program runs.
 
 mod support;
 
@@ -262,4 +265,46 @@ path = "."
     );
     let sum = podman.run_with_args(&name, "linux/arm64", &["/usr/local/bin/adder", "40", "2"]);
     assert_eq!(sum.trim(), "sum 42");
+
+    // A cargo project whose dependencies compile C: the cc crate gets the
+    // musl compiler (Debian's glibc cross GCC would give glibc objects).
+    let cargo_project = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/projects/cc-zlib-musl");
+    let plan = xbuild
+        .plan(&cargo_project, &[TARGET], true)
+        .success()
+        .json();
+    assert_eq!(plan["builds"][0]["toolchain_provider"], "source", "{plan}");
+    let cargo_out = temp_dir("xbuild-toolchain-cargo-");
+    let report = xbuild
+        .build(&cargo_project, cargo_out.path(), &[TARGET])
+        .success()
+        .json();
+    assert_eq!(nodes(&report, "toolchain")[0]["outcome"], "local");
+    let layout = Layout::open(cargo_out.path());
+    let (_, manifest) = layout.manifest_for("arm64");
+    let program = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|layer| layout.layer_entries(layer))
+        .find(|entry| entry.path == "usr/local/bin/cc-zlib")
+        .expect("usr/local/bin/cc-zlib in a layer");
+    let elf = read_elf(&program.contents);
+    assert_eq!(elf.machine, EM_AARCH64);
+    assert!(
+        !elf.has_interpreter && elf.needed.is_empty(),
+        "static: {elf:?}"
+    );
+    let name = podman.load(
+        &cargo_out.path().join(format!("{TARGET}.tar")),
+        "cc-zlib:latest",
+    );
+    let printed = podman.run(&name, "linux/arm64");
+    for line in [
+        "zlib round trip: ok",
+        "C: 6 * 7 = 42",
+        "C compiled for a little-endian target, Rust for a little-endian 64-bit one",
+    ] {
+        assert!(printed.contains(line), "{line:?} not in {printed:?}");
+    }
 }
