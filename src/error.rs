@@ -181,6 +181,10 @@ impl Error {
                 "check the package names in [packages] include, or add a package to exclude to drop an optional dependency".into(),
             ),
             Error::Package { source, .. } => source.hint(),
+            Error::CBuild { source, .. } => source.hint(),
+            Error::Build { .. } => Some(
+                "cargo's output above says why; xbuild exits with status 7 whatever cargo's status (it is in the message)".into(),
+            ),
             Error::ToolchainBuildNotAllowed { .. } => Some(
                 "run again with --allow-toolchain-build to build it once into the cache (every later build and every machine sharing the cache reuses it), or prewarm a shared cache with it; `xbuild plan --explain` shows what it is built from".into(),
             ),

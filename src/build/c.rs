@@ -157,14 +157,6 @@ impl CError {
             CError::Io { .. } => None,
         }
     }
-
-    /// The exit code of a failed step, to pass through.
-    pub fn exit_code(&self) -> Option<i32> {
-        match self {
-            CError::Failed { status, .. } => status.code(),
-            _ => None,
-        }
-    }
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> CError + '_ {

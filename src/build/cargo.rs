@@ -59,16 +59,6 @@ pub enum CargoError {
     },
 }
 
-impl CargoError {
-    /// The exit code of a failed cargo, to pass through.
-    pub fn exit_code(&self) -> Option<i32> {
-        match self {
-            CargoError::Failed { status, .. } => status.code(),
-            _ => None,
-        }
-    }
-}
-
 /// How the target's final binaries are linked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Linker {

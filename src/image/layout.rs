@@ -86,6 +86,51 @@ pub enum LayoutError {
     },
 }
 
+/// The `index.json` of a layout holding `images`.
+fn index_bytes(images: &[ImageToWrite]) -> Vec<u8> {
+    let manifests = images
+        .iter()
+        .map(|image| {
+            let (manifest_bytes, manifest_digest) = &image.manifest;
+            Descriptor::new(
+                MEDIA_TYPE_MANIFEST,
+                *manifest_digest,
+                manifest_bytes.len() as u64,
+            )
+            .with_platform(image.platform.clone())
+            .with_annotation(ANNOTATION_REFERENCE_NAME, &image.tag)
+            .with_annotation(ANNOTATION_CONTAINERD_IMAGE_NAME, &image.reference())
+        })
+        .collect();
+    to_canonical_json(&ImageIndex::new(manifests)).0
+}
+
+/// Whether the OCI image layout at `dir` already is the one
+/// [`write_oci_layout`] would write for `images`: the same `index.json`,
+/// and every blob it names present with its size. (Blobs are named by
+/// their digests and the layout is only ever written whole, so this is
+/// cheap: a small read and a few stats.)
+pub fn oci_layout_is_current(dir: &Path, images: &[ImageToWrite]) -> bool {
+    let Ok(index) = fs_err::read(dir.join("index.json")) else {
+        return false;
+    };
+    if index != index_bytes(images) || !dir.join("oci-layout").is_file() {
+        return false;
+    }
+    let blob = |digest: &Sha256Digest, size: u64| {
+        fs_err::metadata(dir.join("blobs/sha256").join(digest.hex()))
+            .is_ok_and(|metadata| metadata.len() == size)
+    };
+    images.iter().all(|image| {
+        blob(&image.config.1, image.config.0.len() as u64)
+            && blob(&image.manifest.1, image.manifest.0.len() as u64)
+            && image
+                .layers
+                .iter()
+                .all(|layer| blob(&layer.digest, layer.size))
+    })
+}
+
 /// Writes an OCI image layout at `dir` holding `images` (one index entry
 /// each). The layout is built in a sibling directory and renamed into place;
 /// an existing layout at `dir` is replaced only once the new one is complete.
@@ -114,7 +159,6 @@ pub fn write_oci_layout(
         br#"{"imageLayoutVersion":"1.0.0"}"#,
     )?;
 
-    let mut manifests = Vec::with_capacity(images.len());
     for image in images {
         check_documents(image)?;
         for (bytes, digest) in [&image.config, &image.manifest] {
@@ -129,20 +173,8 @@ pub fn write_oci_layout(
                 place_layer(blobs, layer, &path)?;
             }
         }
-        let (manifest_bytes, manifest_digest) = &image.manifest;
-        manifests.push(
-            Descriptor::new(
-                MEDIA_TYPE_MANIFEST,
-                *manifest_digest,
-                manifest_bytes.len() as u64,
-            )
-            .with_platform(image.platform.clone())
-            .with_annotation(ANNOTATION_REFERENCE_NAME, &image.tag)
-            .with_annotation(ANNOTATION_CONTAINERD_IMAGE_NAME, &image.reference()),
-        );
     }
-    let (index, _) = to_canonical_json(&ImageIndex::new(manifests));
-    write_file(&root.join("index.json"), &index)?;
+    write_file(&root.join("index.json"), &index_bytes(images))?;
 
     replace_directory(staging, dir, parent, file_name)
 }

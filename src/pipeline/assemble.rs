@@ -11,7 +11,9 @@ use crate::Error;
 use crate::cache::Cache;
 use crate::hash::Sha256Digest;
 use crate::http::redact;
-use crate::image::layout::{BlobSource, ImageToWrite, write_docker_archive, write_oci_layout};
+use crate::image::layout::{
+    BlobSource, ImageToWrite, oci_layout_is_current, write_docker_archive, write_oci_layout,
+};
 use crate::image::oci::{
     Descriptor, EmptyObject, History, ImageConfiguration, ImageManifest, MEDIA_TYPE_CONFIG,
     Platform as OciPlatform, format_rfc3339, to_canonical_json,
@@ -37,6 +39,58 @@ impl BlobSource for Cache {
             ))
         }
     }
+}
+
+/// What the cache records of a docker-archive it wrote: what it holds and
+/// the file's identity then. The same identity now means the same file
+/// (nothing rewrote it), so an unchanged image is not written again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct OutputRecord {
+    /// The image manifest's digest and `name:tag`.
+    contents: String,
+    size: u64,
+    modified_nanoseconds: i128,
+    inode: u64,
+    device: u64,
+}
+
+impl OutputRecord {
+    fn of(path: &std::path::Path, contents: String) -> Option<OutputRecord> {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = fs_err::metadata(path).ok()?;
+        Some(OutputRecord {
+            contents,
+            size: metadata.len(),
+            modified_nanoseconds: i128::from(metadata.mtime()) * 1_000_000_000
+                + i128::from(metadata.mtime_nsec()),
+            inode: metadata.ino(),
+            device: metadata.dev(),
+        })
+    }
+}
+
+/// Writes the docker-archive of `image` at `path` unless the file there is
+/// the one this cache wrote for the same image and is unchanged since.
+fn write_docker_archive_if_changed(
+    cache: &Cache,
+    path: &std::path::Path,
+    image: &ImageToWrite,
+) -> Result<(), Error> {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let key = KeyBuilder::new("output")
+        .text("kind", "docker-archive-v1")
+        .text("path", &absolute.to_string_lossy())
+        .finish();
+    let contents = format!("{} {}", image.manifest.1.oci(), image.reference());
+    let recorded = cache.get_entry::<OutputRecord>("outputs-v1", &key)?;
+    if recorded.is_some() && recorded == OutputRecord::of(path, contents.clone()) {
+        return Ok(());
+    }
+    write_docker_archive(path, image, cache)?;
+    if let Some(record) = OutputRecord::of(path, contents) {
+        cache.put_entry("outputs-v1", &key, &record)?;
+    }
+    Ok(())
 }
 
 /// The first Debian release whose packages assume merged /usr (DEP17:
@@ -277,9 +331,11 @@ pub(super) fn assemble(
     })?;
     let layout_dir = options.out_dir.join("oci");
     let to_write: Vec<ImageToWrite> = images.iter().map(|(_, image)| image.clone()).collect();
-    write_oci_layout(&layout_dir, &to_write, cache)?;
+    if !oci_layout_is_current(&layout_dir, &to_write) {
+        write_oci_layout(&layout_dir, &to_write, cache)?;
+    }
     for (path, image) in &images {
-        write_docker_archive(path, image, cache)?;
+        write_docker_archive_if_changed(cache, path, image)?;
     }
     Ok(BuildReport {
         xbuild_version: env!("CARGO_PKG_VERSION"),
