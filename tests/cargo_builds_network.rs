@@ -184,6 +184,9 @@ fn run_program(out: &Path, binary: &str) -> String {
     printed.trim().to_owned()
 }
 
+/// An input's name, the variables that set it, and what the program prints.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+
 const BASE: &str = "greeting=hello flag=false extra=false assertions=false c=1";
 const FLAG: &str = "greeting=hello flag=true extra=false assertions=false c=1";
 
@@ -207,7 +210,7 @@ fn network_every_input_that_changes_cargos_output_changes_the_key() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("RUSTFLAGS", vec![("RUSTFLAGS", "--cfg xb_flag")], FLAG),
         (
             "CARGO_ENCODED_RUSTFLAGS",
