@@ -16,16 +16,11 @@ use xbuild::Error;
     version,
     about = "Build container images for any Linux CPU architecture, from any host, without emulation",
     long_about = "Build container images for any Linux CPU architecture, from any host, without emulation.\n\nWithout a command, xbuild builds: `xbuild --target aarch64-linux` is `xbuild build . --target aarch64-linux`.",
-    propagate_version = true,
-    args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    propagate_version = true
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Option<Command>,
-    /// `build`'s arguments, when no command is given.
-    #[command(flatten)]
-    build: BuildArgs,
+    command: Command,
     /// Print less (no progress bars, no summary, and cargo's own output quiet).
     #[arg(short, long, global = true)]
     quiet: bool,
@@ -33,7 +28,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Build the image described by DIR/xbuild.toml for each target.
+    /// Build the image described by DIR/xbuild.toml for each target (the default command).
     Build(BuildArgs),
     /// Resolve and show what a build would fetch, with cache status, and do nothing else.
     Plan(PlanArgs),
@@ -109,12 +104,11 @@ struct TargetsArgs {
 
 /// Runs the command line; returns the process exit status.
 pub fn run() -> i32 {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(with_default_command(std::env::args_os().collect()));
     let result = match cli.command {
-        None => build::build(cli.build, cli.quiet),
-        Some(Command::Build(args)) => build::build(args, cli.quiet),
-        Some(Command::Plan(args)) => build::plan(args, cli.quiet),
-        Some(Command::Targets(args)) => targets::list(args),
+        Command::Build(args) => build::build(args, cli.quiet),
+        Command::Plan(args) => build::plan(args, cli.quiet),
+        Command::Targets(args) => targets::list(args),
     };
     match result {
         Ok(()) => 0,
@@ -123,6 +117,29 @@ pub fn run() -> i32 {
             error.class().exit_code()
         }
     }
+}
+
+/// The arguments with `build` inserted where no command is named:
+/// `xbuild --target T` is `xbuild build --target T` (global flags such as
+/// `-q` may come first; `--help` and `--version` stay xbuild's own).
+fn with_default_command(mut arguments: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    const COMMANDS: [&str; 4] = ["build", "plan", "targets", "help"];
+    const OWN: [&str; 4] = ["-h", "--help", "-V", "--version"];
+    let first = arguments
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find(|(_, argument)| !matches!(argument.to_str(), Some("-q" | "--quiet")));
+    match first {
+        Some((_, argument))
+            if argument
+                .to_str()
+                .is_some_and(|text| COMMANDS.contains(&text) || OWN.contains(&text)) => {}
+        Some((index, _)) => arguments.insert(index, "build".into()),
+        None if arguments.len() > 1 => arguments.push("build".into()),
+        None => {}
+    }
+    arguments
 }
 
 fn render_error(error: &Error) {
@@ -138,5 +155,40 @@ fn render_error(error: &Error) {
     }
     if let Some(hint) = error.hint() {
         let _ = writeln!(stderr, "hint: {hint}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(arguments: &[&str]) -> Vec<std::ffi::OsString> {
+        arguments
+            .iter()
+            .map(|argument| (*argument).into())
+            .collect()
+    }
+
+    #[test]
+    fn build_is_inserted_where_no_command_is_named() {
+        let with = |arguments: &[&str]| with_default_command(words(arguments));
+        assert_eq!(
+            with(&["xbuild", "--target", "arm64"]),
+            words(&["xbuild", "build", "--target", "arm64"])
+        );
+        assert_eq!(
+            with(&["xbuild", "-q", "dir", "-t", "arm64"]),
+            words(&["xbuild", "-q", "build", "dir", "-t", "arm64"])
+        );
+        assert_eq!(
+            with(&["xbuild", "-q", "plan", "-t", "arm64"]),
+            words(&["xbuild", "-q", "plan", "-t", "arm64"])
+        );
+        assert_eq!(with(&["xbuild", "targets"]), words(&["xbuild", "targets"]));
+        assert_eq!(with(&["xbuild", "--help"]), words(&["xbuild", "--help"]));
+        assert_eq!(with(&["xbuild"]), words(&["xbuild"]));
+        assert_eq!(with(&["xbuild", "-q"]), words(&["xbuild", "-q", "build"]));
+        // A directory named like nothing else is a directory to build.
+        assert!(Cli::try_parse_from(with(&["xbuild", ".", "--target", "arm64"])).is_ok());
     }
 }
