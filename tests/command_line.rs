@@ -57,6 +57,7 @@ fn build_is_the_default_command() {
     let missing = xbuild
         .command()
         .current_dir(project.path())
+        .arg(".")
         .output()
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));
