@@ -209,7 +209,7 @@ pub struct RepositorySpec {
 impl RepositorySpec {
     /// The URL with any `user:password@` replaced by `***@`.
     pub fn redacted_url(&self) -> String {
-        redact_url(&self.url)
+        crate::http::redact(&self.url)
     }
 }
 
@@ -235,25 +235,6 @@ impl fmt::Debug for RepositorySpec {
             .field("components", &self.components)
             .field("keyring", &self.keyring)
             .finish()
-    }
-}
-
-/// Replaces the user information of a URL (`user:password@`) with `***@`.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let authority_start = scheme_end + 3;
-    let authority_end = url[authority_start..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |index| authority_start + index);
-    match url[authority_start..authority_end].rfind('@') {
-        Some(at) => format!(
-            "{}***{}",
-            &url[..authority_start],
-            &url[authority_start + at..]
-        ),
-        None => url.to_owned(),
     }
 }
 
@@ -795,7 +776,7 @@ fn check_package_name(name: &str) -> Result<(), String> {
 }
 
 fn check_url(url: &str) -> Result<(), String> {
-    let redacted = redact_url(url);
+    let redacted = crate::http::redact(url);
     let parsed = reqwest::Url::parse(url)
         .map_err(|error| format!("`{redacted}` is not a valid URL: {error}"))?;
     match parsed.scheme() {

@@ -66,6 +66,7 @@ impl CacheError {
             CacheError::Init { .. } => Some(
                 "choose a writable cache location with --cache-dir or XBUILD_CACHE_DIR".into(),
             ),
+            CacheError::Io { path, source } => Some(crate::http::local_io_hint(path, source)),
             _ => None,
         }
     }

@@ -26,6 +26,9 @@ fn options(common: &CommonArgs) -> Result<(BuildOptions, Cache), Error> {
     let mut options = BuildOptions::new(manifest, targets, host);
     options.mirror = common.mirror.clone();
     options.now = SystemTime::now();
+    if let Some(timeout) = common.http_timeout {
+        options.http_timeout = timeout;
+    }
     if common.refresh {
         options.index_max_age = std::time::Duration::ZERO;
     }

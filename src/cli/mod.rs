@@ -55,6 +55,21 @@ struct CommonArgs {
     /// Ask the mirror for a fresh InRelease even if the cached one is recent.
     #[arg(long)]
     refresh: bool,
+    /// Seconds a download may go without receiving data before the attempt
+    /// is abandoned and retried (a slow download that keeps moving is never
+    /// cut off) [default: 30].
+    #[arg(long, env = "XBUILD_HTTP_TIMEOUT", value_name = "SECONDS", value_parser = parse_seconds)]
+    http_timeout: Option<std::time::Duration>,
+}
+
+/// A positive number of seconds, fractions allowed (`0.5`).
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|seconds| seconds.is_finite() && *seconds > 0.0 && *seconds <= 86_400.0)
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or_else(|| "expected a number of seconds greater than 0, such as 30 or 0.5 (--http-timeout, or XBUILD_HTTP_TIMEOUT in the environment)".to_owned())
 }
 
 #[derive(Args)]
