@@ -495,17 +495,11 @@ fn build_one(
     // The build's own time (what a hit saves): toolchains, sysroots and
     // sources are nodes of their own.
     let start = Instant::now();
-    let staging = tempfile::Builder::new()
-        .prefix(".staging-")
-        .tempdir_in(cache.root().join("tmp"))
-        .map_err(io_error(cache.root()))?;
+    let staging = cache.temp_dir(".staging-")?;
     if planned.kind == BuildKind::Cargo {
         cargo_build(context, target, &gcc, &sysroot, &tree, staging.path())?;
     } else {
-        let work = tempfile::Builder::new()
-            .prefix(".build-")
-            .tempdir_in(cache.root().join("tmp"))
-            .map_err(io_error(cache.root()))?;
+        let work = cache.temp_dir(".build-")?;
         let kind = match planned.kind {
             BuildKind::Autotools => CKind::Autotools,
             BuildKind::Make => CKind::Make,
@@ -1121,10 +1115,7 @@ fn sysroot(
             let debs = fetch_debs(context, &target.sysroot, &target.platform.name, nodes)?;
             let parent = root.parent().expect("sysroot paths have a parent");
             fs::create_dir_all(parent).map_err(io_error(parent))?;
-            let aside = tempfile::Builder::new()
-                .prefix(".sysroot-")
-                .tempdir_in(parent)
-                .map_err(io_error(parent))?;
+            let aside = crate::cache::LockedTempDir::beside(&root).map_err(io_error(parent))?;
             toolchain::copy_tree(&gcc.root, aside.path(), toolchain::CopyFiles::HardLink)
                 .map_err(toolchain_error)?;
             let sysroot = aside.path().join(
@@ -1141,8 +1132,7 @@ fn sysroot(
             // Absolute symlinks of -dev packages (`libz.so -> /lib/…`) would
             // point into the build machine's root: make them sysroot-relative.
             toolchain::relativize_symlinks(&sysroot, &sysroot).map_err(toolchain_error)?;
-            let built = aside.keep();
-            fs::rename(&built, &root).map_err(io_error(&root))?;
+            aside.persist(&root).map_err(io_error(&root))?;
             (
                 Outcome::Built,
                 CrossGcc::open(&root).map_err(toolchain_error)?,

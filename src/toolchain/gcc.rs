@@ -41,8 +41,8 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 
+use crate::cache::LockedTempDir;
 use serde::{Deserialize, Serialize};
-use tempfile::TempDir;
 
 use super::ToolchainError;
 use crate::debian::deb::{DebArchive, DebControl};
@@ -216,7 +216,7 @@ pub fn assemble(
 pub struct Assembly {
     root: PathBuf,
     target: Platform,
-    temporary: TempDir,
+    temporary: LockedTempDir,
     unpack: SharedUnpack,
     /// Unpacks that may run at once: one per core, since each keeps one
     /// busy; callers may add from more threads (downloads) than that.
@@ -350,7 +350,7 @@ impl Assembly {
 
     /// The directory with every package unpacked as if one after another
     /// in order, and the sorted identity of the target-side packages.
-    fn unpacked(self) -> Result<(TempDir, Vec<String>), ToolchainError> {
+    fn unpacked(self) -> Result<(LockedTempDir, Vec<String>), ToolchainError> {
         let added = self
             .added
             .into_inner()
@@ -432,28 +432,17 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, |count| count.get())
 }
 
-/// A new private directory beside `root` to build it in, removed on drop.
-fn temporary_sibling(root: &Path) -> Result<TempDir, ToolchainError> {
-    let parent = match root.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    fs_err::create_dir_all(&parent).map_err(|source| io_error(&parent, source))?;
-    let name = root
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    tempfile::Builder::new()
-        .prefix(&format!(".{name}.partial-"))
-        .tempdir_in(&parent)
-        .map_err(|source| io_error(&parent, source))
+/// A new private directory beside `root` to build it in, locked while it
+/// lives (so a sweep of the cache leaves it alone), removed on drop.
+fn temporary_sibling(root: &Path) -> Result<LockedTempDir, ToolchainError> {
+    LockedTempDir::beside(root).map_err(|source| io_error(root, source))
 }
 
 /// Turns the packages unpacked in `temporary` into the toolchain at
 /// `root`: sysroot, wrappers, manifest (with `identity`, the sorted
 /// target-side packages), a test compile, then the rename.
 fn finish_tree(
-    temporary: TempDir,
+    temporary: LockedTempDir,
     target: &Platform,
     root: &Path,
     identity: &[String],

@@ -49,8 +49,13 @@ impl FaultFixture {
     /// The image digest of the same project built from a clean server into
     /// a fresh cache: what every faulted cache must give once healed.
     pub fn reference_digest(&self) -> String {
+        self.reference_digest_of(&["hello"])
+    }
+
+    /// [`FaultFixture::reference_digest`] of a project including `include`.
+    pub fn reference_digest_of(&self, include: &[&str]) -> String {
         let clean = Server::serve(self.archive.root());
-        let project = project_for(&self.archive, &clean.url(URL_PATH), &["hello"]);
+        let project = project_for(&self.archive, &clean.url(URL_PATH), include);
         let out = temp_dir("xbuild-out-");
         manifest_digest(&Xbuild::new().build(project.path(), out.path(), &[FIXTURE_TARGET]))
     }
@@ -134,10 +139,31 @@ pub fn exit_code(run: &RunOutput) -> i32 {
         .unwrap_or_else(|| panic!("ended by a signal:\n{run}"))
 }
 
+/// Buckets of the cache whose hidden entries are trees being built.
+pub const TREE_BUCKETS: [&str; 3] = ["toolchains-v1", "sysroots-v2", "sources-v1"];
+
+/// Temp files under `cache`: those [`temp_leftovers`] finds (anything in
+/// `tmp/`), and the hidden trees beside the entries of a tree bucket.
+pub fn cache_leftovers(cache: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = temp_leftovers(cache);
+    for bucket in TREE_BUCKETS {
+        let Ok(entries) = fs::read_dir(cache.join(bucket)) else {
+            continue;
+        };
+        found.extend(
+            entries
+                .flatten()
+                .filter(|entry| entry.file_name().to_string_lossy().starts_with('.'))
+                .map(|entry| entry.path()),
+        );
+    }
+    found
+}
+
 /// No temp file or directory is left, and every blob's content hashes to
 /// its name: nothing half written, nothing unverified.
 pub fn assert_no_half_written_entries(cache: &Path) {
-    let leftovers = temp_leftovers(cache);
+    let leftovers = cache_leftovers(cache);
     assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
     for blob in all_files(&cache.join("blobs-v1/sha256")) {
         let bytes = fs::read(&blob).unwrap();
