@@ -180,9 +180,14 @@ impl HttpError {
 /// The hint for a failed local read or write at `path`.
 pub fn local_io_hint(path: &Path, source: &io::Error) -> String {
     if source.kind() == io::ErrorKind::StorageFull || source.raw_os_error() == Some(28) {
+        // A temp file is gone by now: name the directory it was in.
+        let directory = match path.parent() {
+            Some(parent) if !path.is_dir() => parent,
+            _ => path,
+        };
         format!(
             "the file system holding {} is full: free space there, or point --cache-dir (XBUILD_CACHE_DIR) or --out at one with room",
-            path.display()
+            directory.display()
         )
     } else {
         format!(
@@ -632,7 +637,7 @@ mod tests {
         };
         assert!(!write.is_transient());
         assert!(write.is_local());
-        assert!(write.hint().unwrap().contains("/cache/tmp/x is full"));
+        assert!(write.hint().unwrap().contains("/cache/tmp is full"));
     }
 
     #[test]
