@@ -527,6 +527,56 @@ fn copy_local(
     })
 }
 
+/// Checks that `url` is something [`HttpClient::download`] can fetch: an
+/// `http://` or `https://` URL with a host, or a `file://` URL with an
+/// absolute path, without whitespace. The error says what is wrong, with
+/// credentials redacted.
+pub fn check_url(url: &str) -> Result<(), String> {
+    if url.is_empty() {
+        return Err("the URL is empty".to_owned());
+    }
+    let shown = redact(url);
+    if url
+        .chars()
+        .any(|character| character.is_whitespace() || character.is_control())
+    {
+        return Err(format!(
+            "`{shown}` contains whitespace or control characters"
+        ));
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(format!(
+            "`{shown}` is not a URL: expected http://HOST/…, https://HOST/… or file:///PATH"
+        ));
+    };
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    match scheme.to_ascii_lowercase().as_str() {
+        "http" | "https" if host.is_empty() || host.starts_with(':') => {
+            return Err(format!("`{shown}` has no host"));
+        }
+        "http" | "https" => {}
+        "file" if !(authority.is_empty() || authority.eq_ignore_ascii_case("localhost")) => {
+            return Err(format!(
+                "`{shown}` names host `{authority}`; a file URL is file:///absolute/path"
+            ));
+        }
+        "file" if !rest[authority.len()..].starts_with('/') => {
+            return Err(format!("`{shown}` has no absolute path"));
+        }
+        "file" => {}
+        other => {
+            return Err(format!(
+                "`{shown}` uses `{other}`; expected an http, https or file URL"
+            ));
+        }
+    }
+    reqwest::Url::parse(url).map_err(|error| format!("`{shown}` is not a valid URL: {error}"))?;
+    Ok(())
+}
+
 /// Replaces the user information of a URL (`user:password@`) with `***@`,
 /// before it is printed. The authority ends at the first `/`, `?` or `#`,
 /// so an `@` in the path, query or fragment is left alone.
@@ -599,6 +649,34 @@ mod tests {
             redact("http://u:p@host.invalid#frag@x"),
             "http://***@host.invalid#frag@x"
         );
+    }
+
+    #[test]
+    fn urls_need_a_known_scheme_and_a_host_or_an_absolute_path() {
+        for good in [
+            "http://host.invalid/debian",
+            "https://u:p@host.invalid:8443/debian",
+            "http://127.0.0.1:8080",
+            "file:///srv/mirror/debian",
+            "file://localhost/srv/mirror",
+        ] {
+            assert_eq!(check_url(good), Ok(()), "{good}");
+        }
+        for (bad, expected) in [
+            ("", "the URL is empty"),
+            ("notaurl", "`notaurl` is not a URL"),
+            ("ftp://host.invalid/debian", "uses `ftp`"),
+            ("http:///debian", "`http:///debian` has no host"),
+            ("http://user:pw@/debian", "`http://***@/debian` has no host"),
+            ("http://:80/debian", "has no host"),
+            ("http://host.invalid/de bian", "whitespace"),
+            ("file://server/share", "names host `server`"),
+            ("file:relative/dir", "is not a URL"),
+        ] {
+            let error = check_url(bad).expect_err(bad);
+            assert!(error.contains(expected), "{bad}: {error}");
+            assert!(!error.contains("pw@"), "{error}");
+        }
     }
 
     #[test]

@@ -543,9 +543,10 @@ impl Validator<'_> {
 
     fn repository(&self, raw: RawRepository, dir: &Path) -> Result<RepositorySpec, ManifestError> {
         let url = raw.url.get_ref().trim_end_matches('/').to_owned();
-        check_url(&url).map_err(|message| self.error(raw.url.span(), message))?;
+        crate::debian::repository::check_url(&url)
+            .map_err(|message| self.error(raw.url.span(), message))?;
         if let Some(suite) = &raw.suite {
-            check_archive_word(suite.get_ref(), "suite")
+            crate::debian::repository::check_archive_path(suite.get_ref(), "suite")
                 .map_err(|message| self.error(suite.span(), message))?;
         }
         let components = match raw.components {
@@ -558,7 +559,7 @@ impl Validator<'_> {
                 }
                 let mut checked = Vec::new();
                 for component in components.into_inner() {
-                    check_archive_word(component.get_ref(), "component")
+                    crate::debian::repository::check_archive_path(component.get_ref(), "component")
                         .map_err(|message| self.error(component.span(), message))?;
                     checked.push(component.into_inner());
                 }
@@ -607,7 +608,8 @@ impl Validator<'_> {
                 }
                 (None, Some(local), None, None) => path = dir.join(local),
                 (None, None, Some(url), Some(sha256)) => {
-                    check_url(url).map_err(|message| self.error(span.clone(), message))?;
+                    crate::http::check_url(url)
+                        .map_err(|message| self.error(span.clone(), message))?;
                     let sha256 = crate::hash::Sha256Digest::parse(sha256).ok_or_else(|| {
                         self.error(
                             span.clone(),
@@ -772,31 +774,6 @@ fn check_package_name(name: &str) -> Result<(), String> {
             "`{name}` is not a Debian package name: lowercase letters, digits, `+`, `.` \
              and `-`, at least two characters, starting with a letter or digit"
         ))
-    }
-}
-
-fn check_url(url: &str) -> Result<(), String> {
-    let redacted = crate::http::redact(url);
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|error| format!("`{redacted}` is not a valid URL: {error}"))?;
-    match parsed.scheme() {
-        "http" | "https" if parsed.host().is_some() => Ok(()),
-        "file" => Ok(()),
-        "http" | "https" => Err(format!("`{redacted}` has no host")),
-        scheme => Err(format!(
-            "`{redacted}` uses `{scheme}`; expected an http, https or file URL"
-        )),
-    }
-}
-
-/// Suites and components: non-empty, no whitespace.
-fn check_archive_word(word: &str, what: &str) -> Result<(), String> {
-    if word.is_empty() || word.chars().any(|character| character.is_whitespace()) {
-        Err(format!(
-            "{what} `{word}` must be non-empty and without spaces"
-        ))
-    } else {
-        Ok(())
     }
 }
 

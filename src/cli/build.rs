@@ -24,6 +24,15 @@ fn options(common: &CommonArgs) -> Result<(BuildOptions, Cache), Error> {
     }
     let host = platforms.host()?.clone();
     let mut options = BuildOptions::new(manifest, targets, host);
+    if let Some(mirror) = &common.mirror {
+        xbuild::debian::repository::check_url(mirror.trim_end_matches('/')).map_err(|reason| {
+            xbuild::debian::repository::RepositoryError::InvalidMirror {
+                option: common.mirror_option.to_owned(),
+                value: xbuild::http::redact(mirror),
+                reason,
+            }
+        })?;
+    }
     options.mirror = common.mirror.clone();
     options.now = SystemTime::now();
     if let Some(timeout) = common.http_timeout {

@@ -6,7 +6,7 @@ mod build;
 mod progress;
 mod targets;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 use xbuild::Error;
 
@@ -49,6 +49,9 @@ struct CommonArgs {
     /// Debian mirror URL, overriding the manifest's repository and the host's apt sources.
     #[arg(long, env = "XBUILD_MIRROR")]
     mirror: Option<String>,
+    /// Where `mirror` came from, for errors: `--mirror` or `XBUILD_MIRROR`.
+    #[arg(skip)]
+    mirror_option: &'static str,
     /// Print the report as JSON on stdout (human output goes to stderr).
     #[arg(long)]
     json: bool,
@@ -109,7 +112,24 @@ struct TargetsArgs {
 
 /// Runs the command line; returns the process exit status.
 pub fn run() -> i32 {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    let from_environment = matches.subcommand().is_some_and(|(_, matches)| {
+        matches.value_source("mirror") == Some(clap::parser::ValueSource::EnvVariable)
+    });
+    if let Command::Build(BuildArgs { common, .. }) | Command::Plan(PlanArgs { common, .. }) =
+        &mut cli.command
+    {
+        common.mirror_option = if from_environment {
+            "XBUILD_MIRROR"
+        } else {
+            "--mirror"
+        };
+        // An empty variable means unset (an empty --mirror is an error).
+        if from_environment && common.mirror.as_deref() == Some("") {
+            common.mirror = None;
+        }
+    }
     let result = match cli.command {
         Command::Build(args) => build::build(args, cli.quiet),
         Command::Plan(args) => build::plan(args, cli.quiet),
