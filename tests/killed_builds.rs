@@ -229,3 +229,31 @@ fn a_live_build_is_not_disturbed_by_another_that_starts_and_finishes_meanwhile()
     assert_eq!(manifest_digest(&rerun), reference);
     assert_no_half_written_entries(cache.path());
 }
+
+#[test]
+fn temporaries_a_killed_build_left_beside_its_outputs_are_removed_by_the_next_build() {
+    let fixture = FaultFixture::standard();
+    let reference = fixture.reference_digest();
+    let project = fixture.project();
+    let out = temp_dir("xbuild-out-");
+    // What a build killed while writing its outputs leaves.
+    let stale = [
+        out.path().join(".oci.partial-Kill3d"),
+        out.path().join(".oci.old-Kill3d"),
+        out.path()
+            .join(format!(".{FIXTURE_TARGET}.tar.partial-Kill3d")),
+    ];
+    fs::create_dir_all(stale[0].join("blobs/sha256")).unwrap();
+    fs::create_dir_all(stale[1].join("oci")).unwrap();
+    fs::write(&stale[2], b"half a tar").unwrap();
+    // Not a temporary of ours: left alone.
+    let unrelated = out.path().join(".notes.partial-mine");
+    fs::write(&unrelated, b"keep").unwrap();
+    let run = build_within(&Xbuild::new(), project.path(), out.path(), DEADLINE);
+    assert_eq!(manifest_digest(&run), reference);
+    for path in &stale {
+        assert!(!path.exists(), "stale {} was not removed", path.display());
+    }
+    assert!(unrelated.exists());
+    assert!(out.path().join("oci/index.json").is_file());
+}

@@ -137,13 +137,19 @@ fn names(path: &Path, file: &File) -> bool {
 /// is being written, and left alone. Best effort: an entry that cannot be
 /// removed stays for the next sweep. Returns how many were removed.
 pub fn sweep(dir: &Path, all: bool) -> usize {
+    sweep_matching(dir, |name| all || name.starts_with('.'))
+}
+
+/// [`sweep`] of the entries of `dir` whose name `matches` (outside the
+/// cache: the temporaries beside an output).
+pub fn sweep_matching(dir: &Path, matches: impl Fn(&str) -> bool) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
     let mut removed = 0;
     for entry in entries.flatten() {
-        let hidden = entry.file_name().as_encoded_bytes().starts_with(b".");
-        if (all || hidden) && remove_if_abandoned(&entry.path()) {
+        let name = entry.file_name();
+        if matches(&name.to_string_lossy()) && remove_if_abandoned(&entry.path()) {
             removed += 1;
         }
     }
