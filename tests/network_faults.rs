@@ -122,6 +122,51 @@ fn stalled_inrelease_times_out_and_is_retried() {
 }
 
 #[test]
+fn stall_on_inrelease_holds_its_lock_from_other_builds_only_until_the_idle_timeout() {
+    let fixture = FaultFixture::standard();
+    let reference = fixture.reference_digest();
+    // The first InRelease request stalls for good; the retry is served.
+    fixture.server.inject(
+        "InRelease",
+        Fault::Stall {
+            after_bytes: 100,
+            seconds: None,
+        },
+        1,
+    );
+    let cache = temp_dir("xbuild-shared-cache-");
+    let xbuild = impatient().with_cache_dir(cache.path());
+    let project = fixture.project();
+    let start = Instant::now();
+    let builds: Vec<_> = (0..2)
+        .map(|index| {
+            if index == 1 {
+                // The second waits for the first's InRelease lock.
+                while fixture.server.requests_for("InRelease").is_empty() {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            let out = temp_dir("xbuild-out-");
+            let mut command = support::faulted::build_command(&xbuild, project.path(), out.path());
+            std::thread::spawn(move || {
+                let run = support::faulted::run_within(&mut command, DEADLINE);
+                drop(out);
+                run
+            })
+        })
+        .collect();
+    for build in builds {
+        assert_eq!(manifest_digest(&build.join().unwrap()), reference);
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "an endless InRelease stall held both builds {:?}",
+        start.elapsed()
+    );
+    assert_heals_to(&fixture, &xbuild, &project, &reference);
+}
+
+#[test]
 fn slow_but_moving_download_is_not_cut_off() {
     let fixture = FaultFixture::standard();
     let reference = fixture.reference_digest();

@@ -175,6 +175,20 @@ pub fn assert_no_half_written_entries(cache: &Path) {
             blob.display()
         );
     }
+    assert_entries_whole(cache);
+}
+
+/// Every record in `entries-v1` is whole JSON (records are written by
+/// rename, so a torn one means a write was not atomic).
+fn assert_entries_whole(cache: &Path) {
+    for record in all_files(&cache.join("entries-v1")) {
+        let bytes = fs::read(&record).unwrap();
+        assert!(
+            serde_json::from_slice::<Value>(&bytes).is_ok(),
+            "record {} is not whole JSON",
+            record.display()
+        );
+    }
 }
 
 /// After a fault: the cache is sound, and a build on it from the healed
