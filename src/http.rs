@@ -71,8 +71,14 @@ pub enum HttpError {
         expected: u64,
         received: u64,
     },
-    #[error("{url} redirects to `{location}`, which is not an http or https URL")]
-    BadRedirect { url: String, location: String },
+    #[error("{url} is not a URL xbuild can fetch: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("{url} redirects to `{location}`: {reason}")]
+    BadRedirect {
+        url: String,
+        location: String,
+        reason: &'static str,
+    },
     #[error("{url} redirected more than {MAX_REDIRECTS} times")]
     TooManyRedirects { url: String },
     #[error("gave up on {url} after {attempts} attempts")]
@@ -314,9 +320,9 @@ impl HttpClient {
             return copy_local(request, &path, reporter);
         }
         let original = request.url;
-        let mut current = reqwest::Url::parse(original).map_err(|_| HttpError::BadRedirect {
+        let mut current = reqwest::Url::parse(original).map_err(|error| HttpError::InvalidUrl {
             url: redact(original),
-            location: redact(original),
+            reason: error.to_string(),
         })?;
         let mut redirects = 0;
         let mut response = loop {
@@ -363,15 +369,12 @@ impl HttpClient {
                 .and_then(|value| value.to_str().ok())
                 .unwrap_or_default()
                 .to_owned();
-            current = match current.join(&location) {
-                Ok(next) if matches!(next.scheme(), "http" | "https") => next,
-                _ => {
-                    return Err(HttpError::BadRedirect {
-                        url: shown,
-                        location: redact(&location),
-                    });
-                }
-            };
+            current =
+                redirect_target(&current, &location).map_err(|reason| HttpError::BadRedirect {
+                    url: shown.clone(),
+                    location: redact(&location),
+                    reason,
+                })?;
         };
         let (ref mut response, shown, from) = response;
         let status = response.status().as_u16();
@@ -442,6 +445,19 @@ impl HttpClient {
             size,
             validators,
         })
+    }
+}
+
+/// Where a redirect from `current` to `location` leads, if it may be
+/// followed: to http or https, and (as apt does) never from https down to
+/// http.
+fn redirect_target(current: &reqwest::Url, location: &str) -> Result<reqwest::Url, &'static str> {
+    match current.join(location) {
+        Ok(next) if current.scheme() == "https" && next.scheme() == "http" => {
+            Err("a redirect from https to http is refused")
+        }
+        Ok(next) if matches!(next.scheme(), "http" | "https") => Ok(next),
+        _ => Err("not an http or https URL"),
     }
 }
 
@@ -677,6 +693,25 @@ mod tests {
             assert!(error.contains(expected), "{bad}: {error}");
             assert!(!error.contains("pw@"), "{error}");
         }
+    }
+
+    #[test]
+    fn redirects_stay_on_http_and_never_downgrade_from_https() {
+        let http = reqwest::Url::parse("http://a.invalid/debian/x").unwrap();
+        let https = reqwest::Url::parse("https://a.invalid/debian/x").unwrap();
+        assert_eq!(
+            redirect_target(&http, "/mirror/x").unwrap().as_str(),
+            "http://a.invalid/mirror/x"
+        );
+        assert_eq!(
+            redirect_target(&http, "https://b.invalid/x")
+                .unwrap()
+                .as_str(),
+            "https://b.invalid/x"
+        );
+        assert!(redirect_target(&https, "http://b.invalid/x").is_err());
+        assert!(redirect_target(&http, "file:///etc/passwd").is_err());
+        assert!(redirect_target(&http, "ftp://b.invalid/x").is_err());
     }
 
     #[test]
