@@ -39,6 +39,15 @@ pub enum Error {
     Layer(#[from] LayerError),
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// Writing a layer blob failed (a full disk, say), as opposed to
+    /// reading or checking the packages that go into it.
+    #[error("cannot write the layer of {what} to {}", path.display())]
+    LayerOutput {
+        what: String,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{target}: {message}")]
     Target { target: String, message: String },
     #[error(
@@ -122,9 +131,20 @@ impl ErrorClass {
     }
 }
 
+/// A transfer that failed on this machine (writing the download, reading a
+/// local mirror) is local I/O, or bad input when a local mirror's file does
+/// not exist; anything else the network's.
+fn http_class(error: &HttpError) -> ErrorClass {
+    match error.last() {
+        HttpError::LocalRead { .. } if error.is_not_found() => ErrorClass::Input,
+        error if error.is_local() => ErrorClass::Local,
+        _ => ErrorClass::Network,
+    }
+}
+
 fn fetch_class(error: &FetchError) -> ErrorClass {
     match error {
-        FetchError::Http(_) => ErrorClass::Network,
+        FetchError::Http(error) => http_class(error),
         FetchError::Cache(_) => ErrorClass::Local,
         FetchError::Mismatch { .. } => ErrorClass::Integrity,
     }
@@ -138,7 +158,7 @@ impl Error {
             | Error::Repository(_)
             | Error::Target { .. } => ErrorClass::Input,
             Error::Index(error) => match error {
-                IndexError::Http { .. } => ErrorClass::Network,
+                IndexError::Http { source, .. } => http_class(source),
                 IndexError::Fetch(error) => fetch_class(error),
                 IndexError::Cache(_) => ErrorClass::Local,
                 IndexError::MissingArchitecture { .. } | IndexError::MissingIndex { .. } => {
@@ -158,7 +178,7 @@ impl Error {
             Error::Cache(_) => ErrorClass::Local,
             Error::Fetch(error) => fetch_class(error),
             Error::Deb(_) | Error::Layer(_) => ErrorClass::Integrity,
-            Error::Layout(_) => ErrorClass::Local,
+            Error::Layout(_) | Error::LayerOutput { .. } => ErrorClass::Local,
             Error::Package { source, .. } => source.class(),
         }
     }
@@ -171,10 +191,18 @@ impl Error {
             Error::Fetch(FetchError::Mismatch { .. }) => Some(
                 "the mirror served data that does not match the signed index; nothing was cached. Retry later or use another mirror".into(),
             ),
-            Error::Fetch(FetchError::Http(error)) | Error::Index(IndexError::Http { source: error, .. })
-                if error.is_transient() =>
+            Error::Fetch(FetchError::Http(error))
+            | Error::Index(IndexError::Http { source: error, .. })
+            | Error::Index(IndexError::Fetch(FetchError::Http(error)))
+                if error.hint().is_some() =>
             {
-                Some("the server failed repeatedly; check the network and retry".into())
+                error.hint()
+            }
+            Error::Layout(crate::image::layout::LayoutError::Write { path, source }) => {
+                Some(crate::http::local_io_hint(path, source))
+            }
+            Error::LayerOutput { path, source, .. } => {
+                Some(crate::http::local_io_hint(path, source))
             }
             Error::Index(error) => error.hint(),
             Error::Resolution { .. } => Some(

@@ -5,7 +5,7 @@
 
 use super::{Cache, CacheError};
 use crate::hash::Sha256Digest;
-use crate::http::{Fetched, HttpClient, HttpError};
+use crate::http::{Download, Fetched, HttpClient, HttpError};
 use crate::progress::Reporter;
 use std::path::PathBuf;
 
@@ -40,7 +40,9 @@ pub enum FetchError {
 
 impl Cache {
     /// Returns the verified blob `digest`, downloading it from `urls` (tried
-    /// in order; a 404 moves on to the next) if the cache lacks it.
+    /// in order; a 404 or a missing local file moves on to the next) if the
+    /// cache lacks it. A transfer shorter than `size` is retried, not
+    /// reported as a mismatch.
     pub fn fetch_verified(
         &self,
         http: &HttpClient,
@@ -75,7 +77,14 @@ impl Cache {
         let mut last_error = None;
         for url in urls {
             let temp = self.temp_file()?;
-            match http.download(url, temp.path(), None, what, reporter) {
+            let request = Download {
+                url,
+                dest: temp.path(),
+                validators: None,
+                expected_size: size,
+                label: what,
+            };
+            match http.download(&request, reporter) {
                 Ok(Fetched::Body {
                     digest: actual,
                     size: actual_size,
@@ -96,8 +105,8 @@ impl Cache {
                     return Ok((path, BlobOrigin::Downloaded, actual_size));
                 }
                 Ok(Fetched::NotModified) => unreachable!("no validators were sent"),
-                Err(HttpError::Status { status: 404, url }) if urls.len() > 1 => {
-                    last_error = Some(HttpError::Status { status: 404, url });
+                Err(error) if error.is_not_found() && urls.len() > 1 => {
+                    last_error = Some(error);
                 }
                 Err(error) => return Err(error.into()),
             }

@@ -4,18 +4,36 @@
 //! user's cache directory + `xbuild`):
 //!
 //! ```text
-//! CACHEDIR.TAG                      marks the tree for backup tools
-//! .lock                             shared while a build runs, exclusive for cleaning
-//! blobs-v1/sha256/<hex>             immutable content; the name is the sha256 of the bytes
-//! entries-v1/<bucket>/<key-hex>.json small records: key → outputs (digests, sizes, validators)
-//! locks-v1/<name>.lock              per-item locks so two processes never fetch one thing twice
-//! tmp/                              temp files, renamed into place when complete
+//! CACHEDIR.TAG                        marks the tree for backup tools
+//! .lock                               shared while a build runs, exclusive for cleaning
+//! blobs-v1/sha256/<hex>               immutable content; the name is the sha256 of the bytes
+//!                                     (.debs, Packages indices, InRelease files, layers, source tarballs)
+//! entries-v1/<bucket>/<key-hex>.json  small records: key → outputs (digests, sizes, validators);
+//!                                     buckets: inrelease, resolution, layer, build, build-history,
+//!                                     source-lookup, toolchain-build, toolchain-build-time,
+//!                                     cargo-build-script-env, outputs-v1
+//! locks-v1/<name>.lock                per-item locks so two processes never fetch or build one thing twice
+//! tmp/                                temp files (.part-*) and build dirs (.staging-*, .build-*),
+//!                                     renamed into place when complete
+//! toolchains-v1/<key-hex>/            compiler programs (Debian's, unpacked) or a toolchain built from source
+//! sysroots-v3/<key-hex>/              a target's libc6-dev and -dev packages, unpacked (merged /usr)
+//! compilers-v1/<key-hex>/             wrappers joining programs and a sysroot (two relative symlinks)
+//! sources-v1/<digest-hex>/<tree>/     unpacked sources of [[build]] entries and source toolchains
+//! cargo-target-v1/<key-hex>/          cargo's target directory per project (cargo's own layout and locks)
+//! logs/toolchain-<key-hex>.log        the log of a toolchain built from source
 //! ```
 //!
-//! Every write is a temp file in `tmp/` renamed into place, so a crash never
-//! leaves a half-written blob or record. Blobs are verified by digest before
-//! they are used; one that does not match is deleted and reported as absent,
-//! so the caller fetches it again.
+//! Every write is a temp file in `tmp/` renamed into place, and every tree
+//! (`toolchains-v1`, `sysroots-v3`, `compilers-v1`, `sources-v1`) is built in a hidden
+//! directory beside its final place (`.<name>.partial-*`, made with
+//! [`LockedTempDir::beside`]) and renamed, so a crash never leaves a
+//! half-written blob, record or tree at a final path. Whoever makes a temp
+//! file or directory holds an exclusive lock on it while it lives
+//! ([`temp`]); [`Cache::open`] removes the ones nobody holds, which a killed
+//! build left behind, and never one that another process or thread is
+//! still writing. Blobs are verified by digest before they are used; one
+//! that does not match is deleted and reported as absent, so the caller
+//! fetches it again.
 
 use crate::hash::{HashingReader, Sha256Digest};
 use fs_err as fs;
@@ -25,12 +43,25 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 mod fetch;
+pub mod temp;
 pub use fetch::{BlobOrigin, FetchError};
+pub use temp::LockedTempDir;
 
 const BLOBS: &str = "blobs-v1/sha256";
 const ENTRIES: &str = "entries-v1";
 const LOCKS: &str = "locks-v1";
 const TMP: &str = "tmp";
+/// The buckets holding trees built beside their final place: their hidden
+/// entries are temporaries, swept when abandoned. (The names the pipeline
+/// uses for these trees.)
+const TREE_BUCKETS: [&str; 5] = [
+    "toolchains-v1",
+    "sysroots-v3",
+    "compilers-v1",
+    "sources-v1",
+    // Written by xbuild before sysroots-v3; its abandoned temporaries too.
+    "sysroots-v2",
+];
 
 /// Errors of the cache; each names the path concerned.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +97,7 @@ impl CacheError {
             CacheError::Init { .. } => Some(
                 "choose a writable cache location with --cache-dir or XBUILD_CACHE_DIR".into(),
             ),
+            CacheError::Io { path, source } => Some(crate::http::local_io_hint(path, source)),
             _ => None,
         }
     }
@@ -123,6 +155,12 @@ impl Cache {
         wait_for(&lock_path, Duration::from_secs(300), || {
             lock.try_lock_shared()
         })?;
+        // What killed builds left: every temp entry that no live process
+        // or thread holds locked.
+        temp::sweep(&root.join(TMP), true);
+        for bucket in TREE_BUCKETS {
+            temp::sweep(&root.join(bucket), false);
+        }
         Ok(Cache {
             root: root.to_owned(),
             _root_lock: lock,
@@ -179,13 +217,18 @@ impl Cache {
     }
 
     /// A new temp file inside the cache (same filesystem as the blobs, so it
-    /// can be renamed into place). Deleted on drop unless committed.
+    /// can be renamed into place), locked while it lives. Deleted on drop
+    /// unless committed.
     pub fn temp_file(&self) -> Result<tempfile::NamedTempFile, CacheError> {
         let dir = self.root.join(TMP);
-        tempfile::Builder::new()
-            .prefix(".part-")
-            .tempfile_in(&dir)
-            .map_err(io_error(&dir))
+        temp::locked_temp_file(&dir, ".part-").map_err(io_error(&dir))
+    }
+
+    /// A new locked temp directory in `tmp/` named `<prefix><random>`
+    /// (staging for a layer, a build directory), removed on drop.
+    pub fn temp_dir(&self, prefix: &str) -> Result<LockedTempDir, CacheError> {
+        let dir = self.root.join(TMP);
+        LockedTempDir::new_in(&dir, prefix).map_err(io_error(&dir))
     }
 
     /// Moves a completed temp file into place as the blob `digest`. The
@@ -322,9 +365,7 @@ fn wait_for(
 /// Writes `bytes` to `path` through a temp file in `temp_dir` + rename.
 pub fn atomic_write(temp_dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
-    let mut temp = tempfile::Builder::new()
-        .prefix(".part-")
-        .tempfile_in(temp_dir)?;
+    let mut temp = temp::locked_temp_file(temp_dir, ".part-")?;
     temp.write_all(bytes)?;
     temp.as_file().sync_data()?;
     temp.persist(path).map_err(|error| error.error)?;
@@ -380,6 +421,45 @@ mod tests {
             let mut temp = cache.temp_file().unwrap();
             temp.write_all(b"half").unwrap();
         }
+        assert_eq!(std::fs::read_dir(dir.path().join(TMP)).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn open_removes_abandoned_temporaries_and_keeps_live_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Cache::open(dir.path()).unwrap();
+        let mut live_file = first.temp_file().unwrap();
+        live_file.write_all(b"downloading").unwrap();
+        let live_dir = first.temp_dir(".staging-").unwrap();
+        let live_tree = LockedTempDir::beside(&dir.path().join("toolchains-v1/aaaa")).unwrap();
+        // What a killed build leaves: the same shapes, unlocked.
+        std::fs::write(dir.path().join("tmp/.part-killed"), b"half").unwrap();
+        std::fs::create_dir_all(dir.path().join("tmp/.build-killed/src")).unwrap();
+        for bucket in TREE_BUCKETS {
+            std::fs::create_dir_all(dir.path().join(bucket).join(".bbbb.partial-killed/bin"))
+                .unwrap();
+            std::fs::create_dir_all(dir.path().join(bucket).join("cccc")).unwrap();
+        }
+        let second = Cache::open(dir.path()).unwrap();
+        assert!(live_file.path().is_file(), "a live download was swept");
+        assert!(live_dir.path().is_dir(), "a live staging dir was swept");
+        assert!(live_tree.path().is_dir(), "a live tree was swept");
+        assert!(!dir.path().join("tmp/.part-killed").exists());
+        assert!(!dir.path().join("tmp/.build-killed").exists());
+        for bucket in TREE_BUCKETS {
+            assert!(
+                !dir.path()
+                    .join(bucket)
+                    .join(".bbbb.partial-killed")
+                    .exists()
+            );
+            assert!(
+                dir.path().join(bucket).join("cccc").is_dir(),
+                "a final entry was swept"
+            );
+        }
+        drop((live_file, live_dir, live_tree, first, second));
+        let _third = Cache::open(dir.path()).unwrap();
         assert_eq!(std::fs::read_dir(dir.path().join(TMP)).unwrap().count(), 0);
     }
 

@@ -30,9 +30,21 @@ fn options(
         None => platforms.host()?.clone(),
     };
     let mut options = BuildOptions::new(manifest, targets, build_platform);
+    if let Some(mirror) = &common.mirror {
+        xbuild::debian::repository::check_url(mirror.trim_end_matches('/')).map_err(|reason| {
+            xbuild::debian::repository::RepositoryError::InvalidMirror {
+                option: common.mirror_option.to_owned(),
+                value: xbuild::http::redact(mirror),
+                reason,
+            }
+        })?;
+    }
     options.mirror = common.mirror.clone();
     options.toolchain_suite = common.toolchain_suite.clone();
     options.now = SystemTime::now();
+    if let Some(timeout) = common.http_timeout {
+        options.http_timeout = timeout;
+    }
     if common.refresh {
         options.index_max_age = std::time::Duration::ZERO;
     }

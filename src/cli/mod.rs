@@ -6,7 +6,7 @@ mod build;
 mod progress;
 mod targets;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 use xbuild::Error;
 
@@ -50,6 +50,9 @@ struct CommonArgs {
     /// Debian mirror URL, overriding the manifest's repository and the host's apt sources.
     #[arg(long, env = "XBUILD_MIRROR")]
     mirror: Option<String>,
+    /// Where `mirror` came from, for errors: `--mirror` or `XBUILD_MIRROR`.
+    #[arg(skip)]
+    mirror_option: &'static str,
     /// Print the report as JSON on stdout (human output goes to stderr).
     #[arg(long)]
     json: bool,
@@ -60,6 +63,21 @@ struct CommonArgs {
     /// host's apt uses from this archive, else the image's].
     #[arg(long, env = "XBUILD_TOOLCHAIN_SUITE", value_name = "SUITE")]
     toolchain_suite: Option<String>,
+    /// Seconds a download may go without receiving data before the attempt
+    /// is abandoned and retried (a slow download that keeps moving is never
+    /// cut off) [default: 30].
+    #[arg(long, env = "XBUILD_HTTP_TIMEOUT", value_name = "SECONDS", value_parser = parse_seconds)]
+    http_timeout: Option<std::time::Duration>,
+}
+
+/// A positive number of seconds, fractions allowed (`0.5`).
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|seconds| seconds.is_finite() && *seconds > 0.0 && *seconds <= 86_400.0)
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or_else(|| "expected a number of seconds greater than 0, such as 30 or 0.5 (--http-timeout, or XBUILD_HTTP_TIMEOUT in the environment)".to_owned())
 }
 
 #[derive(Args)]
@@ -104,7 +122,25 @@ struct TargetsArgs {
 
 /// Runs the command line; returns the process exit status.
 pub fn run() -> i32 {
-    let cli = Cli::parse_from(with_default_command(std::env::args_os().collect()));
+    let matches =
+        Cli::command().get_matches_from(with_default_command(std::env::args_os().collect()));
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    let from_environment = matches.subcommand().is_some_and(|(_, matches)| {
+        matches.value_source("mirror") == Some(clap::parser::ValueSource::EnvVariable)
+    });
+    if let Command::Build(BuildArgs { common, .. }) | Command::Plan(PlanArgs { common, .. }) =
+        &mut cli.command
+    {
+        common.mirror_option = if from_environment {
+            "XBUILD_MIRROR"
+        } else {
+            "--mirror"
+        };
+        // An empty variable means unset (an empty --mirror is an error).
+        if from_environment && common.mirror.as_deref() == Some("") {
+            common.mirror = None;
+        }
+    }
     let result = match cli.command {
         Command::Build(args) => build::build(args, cli.quiet),
         Command::Plan(args) => build::plan(args, cli.quiet),

@@ -11,7 +11,7 @@ use crate::debian::release::FileHash;
 use crate::debian::release::{Keyring, Release, ReleaseError, verify_inrelease};
 use crate::debian::repository::Repository;
 use crate::hash::Sha256Digest;
-use crate::http::{Fetched, HttpClient, HttpError, Validators, redact};
+use crate::http::{Download, Fetched, HttpClient, HttpError, Validators, redact};
 use crate::plan::KeyBuilder;
 use crate::progress::Reporter;
 use std::collections::HashMap;
@@ -69,6 +69,11 @@ impl IndexError {
             IndexError::Fetch(FetchError::Mismatch { .. }) => Some(
                 "the mirror served altered or stale data; nothing was cached. Retry later or use another mirror".into(),
             ),
+            IndexError::Http { source: error, .. } | IndexError::Fetch(FetchError::Http(error))
+                if error.is_local() =>
+            {
+                error.hint()
+            }
             IndexError::Http { .. } | IndexError::Fetch(FetchError::Http(_)) => Some(
                 "check the repository URL and your network; set packages.repository.url or --mirror to use another mirror".into(),
             ),
@@ -165,14 +170,15 @@ pub fn fetch_release(
         }
     }
     let temp = cache.temp_file()?;
+    let request = Download {
+        url: &url,
+        dest: temp.path(),
+        validators: cached.as_ref().map(|(record, _)| &record.validators),
+        expected_size: None,
+        label: "InRelease",
+    };
     let fetched = http
-        .download(
-            &url,
-            temp.path(),
-            cached.as_ref().map(|(record, _)| &record.validators),
-            "InRelease",
-            reporter,
-        )
+        .download(&request, reporter)
         .map_err(|source| IndexError::Http {
             url: shown.clone(),
             source,

@@ -7,6 +7,13 @@
 //! and `-updates` suites are skipped: the main suite is the one that holds
 //! the packages. The keyring is the entry's `Signed-By`, else Debian's
 //! archive keyring, else apt's `trusted.gpg.d`.
+//!
+//! Every URL, suite and component is checked before anything is fetched
+//! ([`check_url`], [`check_archive_path`]): a repository is an `http://`,
+//! `https://` or `file://` archive root, and suites and components are
+//! plain path words, so nothing a manifest, `--mirror` or an apt source
+//! says can make xbuild request a path outside the archive. A host apt
+//! source with another transport (`cdrom:`, `tor+http:`, …) is skipped.
 
 use crate::debian::control::ParagraphReader;
 use crate::manifest::RepositorySpec;
@@ -36,7 +43,7 @@ pub struct Repository {
 #[derive(Debug, thiserror::Error)]
 pub enum RepositoryError {
     #[error(
-        "no Debian repository is configured: the manifest has no packages.repository and no usable apt source was found in {apt_etc}"
+        "no Debian repository is configured: the manifest has no packages.repository and no usable apt source (http, https or file) was found in {apt_etc}"
     )]
     NoneConfigured { apt_etc: PathBuf },
     #[error("no keyring to verify {url} with: {reason}")]
@@ -49,6 +56,19 @@ pub enum RepositoryError {
     },
     #[error("{path}: {reason}")]
     Parse { path: PathBuf, reason: String },
+    #[error("{}:{line}: {reason}", path.display())]
+    InvalidSource {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    /// `--mirror` or `XBUILD_MIRROR` (named by `option`) is not usable.
+    #[error("{option} {value:?} is not a repository URL: {reason}")]
+    InvalidMirror {
+        option: String,
+        value: String,
+        reason: String,
+    },
 }
 
 impl RepositoryError {
@@ -56,9 +76,102 @@ impl RepositoryError {
         match self {
             RepositoryError::NoneConfigured { .. } => "add `repository = { url = \"http://<mirror>/debian\", suite = \"bookworm\", keyring = \"<archive-keyring.gpg>\" }` under [packages] in xbuild.toml, or pass --mirror URL".into(),
             RepositoryError::NoKeyring { .. } => "set packages.repository.keyring in xbuild.toml to the archive's public key (binary .gpg or armored .asc)".into(),
+            RepositoryError::InvalidMirror { option, .. } => format!("give {option} the root of a Debian archive (the directory holding dists/ and pool/): http://<mirror>/debian, or file:///path/to/mirror/debian for a local mirror"),
             _ => "fix or remove the apt source file, or set packages.repository in xbuild.toml".into(),
         }
     }
+}
+
+/// Checks a repository URL: one [`crate::http::check_url`] accepts, and
+/// an archive root that xbuild appends `dists/…` and `pool/…` to, so
+/// without a query, a fragment, or `.`/`..` segments.
+pub fn check_url(url: &str) -> Result<(), String> {
+    crate::http::check_url(url)?;
+    let shown = crate::http::redact(url);
+    if url.contains(['?', '#']) {
+        return Err(format!(
+            "`{shown}` has a query or fragment (`?`, `#`); a repository URL is the archive root, which xbuild appends dists/… and pool/… to"
+        ));
+    }
+    let path = url.split_once("://").map_or("", |(_, rest)| rest);
+    if path.split('/').any(|segment| {
+        matches!(
+            segment.to_ascii_lowercase().as_str(),
+            "." | ".." | "%2e" | "%2e%2e" | ".%2e" | "%2e."
+        )
+    }) {
+        return Err(format!("`{shown}` has `.` or `..` in its path"));
+    }
+    Ok(())
+}
+
+/// Checks a suite or component (`bookworm`, `main`, `non-free-firmware`,
+/// `main/debian-installer`): letters, digits, `.`, `_`, `+`, `~`, `-`, and
+/// `/` between non-empty parts that are not `.` or `..`; so it names a
+/// directory inside the archive's `dists/`, and nothing else.
+pub fn check_archive_path(word: &str, what: &str) -> Result<(), String> {
+    let allowed = |character: char| {
+        character.is_ascii_alphanumeric() || matches!(character, '.' | '_' | '+' | '~' | '-' | '/')
+    };
+    if word.is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    if let Some(bad) = word.chars().find(|character| !allowed(*character)) {
+        return Err(format!(
+            "{what} `{word}` contains {bad:?}: only letters, digits, `.`, `_`, `+`, `~`, `-` and `/` are allowed"
+        ));
+    }
+    if word
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return Err(format!(
+            "{what} `{word}` must be `/`-separated non-empty parts, none `.` or `..`"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether xbuild reads this URL's transport (http, https, file); apt
+/// sources with others (`cdrom:`, `tor+http:`, `mirror+file:`) are skipped.
+fn readable_transport(url: &str) -> bool {
+    match url.split_once(':') {
+        Some((scheme, _))
+            if !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) =>
+        {
+            matches!(
+                scheme.to_ascii_lowercase().as_str(),
+                "http" | "https" | "file"
+            )
+        }
+        // No scheme at all: not a URL, reported by the check.
+        _ => true,
+    }
+}
+
+/// A host apt source's URL, suite and components, checked; the error
+/// names the file and line.
+fn check_source(
+    path: &Path,
+    line: usize,
+    url: &str,
+    suite: &str,
+    components: &[String],
+) -> Result<(), RepositoryError> {
+    let invalid = |reason: String| RepositoryError::InvalidSource {
+        path: path.to_owned(),
+        line,
+        reason,
+    };
+    check_url(url).map_err(|reason| invalid(format!("URIs/URL: {reason}")))?;
+    check_archive_path(suite, "suite").map_err(invalid)?;
+    for component in components {
+        check_archive_path(component, "component").map_err(invalid)?;
+    }
+    Ok(())
 }
 
 /// Debian's archive keyring as installed by the `debian-archive-keyring` package.
@@ -77,6 +190,14 @@ pub fn select(
     spec: Option<&RepositorySpec>,
     mirror_override: Option<&str>,
 ) -> Result<Repository, RepositoryError> {
+    if let Some(url) = mirror_override {
+        // The CLI checks it first, naming the flag or the variable.
+        check_url(url.trim_end_matches('/')).map_err(|reason| RepositoryError::InvalidMirror {
+            option: "--mirror".into(),
+            value: crate::http::redact(url),
+            reason,
+        })?;
+    }
     let apt_etc = apt_etc();
     let host = host_sources(&apt_etc)?.into_iter().next();
     let (url, origin) = match (mirror_override, spec, &host) {
@@ -211,7 +332,7 @@ fn parse_deb822_sources(path: &Path) -> Result<Vec<HostSource>, RepositoryError>
     let mut sources = Vec::new();
     let origin = path.display().to_string();
     for item in ParagraphReader::new(text.as_bytes(), origin) {
-        let (paragraph, _) = item.map_err(|error| RepositoryError::Parse {
+        let (paragraph, line) = item.map_err(|error| RepositoryError::Parse {
             path: path.to_owned(),
             reason: error.to_string(),
         })?;
@@ -235,7 +356,17 @@ fn parse_deb822_sources(path: &Path) -> Result<Vec<HostSource>, RepositoryError>
             None => Vec::new(),
         };
         for url in words("URIs") {
+            if !readable_transport(&url) {
+                continue;
+            }
             for suite in words("Suites") {
+                check_source(
+                    path,
+                    line,
+                    url.trim_end_matches('/'),
+                    &suite,
+                    &words("Components"),
+                )?;
                 sources.push(HostSource {
                     url: url.trim_end_matches('/').to_owned(),
                     suite,
@@ -254,7 +385,7 @@ fn parse_deb822_sources(path: &Path) -> Result<Vec<HostSource>, RepositoryError>
 fn parse_one_line_sources(path: &Path) -> Result<Vec<HostSource>, RepositoryError> {
     let text = read(path)?;
     let mut sources = Vec::new();
-    for line in text.lines() {
+    for (index, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
         let Some(rest) = line
             .strip_prefix("deb ")
@@ -282,10 +413,16 @@ fn parse_one_line_sources(path: &Path) -> Result<Vec<HostSource>, RepositoryErro
         let (Some(url), Some(suite)) = (words.next(), words.next()) else {
             continue;
         };
+        if !readable_transport(url) {
+            continue;
+        }
+        let url = url.trim_end_matches('/');
+        let components: Vec<String> = words.map(str::to_owned).collect();
+        check_source(path, index + 1, url, suite, &components)?;
         sources.push(HostSource {
-            url: url.trim_end_matches('/').to_owned(),
+            url: url.to_owned(),
             suite: suite.to_owned(),
-            components: words.map(str::to_owned).collect(),
+            components,
             keyrings,
             origin: RepositoryOrigin::HostApt {
                 file: path.to_owned(),
@@ -321,6 +458,125 @@ mod tests {
         assert_eq!(sources[1].suite, "trixie");
         assert_eq!(sources[1].components, vec!["main", "contrib"]);
         assert_eq!(sources[1].keyrings, vec![PathBuf::from("/other.gpg")]);
+    }
+
+    #[test]
+    fn repository_urls_are_archive_roots() {
+        assert_eq!(check_url("http://mirror.invalid/debian"), Ok(()));
+        assert_eq!(check_url("file:///srv/mirror/debian"), Ok(()));
+        for (bad, expected) in [
+            ("http://mirror.invalid/debian?x=1", "query or fragment"),
+            ("http://mirror.invalid/debian#top", "query or fragment"),
+            ("http://mirror.invalid/debian/../etc", "`..`"),
+            ("http://mirror.invalid/%2E%2E/etc", "`..`"),
+            ("file:///srv/./mirror", "`..`"),
+            ("http:///debian", "has no host"),
+            ("ftp://mirror.invalid/debian", "uses `ftp`"),
+            ("notaurl", "is not a URL"),
+            ("", "empty"),
+        ] {
+            let error = check_url(bad).expect_err(bad);
+            assert!(error.contains(expected), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn suites_and_components_stay_inside_dists() {
+        for good in [
+            "bookworm",
+            "trixie-updates",
+            "main",
+            "non-free-firmware",
+            "main/debian-installer",
+            "1.0+b~x_y",
+        ] {
+            assert_eq!(check_archive_path(good, "suite"), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "../../etc",
+            "..",
+            "a/./b",
+            "/etc",
+            "main/",
+            "a?b",
+            "a#b",
+            "a b",
+            "a%2fb",
+            "a\\b",
+        ] {
+            assert!(check_archive_path(bad, "suite").is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bad_host_sources_name_the_file_and_line_and_other_transports_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("sources.list.d")).unwrap();
+        fs::write(
+            dir.path().join("sources.list"),
+            "deb cdrom:[Debian GNU/Linux 12 _Bookworm_]/ bookworm main\ndeb tor+http://onion.invalid/debian bookworm main\ndeb http://mirror.invalid/debian bookworm main\n",
+        )
+        .unwrap();
+        let sources = host_sources(dir.path()).unwrap();
+        assert_eq!(sources.len(), 1, "{sources:?}");
+        assert_eq!(sources[0].url, "http://mirror.invalid/debian");
+
+        let file = dir.path().join("sources.list.d/bad.sources");
+        fs::write(
+            &file,
+            "Types: deb\nURIs: http://ok.invalid/debian\nSuites: bookworm\n\nTypes: deb\nURIs: http:///debian\nSuites: bookworm\nComponents: main\n",
+        )
+        .unwrap();
+        let error = host_sources(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.starts_with(&format!("{}:5: ", file.display())),
+            "{error}"
+        );
+        assert!(error.contains("`http:///debian` has no host"), "{error}");
+
+        fs::write(
+            &file,
+            "Types: deb\nURIs: http://ok.invalid/debian\nSuites: ../../etc\n",
+        )
+        .unwrap();
+        let error = host_sources(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.contains("bad.sources:1: suite `../../etc`"),
+            "{error}"
+        );
+
+        fs::remove_file(&file).unwrap();
+        fs::write(
+            dir.path().join("sources.list"),
+            "# c\ndeb notaurl bookworm main\n",
+        )
+        .unwrap();
+        let error = host_sources(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.contains("sources.list:2: URIs/URL: `notaurl` is not a URL"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_bad_mirror_override_is_refused_before_anything_is_fetched() {
+        for bad in [
+            "ftp://mirror.invalid/debian",
+            "notaurl",
+            "",
+            "http:///debian",
+        ] {
+            let error = select(None, Some(bad)).unwrap_err();
+            assert!(
+                matches!(error, RepositoryError::InvalidMirror { .. }),
+                "{bad:?}: {error}"
+            );
+            assert!(
+                error.to_string().starts_with(&format!("--mirror {bad:?}")),
+                "{error}"
+            );
+        }
     }
 
     #[test]

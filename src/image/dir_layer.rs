@@ -30,6 +30,17 @@ pub enum DirectoryLayerError {
     },
 }
 
+impl DirectoryLayerError {
+    /// The output-side I/O error when writing the layer failed (a full
+    /// disk, say); the error unchanged otherwise.
+    pub fn into_write_error(self) -> Result<io::Error, DirectoryLayerError> {
+        match self {
+            DirectoryLayerError::Write { source } => Ok(source),
+            other => Err(other),
+        }
+    }
+}
+
 /// Writes every file under `root` into a layer at the same relative paths
 /// (so `root/usr/local/bin/x` becomes `/usr/local/bin/x`).
 pub fn write_directory_layer<W: Write>(

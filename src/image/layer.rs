@@ -117,6 +117,18 @@ pub enum LayerError {
     },
 }
 
+impl LayerError {
+    /// The output-side I/O error when writing the layer itself failed (a
+    /// full disk, say), as opposed to reading or checking a package; the
+    /// error unchanged otherwise. The caller knows the file and names it.
+    pub fn into_write_error(self) -> Result<io::Error, LayerError> {
+        match self {
+            LayerError::Write { source, .. } | LayerError::Finish { source } => Ok(source),
+            other => Err(other),
+        }
+    }
+}
+
 type LayerStream<W> = HashingWriter<flate2::write::GzEncoder<HashingWriter<W>>>;
 
 /// Writes one layer holding `packages`, in the order given, to `out`.

@@ -2,8 +2,12 @@
 //! `blobs/sha256/`), built aside and renamed into place, and the
 //! docker-archive tarball that `docker load` and `podman load` accept,
 //! written to a temporary file and renamed. Layer blobs come from the cache
-//! through [`BlobSource`] and are checked against their descriptors.
+//! through [`BlobSource`] and are checked against their descriptors. The
+//! temporaries (`.<name>.partial-*`, `.<name>.old-*` beside the output) are
+//! locked while written ([`crate::cache::temp`]); the next write of the
+//! same output removes the ones a killed build left.
 
+use crate::cache::LockedTempDir;
 use crate::hash::{HashingReader, Sha256Digest};
 use crate::image::oci::{
     ANNOTATION_CONTAINERD_IMAGE_NAME, ANNOTATION_REFERENCE_NAME, Descriptor, ImageIndex,
@@ -145,10 +149,13 @@ pub fn write_oci_layout(
         move |source| LayoutError::Write { path, source }
     };
     fs_err::create_dir_all(parent).map_err(write_error(parent))?;
-    let staging = tempfile::Builder::new()
-        .prefix(&format!(".{file_name}.partial-"))
-        .tempdir_in(parent)
-        .map_err(write_error(parent))?;
+    // What an earlier, killed write left beside the output.
+    sweep(
+        parent,
+        &[".{file_name}.partial-", ".{file_name}.old-"],
+        file_name,
+    );
+    let staging = LockedTempDir::beside(dir).map_err(write_error(parent))?;
     let root = staging.path();
     fs_err::set_permissions(root, std::fs::Permissions::from_mode(0o755))
         .map_err(write_error(root))?;
@@ -230,9 +237,8 @@ pub fn write_docker_archive(
     let repositories = serde_json::to_vec(&repositories).expect("repositories always serialise");
     members.insert("repositories".to_owned(), Member::Bytes(repositories));
 
-    let temporary = tempfile::Builder::new()
-        .prefix(&format!(".{file_name}.partial-"))
-        .tempfile_in(parent)
+    sweep(parent, &[".{file_name}.partial-"], file_name);
+    let temporary = crate::cache::temp::locked_temp_file(parent, &format!(".{file_name}.partial-"))
         .map_err(write_error(parent))?;
     let temporary_path = temporary.path().to_owned();
     let tar_error = write_error(&temporary_path);
@@ -429,11 +435,24 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
     file.sync_all().map_err(write_error)
 }
 
+/// Removes the temporaries of earlier writes of `file_name` in `parent`
+/// (`patterns`, with `{file_name}` standing for it) that no live process
+/// holds locked: a killed build leaves them beside its outputs.
+fn sweep(parent: &Path, patterns: &[&str], file_name: &str) {
+    let prefixes: Vec<String> = patterns
+        .iter()
+        .map(|pattern| pattern.replace("{file_name}", file_name))
+        .collect();
+    crate::cache::temp::sweep_matching(parent, |name| {
+        prefixes.iter().any(|prefix| name.starts_with(prefix))
+    });
+}
+
 /// Renames the finished `staging` directory to `destination`. An existing
 /// destination is first renamed aside, and put back if the second rename
 /// fails; it is deleted only once the new one is in place.
 fn replace_directory(
-    staging: tempfile::TempDir,
+    staging: LockedTempDir,
     destination: &Path,
     parent: &Path,
     file_name: &str,
@@ -447,10 +466,8 @@ fn replace_directory(
         let _ = staging.keep();
         return Ok(());
     }
-    let aside = tempfile::Builder::new()
-        .prefix(&format!(".{file_name}.old-"))
-        .tempdir_in(parent)
-        .map_err(replace_error)?;
+    let aside =
+        LockedTempDir::new_in(parent, &format!(".{file_name}.old-")).map_err(replace_error)?;
     let old = aside.path().join(file_name);
     fs_err::rename(destination, &old).map_err(replace_error)?;
     if let Err(error) = fs_err::rename(staging.path(), destination) {
@@ -459,7 +476,7 @@ fn replace_directory(
     }
     let _ = staging.keep();
     // Removing the old layout is cleanup; the new one is already in place.
-    let _ = aside.close();
+    drop(aside);
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ManifestError, Validator, check_url};
+use super::{ManifestError, Validator};
 pub use crate::build::cargo::Strip;
 
 /// What builds a `[[build]]` entry.
@@ -131,7 +131,8 @@ impl Validator<'_> {
                 }
                 (None, Some(local), None, None) => path = dir.join(local),
                 (None, None, Some(url), Some(sha256)) => {
-                    check_url(url).map_err(|message| self.error(span.clone(), message))?;
+                    crate::http::check_url(url)
+                        .map_err(|message| self.error(span.clone(), message))?;
                     let sha256 = crate::hash::Sha256Digest::parse(sha256).ok_or_else(|| {
                         self.error(
                             span.clone(),

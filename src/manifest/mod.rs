@@ -213,7 +213,7 @@ pub struct RepositorySpec {
 impl RepositorySpec {
     /// The URL with any `user:password@` replaced by `***@`.
     pub fn redacted_url(&self) -> String {
-        redact_url(&self.url)
+        crate::http::redact(&self.url)
     }
 }
 
@@ -239,25 +239,6 @@ impl fmt::Debug for RepositorySpec {
             .field("components", &self.components)
             .field("keyring", &self.keyring)
             .finish()
-    }
-}
-
-/// Replaces the user information of a URL (`user:password@`) with `***@`.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let authority_start = scheme_end + 3;
-    let authority_end = url[authority_start..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |index| authority_start + index);
-    match url[authority_start..authority_end].rfind('@') {
-        Some(at) => format!(
-            "{}***{}",
-            &url[..authority_start],
-            &url[authority_start + at..]
-        ),
-        None => url.to_owned(),
     }
 }
 
@@ -511,9 +492,10 @@ impl Validator<'_> {
 
     fn repository(&self, raw: RawRepository, dir: &Path) -> Result<RepositorySpec, ManifestError> {
         let url = raw.url.get_ref().trim_end_matches('/').to_owned();
-        check_url(&url).map_err(|message| self.error(raw.url.span(), message))?;
+        crate::debian::repository::check_url(&url)
+            .map_err(|message| self.error(raw.url.span(), message))?;
         if let Some(suite) = &raw.suite {
-            check_archive_word(suite.get_ref(), "suite")
+            crate::debian::repository::check_archive_path(suite.get_ref(), "suite")
                 .map_err(|message| self.error(suite.span(), message))?;
         }
         let components = match raw.components {
@@ -526,7 +508,7 @@ impl Validator<'_> {
                 }
                 let mut checked = Vec::new();
                 for component in components.into_inner() {
-                    check_archive_word(component.get_ref(), "component")
+                    crate::debian::repository::check_archive_path(component.get_ref(), "component")
                         .map_err(|message| self.error(component.span(), message))?;
                     checked.push(component.into_inner());
                 }
@@ -684,31 +666,6 @@ fn check_package_name(name: &str) -> Result<(), String> {
             "`{name}` is not a Debian package name: lowercase letters, digits, `+`, `.` \
              and `-`, at least two characters, starting with a letter or digit"
         ))
-    }
-}
-
-fn check_url(url: &str) -> Result<(), String> {
-    let redacted = redact_url(url);
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|error| format!("`{redacted}` is not a valid URL: {error}"))?;
-    match parsed.scheme() {
-        "http" | "https" if parsed.host().is_some() => Ok(()),
-        "file" => Ok(()),
-        "http" | "https" => Err(format!("`{redacted}` has no host")),
-        scheme => Err(format!(
-            "`{redacted}` uses `{scheme}`; expected an http, https or file URL"
-        )),
-    }
-}
-
-/// Suites and components: non-empty, no whitespace.
-fn check_archive_word(word: &str, what: &str) -> Result<(), String> {
-    if word.is_empty() || word.chars().any(|character| character.is_whitespace()) {
-        Err(format!(
-            "{what} `{word}` must be non-empty and without spaces"
-        ))
-    } else {
-        Ok(())
     }
 }
 

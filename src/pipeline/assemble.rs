@@ -117,10 +117,7 @@ fn merged_usr_layer(
         let path = path.to_owned();
         move |source| Error::Cache(crate::cache::CacheError::Io { path, source })
     };
-    let staging = tempfile::Builder::new()
-        .prefix(".staging-")
-        .tempdir_in(cache.root().join("tmp"))
-        .map_err(io_error(cache.root()))?;
+    let staging = cache.temp_dir(".staging-")?;
     for (link, target) in [
         ("bin", "usr/bin"),
         ("sbin", "usr/sbin"),

@@ -56,6 +56,9 @@ pub struct BuildOptions {
     pub compression_level: u32,
     /// How long a fetched InRelease is used without asking the server again.
     pub index_max_age: Duration,
+    /// `--http-timeout`: how long a transfer may receive nothing before the
+    /// attempt is abandoned (and retried).
+    pub http_timeout: Duration,
     /// `--max-builds`: fail before doing anything if more builds would run
     /// (a toolchain built from source counts as one).
     pub max_builds: Option<usize>,
@@ -89,6 +92,7 @@ impl BuildOptions {
             now: SystemTime::now(),
             compression_level: DEFAULT_COMPRESSION_LEVEL,
             index_max_age: DEFAULT_INDEX_MAX_AGE,
+            http_timeout: crate::http::DEFAULT_IDLE_TIMEOUT,
             max_builds: None,
             allow_toolchain_build: false,
             toolchain_suite: None,
@@ -116,7 +120,7 @@ pub fn plan(
     cache: &Cache,
     reporter: &dyn Reporter,
 ) -> Result<PlanReport, Error> {
-    let http = HttpClient::new()?;
+    let http = HttpClient::with_idle_timeout(options.http_timeout)?;
     let resolved = resolve::resolve_all(options, cache, &http, reporter)?;
     let mut report = resolve::plan_report(options, cache, &resolved);
     let contexts = resolved.contexts(options, cache, &http, reporter);
@@ -132,7 +136,7 @@ pub fn build(
     reporter: &dyn Reporter,
 ) -> Result<BuildReport, Error> {
     let start = Instant::now();
-    let http = HttpClient::new()?;
+    let http = HttpClient::with_idle_timeout(options.http_timeout)?;
     let mut phases = Phases::default();
 
     reporter.on_phase("resolve");

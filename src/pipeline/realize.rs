@@ -85,12 +85,20 @@ pub fn store_directory_layer(
         epoch: Some(epoch),
         compression_level: options.compression_level,
     };
-    let output = write_directory_layer(staging, &layer_options, &mut writer).map_err(|source| {
-        Error::DirectoryLayer {
-            target: what.to_owned(),
-            source,
-        }
-    })?;
+    let output =
+        write_directory_layer(staging, &layer_options, &mut writer).map_err(|error| match error
+            .into_write_error()
+        {
+            Ok(source) => Error::LayerOutput {
+                what: what.to_owned(),
+                path: temp.path().to_owned(),
+                source,
+            },
+            Err(source) => Error::DirectoryLayer {
+                target: what.to_owned(),
+                source,
+            },
+        })?;
     writer.flush().map_err(io_error)?;
     cache.commit_blob(temp, &output.digest)?;
     Ok(LayerRecord::from_output(output))
@@ -339,7 +347,17 @@ fn build_one(
             epoch: None,
             compression_level: options.compression_level,
         };
-        let output = write_layer(&inputs, &layer_options, &mut writer)?;
+        let output =
+            write_layer(&inputs, &layer_options, &mut writer).map_err(|error| {
+                match error.into_write_error() {
+                    Ok(source) => Error::LayerOutput {
+                        what: layer.label(),
+                        path: temp.path().to_owned(),
+                        source,
+                    },
+                    Err(error) => Error::Layer(error),
+                }
+            })?;
         let io_error = |source| crate::cache::CacheError::Io {
             path: temp.path().to_owned(),
             source,

@@ -222,16 +222,12 @@ pub(super) fn materialize(
     local.retain(|(file, _)| !file.name.ends_with(".dsc"));
     let parent = root.parent().expect("source roots have a parent");
     fs::create_dir_all(parent).map_err(io_error(parent))?;
-    let aside = tempfile::Builder::new()
-        .prefix(".source-")
-        .tempdir_in(parent)
-        .map_err(io_error(parent))?;
+    let aside = crate::cache::LockedTempDir::beside(&root).map_err(io_error(parent))?;
     unpack_source(&local, aside.path()).map_err(|error| Error::Source {
         what: source.describe(),
         source: error,
     })?;
-    let kept = aside.keep();
-    fs::rename(&kept, &root).map_err(io_error(&root))?;
+    aside.persist(&root).map_err(io_error(&root))?;
     nodes.push(NodeReport {
         kind: NodeKind::Deb,
         name: format!("source {}", source.describe()),

@@ -130,23 +130,18 @@ pub fn build(
     if let Some(directory) = log.parent() {
         fs_err::create_dir_all(directory).map_err(|source| io_error(directory, source))?;
     }
-    let name = root
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
     // Scratch space (sources, objects, the staged install) next to `root`,
-    // so the final rename stays on one file system; removed when dropped.
-    let scratch = tempfile::Builder::new()
-        .prefix(&format!(".{name}.build-"))
-        .tempdir_in(&parent)
-        .map_err(|source| io_error(&parent, source))?;
+    // so the final rename stays on one file system; locked while it lives
+    // (a sweep of the cache leaves it alone), removed when dropped.
+    let scratch =
+        crate::cache::LockedTempDir::beside(root).map_err(|source| io_error(&parent, source))?;
     let result = build_in(inputs, target, root, jobs, log, arch, scratch.path());
     if result.is_err() && std::env::var_os(KEEP_FAILED_ENV).is_some() {
         let kept = scratch.keep();
         let _ = append_log(
             log,
             &format!(
-                "build directory kept ({KEEP_FAILED_ENV}): {}",
+                "build directory kept ({KEEP_FAILED_ENV}) until the next xbuild run on this cache: {}",
                 kept.display()
             ),
         );

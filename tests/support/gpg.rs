@@ -157,17 +157,29 @@ impl Keys {
             Signer::Unknown => &self.unknown_fingerprint,
         };
         let _lock = lock(&parent_dir());
-        let result = gpg(&self.home)
-            .args(["--passphrase", "", "--pinentry-mode", "loopback"])
-            .args(["--digest-algo", "SHA256", "--local-user"])
-            .arg(format!("{fingerprint}!"))
-            .arg("--output")
-            .arg(inrelease)
-            .arg("--clearsign")
-            .arg(release)
-            .output();
-        stop_agent(&self.home);
-        let output = result.expect("run gpg --clearsign");
+        // The agent stopped after the previous signature may still be
+        // going away, and then refuses this one ("can't connect to the
+        // agent"): a fresh attempt starts a new agent.
+        let mut attempts = 0;
+        let output = loop {
+            attempts += 1;
+            let result = gpg(&self.home)
+                .args(["--passphrase", "", "--pinentry-mode", "loopback"])
+                .args(["--digest-algo", "SHA256", "--local-user"])
+                .arg(format!("{fingerprint}!"))
+                .arg("--output")
+                .arg(inrelease)
+                .arg("--clearsign")
+                .arg(release)
+                .output();
+            stop_agent(&self.home);
+            let output = result.expect("run gpg --clearsign");
+            let agent_gone = String::from_utf8_lossy(&output.stderr).contains("agent");
+            if output.status.success() || !agent_gone || attempts == 3 {
+                break output;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
         assert!(
             output.status.success(),
             "gpg --clearsign failed: {}",

@@ -1,8 +1,10 @@
 //! Shared harness for the integration tests: a real signed Debian archive
 //! built on the fly ([`archive`]), an HTTP/1.1 file server on loopback
-//! ([`server`]), a runner for the `xbuild` binary ([`xbuild`]) and readers
-//! for what it leaves on disk ([`files`], [`oci`]), and a diff of two
-//! builds that should be byte-identical ([`reproducible`]).
+//! ([`server`]) and a fault-injecting one ([`faults`], with the checks of
+//! faulted builds in [`faulted`]), a runner for the `xbuild` binary
+//! ([`xbuild`]) and readers for what it leaves on disk ([`files`],
+//! [`oci`]), and a diff of two builds that should be byte-identical
+//! ([`reproducible`]).
 //!
 //! Every test binary includes this module with `mod support;`; not every
 //! binary uses every helper, hence the `dead_code` allowance.
@@ -12,6 +14,8 @@
 pub mod archive;
 pub mod dates;
 pub mod elf;
+pub mod faulted;
+pub mod faults;
 pub mod files;
 pub mod gpg;
 pub mod mirror;

@@ -486,11 +486,7 @@ fn build_one(
     // sources are nodes of their own.
     let start = Instant::now();
     let step = Step::start(context.reporter, &format!("building {label}"));
-    let temporary = cache.root().join("tmp");
-    let staging = tempfile::Builder::new()
-        .prefix(".staging-")
-        .tempdir_in(&temporary)
-        .map_err(io_error(&temporary))?;
+    let staging = cache.temp_dir(".staging-")?;
     let mut build_script_variables = None;
     if planned.kind == BuildKind::Cargo {
         build_script_variables = Some(cargo::build(
@@ -503,10 +499,7 @@ fn build_one(
         )?);
     } else {
         let gcc = gcc.expect("a C recipe is planned with a compiler");
-        let work = tempfile::Builder::new()
-            .prefix(".build-")
-            .tempdir_in(&temporary)
-            .map_err(io_error(&temporary))?;
+        let work = cache.temp_dir(".build-")?;
         let kind = match planned.kind {
             BuildKind::Autotools => CKind::Autotools,
             BuildKind::Make => CKind::Make,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, PoisonError};
 
-use tempfile::TempDir;
+use crate::cache::LockedTempDir;
 
 use super::{Programs, SKIPPED_HOST_PACKAGES, temporary_sibling, tree};
 use crate::debian::deb::{DebArchive, DebControl};
@@ -28,7 +28,7 @@ use crate::toolchain::ToolchainError;
 pub struct Assembly {
     root: PathBuf,
     target: Platform,
-    temporary: TempDir,
+    temporary: LockedTempDir,
     unpack: SharedUnpack,
     /// Unpacks that may run at once: one per core, since each keeps one
     /// busy; callers may add from more threads (downloads) than that.
@@ -131,7 +131,7 @@ impl Assembly {
 
     /// The directory with every package unpacked as if one after another
     /// in order.
-    pub(super) fn unpacked(self) -> Result<TempDir, ToolchainError> {
+    pub(super) fn unpacked(self) -> Result<LockedTempDir, ToolchainError> {
         let added = self
             .added
             .into_inner()

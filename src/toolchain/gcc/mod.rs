@@ -36,6 +36,7 @@ use std::process::{Command, Stdio};
 use serde::{Deserialize, Serialize};
 
 use super::ToolchainError;
+use crate::cache::LockedTempDir;
 use crate::platform::Platform;
 
 /// Host libraries the compiler and binutils link against that a minimal
@@ -401,21 +402,16 @@ pub(crate) fn rename_into_place(work: &Path, root: &Path) -> Result<(), Toolchai
     })
 }
 
-/// A new private directory beside `root` to build it in, removed on drop.
-pub(crate) fn temporary_sibling(root: &Path) -> Result<tempfile::TempDir, ToolchainError> {
-    let parent = match root.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    fs_err::create_dir_all(&parent).map_err(|source| io_error(&parent, source))?;
-    let name = root
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    tempfile::Builder::new()
-        .prefix(&format!(".{name}.partial-"))
-        .tempdir_in(&parent)
-        .map_err(|source| io_error(&parent, source))
+/// A new private directory beside `root` to build it in, locked while it
+/// lives (so a sweep of the cache leaves it alone), removed on drop.
+pub(crate) fn temporary_sibling(root: &Path) -> Result<LockedTempDir, ToolchainError> {
+    if let Some(parent) = root
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        fs_err::create_dir_all(parent).map_err(|source| io_error(parent, source))?;
+    }
+    LockedTempDir::beside(root).map_err(|source| io_error(root, source))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use tempfile::TempDir;
+use crate::cache::LockedTempDir;
 
 use super::{PROGRAMS_FILE, Programs, io_error, rename_into_place, run_tool_with};
 use crate::platform::Platform;
@@ -22,7 +22,7 @@ const TOOL_DIRECTORY_PROGRAMS: [&str; 11] = [
 /// Fixes up the packages unpacked in `temporary` (see the module doc) and
 /// renames the tree to `root`.
 pub(super) fn finish_programs(
-    temporary: TempDir,
+    temporary: LockedTempDir,
     target: &Platform,
     root: &Path,
 ) -> Result<Programs, ToolchainError> {
