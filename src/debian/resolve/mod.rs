@@ -782,5 +782,5 @@ fn edit_distance(left: &str, right: &str) -> usize {
 }
 
 #[cfg(test)]
-#[path = "resolve_tests.rs"]
+#[path = "tests.rs"]
 mod tests;
