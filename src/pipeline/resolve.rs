@@ -20,7 +20,11 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
 /// Version of the resolver's behaviour; part of every resolution key.
-const RESOLVER_VERSION: &str = "resolver-v1";
+///
+/// v2: depth-first marking in apt's order, alternatives one at a time with
+/// their providers, fallback to the next when one cannot be installed, and
+/// the lightest provider of a pure-virtual name.
+const RESOLVER_VERSION: &str = "resolver-v2";
 
 /// One package of a target's closure, as later steps need it.
 #[derive(Debug, Clone, Serialize, Deserialize)]

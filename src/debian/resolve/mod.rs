@@ -1,21 +1,34 @@
 //! The dependency closure of a set of Debian packages for one target
-//! architecture. This module owns [`Universe`] (the packages of one
-//! architecture plus `all`, indexed by name and by provided name) and
-//! [`resolve`], a deterministic greedy resolver.
+//! architecture, chosen the way apt's own solver (bookworm's apt 2.6)
+//! chooses it for `apt-get install --no-install-recommends` on an empty
+//! system. This module owns the request and result types and [`resolve`];
+//! [`Universe`] (in `universe.rs`) indexes the packages, and the marking
+//! itself is in `marker.rs`.
 //!
-//! Resolution is breadth-first from the requested packages; for each
-//! package, `Pre-Depends` then `Depends` are examined in order. For one
-//! relation `a | b | c`:
+//! The requested packages are selected first, then their relations are met
+//! one package at a time, depth first: a package is selected, then its
+//! `Pre-Depends` and `Depends` are met in the order written, and a package
+//! selected for one of them has its own relations met before the next
+//! relation is looked at. So whether a relation is already met depends on
+//! what was selected before it in that order, as in apt. For one relation
+//! `a | b | c` that no selected package (or what one provides) satisfies:
 //!
-//! 1. an alternative already satisfied by a selected (or requested) package
-//!    wins;
-//! 2. else the first alternative with a real package that satisfies it, at
-//!    the highest satisfying version;
-//! 3. else a package that `Provides` one of the alternatives, in order: an
-//!    unversioned `Provides` never satisfies a versioned relation, a
-//!    versioned one (`foo (= 1.0)`) is compared; among several providers the
-//!    one with the highest priority (required, important, standard,
-//!    optional, extra), then the first by name.
+//! 1. the alternatives are tried one at a time, in order; for each, the
+//!    package of that name (highest satisfying version first), then the
+//!    packages that `Provides` it, `Essential: yes` first, then by
+//!    priority (required, important, standard, optional, extra), then by
+//!    name. An unversioned `Provides` never satisfies a versioned relation;
+//!    a versioned one (`foo (= 1.0)`) is compared;
+//! 2. for a pure-virtual name (only providers exist) with several
+//!    installable providers, each is tried and undone, and the one that
+//!    adds the fewest packages is taken (ties in the order above); the
+//!    choice is recorded in [`Resolution::choices`];
+//! 3. a candidate is installable when each of its relations can be met in
+//!    turn; when one cannot, everything its attempt selected is undone,
+//!    the candidate is not tried again, and the next candidate (then the
+//!    next alternative) is tried. A relation no candidate meets fails the
+//!    package that has it, up to a requested package, which is an error
+//!    naming the deepest relation that could not be met and its chain.
 //!
 //! Candidates that would conflict (`Conflicts`/`Breaks`, both ways) with a
 //! selected package are passed over; conflicts among the requested packages
@@ -31,11 +44,23 @@
 //! [`Request::install_time_dependencies`] is set, relations whose every
 //! alternative is one of [`INSTALL_TIME_PACKAGES`] (needed to run maintainer
 //! scripts, which xbuild does not run) are left out and recorded too.
+//!
+//! Where apt's choice depends on an installed system (upgrades, protected
+//! or held packages) or on its cache's internal order (the last tie-break
+//! among providers) this resolver has no counterpart; and where apt would
+//! take a package that conflicts with one it already chose and repair the
+//! result afterwards, this resolver passes the candidate over.
 
-use crate::debian::package::{Alternatives, MultiArch, Package, Relation, display_alternatives};
+mod marker;
+mod universe;
+
+pub use universe::Universe;
+
+use crate::debian::package::Package;
 use crate::debian::version::{Version, VersionError};
-use std::collections::{HashMap, HashSet, VecDeque};
+use marker::Marker;
 use std::fmt;
+use universe::conflicting_relation;
 
 /// Packages needed only to install other packages (by maintainer scripts
 /// and dpkg triggers), not to run them.
@@ -47,135 +72,6 @@ pub const INSTALL_TIME_PACKAGES: [&str; 6] = [
     "install-info",
     "init-system-helpers",
 ];
-
-/// The packages available for one target architecture.
-pub struct Universe {
-    packages: Vec<Package>,
-    architecture: Option<String>,
-    /// Package indices by name, highest version first.
-    by_name: HashMap<String, Vec<usize>>,
-    /// (package index, index in its `provides`) by provided name.
-    providers: HashMap<String, Vec<(usize, usize)>>,
-}
-
-impl Universe {
-    /// Indexes `packages`. The target architecture (for `:native`
-    /// qualifiers) is the most common architecture other than `all`.
-    pub fn new(packages: Vec<Package>) -> Self {
-        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut providers: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
-        let mut architectures: HashMap<&str, usize> = HashMap::new();
-        for (index, package) in packages.iter().enumerate() {
-            by_name.entry(package.name.clone()).or_default().push(index);
-            for (provide_index, provided) in package.provides.iter().enumerate() {
-                providers
-                    .entry(provided.name.clone())
-                    .or_default()
-                    .push((index, provide_index));
-            }
-            if package.architecture != "all" {
-                *architectures.entry(&package.architecture).or_default() += 1;
-            }
-        }
-        for indices in by_name.values_mut() {
-            indices.sort_by(|left, right| packages[*right].version.cmp(&packages[*left].version));
-        }
-        let architecture = architectures
-            .into_iter()
-            .max_by(|left, right| left.1.cmp(&right.1).then(right.0.cmp(left.0)))
-            .map(|(architecture, _)| architecture.to_string());
-        Universe {
-            packages,
-            architecture,
-            by_name,
-            providers,
-        }
-    }
-
-    /// Number of packages (all versions).
-    pub fn len(&self) -> usize {
-        self.packages.len()
-    }
-
-    /// Whether the universe holds no package.
-    pub fn is_empty(&self) -> bool {
-        self.packages.is_empty()
-    }
-
-    /// The target architecture, if any package is not `all`.
-    pub fn architecture(&self) -> Option<&str> {
-        self.architecture.as_deref()
-    }
-
-    /// Every version of the package called `name`, highest first.
-    pub fn get(&self, name: &str) -> impl Iterator<Item = &Package> + '_ {
-        self.indices(name)
-            .iter()
-            .map(|index| &self.packages[*index])
-    }
-
-    /// The packages that provide `name`, each with its `Provides` entry.
-    pub fn providers(&self, name: &str) -> impl Iterator<Item = (&Package, &Relation)> + '_ {
-        self.provider_indices(name).iter().map(|(index, provide)| {
-            let package = &self.packages[*index];
-            (package, &package.provides[*provide])
-        })
-    }
-
-    /// All packages, in the order they were given.
-    pub fn packages(&self) -> &[Package] {
-        &self.packages
-    }
-
-    fn indices(&self, name: &str) -> &[usize] {
-        self.by_name.get(name).map_or(&[], Vec::as_slice)
-    }
-
-    fn provider_indices(&self, name: &str) -> &[(usize, usize)] {
-        self.providers.get(name).map_or(&[], Vec::as_slice)
-    }
-
-    /// Whether `package` meets the relation's architecture qualifier.
-    fn architecture_accepts(&self, package: &Package, qualifier: Option<&str>) -> bool {
-        if package.multi_arch == MultiArch::Foreign {
-            return true;
-        }
-        let native = || {
-            package.architecture == "all"
-                || Some(package.architecture.as_str()) == self.architecture()
-        };
-        match qualifier {
-            None => true,
-            Some("any") => package.multi_arch == MultiArch::Allowed,
-            Some("native") => native(),
-            Some(architecture) => Some(architecture) == self.architecture() && native(),
-        }
-    }
-
-    /// Whether the package itself (not what it provides) satisfies `relation`.
-    fn satisfies_directly(&self, package: &Package, relation: &Relation) -> bool {
-        package.name == relation.name
-            && relation.satisfied_by(&package.version)
-            && self.architecture_accepts(package, relation.arch_qualifier.as_deref())
-    }
-
-    /// Whether the `Provides` entry `provided` of `package` satisfies `relation`.
-    fn satisfies_by_provides(
-        &self,
-        package: &Package,
-        provided: &Relation,
-        relation: &Relation,
-    ) -> bool {
-        let version_ok = match (&relation.constraint, &provided.constraint) {
-            (None, _) => true,
-            (Some(_), None) => false,
-            (Some(_), Some((_, version))) => relation.satisfied_by(version),
-        };
-        provided.name == relation.name
-            && version_ok
-            && self.architecture_accepts(package, relation.arch_qualifier.as_deref())
-    }
-}
 
 /// What to resolve.
 #[derive(Clone, Debug, Default)]
@@ -245,6 +141,31 @@ pub struct SkippedDependency {
     pub reason: SkipReason,
 }
 
+/// How a relation on a pure-virtual name was met: every provider that was
+/// tried, with what it would add, and the one taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderChoice {
+    /// The relation (or the request) the name is in.
+    pub reason: Reason,
+    /// The pure-virtual name the providers provide.
+    pub virtual_name: String,
+    /// The provider selected.
+    pub chosen: String,
+    /// Every provider tried, lightest first; those that cannot be
+    /// installed last.
+    pub providers: Vec<ProviderOption>,
+}
+
+/// One provider of a [`ProviderChoice`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderOption {
+    pub name: String,
+    pub version: String,
+    /// The packages it would add (itself included) to the selection made so
+    /// far; `None` when it cannot be installed.
+    pub added: Option<usize>,
+}
+
 /// The closure of a request.
 #[derive(Clone, Debug)]
 pub struct Resolution {
@@ -252,6 +173,8 @@ pub struct Resolution {
     pub packages: Vec<Resolved>,
     /// Relations left out, in the order met.
     pub skipped: Vec<SkippedDependency>,
+    /// How relations on pure-virtual names were met, in the order met.
+    pub choices: Vec<ProviderChoice>,
 }
 
 impl Resolution {
@@ -326,57 +249,31 @@ fn suggestion_text(suggestions: &[String]) -> String {
     }
 }
 
-/// How a relation is met.
-enum Choice {
-    AlreadySatisfied,
-    Select(usize),
-    OnlyExcluded(Vec<String>),
-    Unsatisfiable,
-}
-
-struct Resolver<'a> {
-    universe: &'a Universe,
-    excluded: HashSet<&'a str>,
-    /// Selected package index by name, and why.
-    selected: HashMap<String, (usize, Reason)>,
-    queue: VecDeque<usize>,
-    skipped: Vec<SkippedDependency>,
-}
-
 /// Resolves `request` in `universe`; see the module documentation.
 pub fn resolve(universe: &Universe, request: &Request) -> Result<Resolution, ResolveError> {
-    let mut resolver = Resolver {
-        universe,
-        excluded: request.exclude.iter().map(String::as_str).collect(),
-        selected: HashMap::new(),
-        queue: VecDeque::new(),
-        skipped: Vec::new(),
-    };
+    let mut marker = Marker::new(universe, request);
+    let mut requested = Vec::new();
+    let mut virtual_requests = Vec::new();
     for include in &request.include {
-        resolver.add_request(include)?;
-    }
-    if request.without_dependencies {
-        resolver.queue.clear();
-    }
-    while let Some(index) = resolver.queue.pop_front() {
-        let package = &universe.packages[index];
-        let fields = [
-            ("Pre-Depends", &package.pre_depends),
-            ("Depends", &package.depends),
-        ];
-        for (field, relations) in fields {
-            for alternatives in relations {
-                resolver.meet(
-                    package,
-                    field,
-                    alternatives,
-                    request.install_time_dependencies,
-                )?;
-            }
+        let name = include.trim();
+        if universe.is_pure_virtual(name) {
+            virtual_requests.push(name);
+        } else if let Some(index) = marker.add_request(include)? {
+            requested.push(index);
         }
     }
-    resolver.check_conflicts()?;
-    let mut packages: Vec<Resolved> = resolver
+    for name in virtual_requests {
+        if let Some(index) = marker.add_virtual_request(name, request.without_dependencies)? {
+            requested.push(index);
+        }
+    }
+    if !request.without_dependencies {
+        for index in requested {
+            marker.meet_relations_of(index)?;
+        }
+    }
+    marker.check_conflicts()?;
+    let mut packages: Vec<Resolved> = marker
         .selected
         .into_values()
         .map(|(index, reason)| Resolved {
@@ -387,12 +284,15 @@ pub fn resolve(universe: &Universe, request: &Request) -> Result<Resolution, Res
     packages.sort_by(|left, right| left.package.name.cmp(&right.package.name));
     Ok(Resolution {
         packages,
-        skipped: resolver.skipped,
+        skipped: marker.skipped,
+        choices: marker.choices,
     })
 }
 
-impl<'a> Resolver<'a> {
-    fn add_request(&mut self, include: &str) -> Result<(), ResolveError> {
+impl Marker<'_> {
+    /// Selects the package `include` names (`name` or `name=version`).
+    /// `None` when the same package is requested twice.
+    fn add_request(&mut self, include: &str) -> Result<Option<usize>, ResolveError> {
         let universe = self.universe;
         let (name, version) = match include.split_once('=') {
             Some((name, version)) => (name.trim(), Some(version.trim())),
@@ -431,19 +331,13 @@ impl<'a> Resolver<'a> {
             }
             None => match universe.indices(name).first() {
                 Some(index) => *index,
-                None => {
-                    let relation = Relation::new(name);
-                    match self.best_provider(std::slice::from_ref(&relation), &mut Vec::new()) {
-                        Some(index) => index,
-                        None => return Err(self.unknown(name)),
-                    }
-                }
+                None => return Err(self.unknown(name)),
             },
         };
         let package = &universe.packages[index];
         if let Some((existing, _)) = self.selected.get(&package.name) {
             if *existing == index {
-                return Ok(());
+                return Ok(None);
             }
             return Err(ResolveError::ConflictingRequests {
                 name: package.name.clone(),
@@ -452,165 +346,7 @@ impl<'a> Resolver<'a> {
             });
         }
         self.select(index, Reason::Requested);
-        Ok(())
-    }
-
-    fn select(&mut self, index: usize, reason: Reason) {
-        let name = self.universe.packages[index].name.clone();
-        self.selected.insert(name, (index, reason));
-        self.queue.push_back(index);
-    }
-
-    fn is_selected(&self, index: usize) -> bool {
-        let name = &self.universe.packages[index].name;
-        self.selected
-            .get(name)
-            .is_some_and(|(selected, _)| *selected == index)
-    }
-
-    /// Whether the name of package `index` is taken by another version.
-    fn name_taken(&self, index: usize) -> bool {
-        let name = &self.universe.packages[index].name;
-        self.selected
-            .get(name)
-            .is_some_and(|(selected, _)| *selected != index)
-    }
-
-    fn meet(
-        &mut self,
-        parent: &Package,
-        field: &'static str,
-        alternatives: &Alternatives,
-        install_time: bool,
-    ) -> Result<(), ResolveError> {
-        let skip = |reason| SkippedDependency {
-            parent: parent.name.clone(),
-            relation: display_alternatives(alternatives),
-            field,
-            reason,
-        };
-        if !install_time
-            && alternatives
-                .iter()
-                .all(|relation| INSTALL_TIME_PACKAGES.contains(&relation.name.as_str()))
-        {
-            self.skipped.push(skip(SkipReason::InstallTimeOnly));
-            return Ok(());
-        }
-        match self.choose(alternatives) {
-            Choice::AlreadySatisfied => Ok(()),
-            Choice::Select(index) => {
-                let reason = Reason::Dependency {
-                    parent: parent.name.clone(),
-                    relation: display_alternatives(alternatives),
-                    field,
-                };
-                self.select(index, reason);
-                Ok(())
-            }
-            Choice::OnlyExcluded(packages) => {
-                self.skipped.push(skip(SkipReason::Excluded { packages }));
-                Ok(())
-            }
-            Choice::Unsatisfiable => Err(ResolveError::Unsatisfiable {
-                relation: display_alternatives(alternatives),
-                chain: self.chain(&parent.name),
-                candidates: self.candidates_text(alternatives),
-            }),
-        }
-    }
-
-    fn choose(&self, alternatives: &[Relation]) -> Choice {
-        let universe = self.universe;
-        let already = alternatives.iter().any(|relation| {
-            universe.indices(&relation.name).iter().any(|index| {
-                self.is_selected(*index)
-                    && universe.satisfies_directly(&universe.packages[*index], relation)
-            }) || universe
-                .provider_indices(&relation.name)
-                .iter()
-                .any(|(index, provide)| {
-                    let package = &universe.packages[*index];
-                    self.is_selected(*index)
-                        && universe.satisfies_by_provides(
-                            package,
-                            &package.provides[*provide],
-                            relation,
-                        )
-                })
-        });
-        if already {
-            return Choice::AlreadySatisfied;
-        }
-        let mut excluded_candidates = Vec::new();
-        for relation in alternatives {
-            for index in universe.indices(&relation.name).iter().copied() {
-                let package = &universe.packages[index];
-                if !universe.satisfies_directly(package, relation) {
-                    continue;
-                }
-                if self.excluded.contains(package.name.as_str()) {
-                    excluded_candidates.push(package.name.clone());
-                } else if !self.name_taken(index) && !self.conflicts_with_selection(index) {
-                    return Choice::Select(index);
-                }
-            }
-        }
-        if let Some(index) = self.best_provider(alternatives, &mut excluded_candidates) {
-            return Choice::Select(index);
-        }
-        if excluded_candidates.is_empty() {
-            Choice::Unsatisfiable
-        } else {
-            excluded_candidates.dedup();
-            Choice::OnlyExcluded(excluded_candidates)
-        }
-    }
-
-    /// The preferred provider for the first alternative that has a usable
-    /// one; excluded providers are noted in `excluded_candidates`.
-    fn best_provider(
-        &self,
-        alternatives: &[Relation],
-        excluded_candidates: &mut Vec<String>,
-    ) -> Option<usize> {
-        let universe = self.universe;
-        for relation in alternatives {
-            let mut usable: Vec<usize> = Vec::new();
-            for (index, provide) in universe.provider_indices(&relation.name).iter().copied() {
-                let package = &universe.packages[index];
-                if !universe.satisfies_by_provides(package, &package.provides[provide], relation) {
-                    continue;
-                }
-                if self.excluded.contains(package.name.as_str()) {
-                    excluded_candidates.push(package.name.clone());
-                } else if !self.name_taken(index) && !self.conflicts_with_selection(index) {
-                    usable.push(index);
-                }
-            }
-            let best = usable.into_iter().min_by(|left, right| {
-                let (left, right) = (&universe.packages[*left], &universe.packages[*right]);
-                priority_rank(left)
-                    .cmp(&priority_rank(right))
-                    .then_with(|| left.name.cmp(&right.name))
-                    .then_with(|| right.version.cmp(&left.version))
-            });
-            if best.is_some() {
-                return best;
-            }
-        }
-        None
-    }
-
-    /// Whether package `index` conflicts with a selected package, either way.
-    fn conflicts_with_selection(&self, index: usize) -> bool {
-        let packages = &self.universe.packages;
-        let candidate = &packages[index];
-        self.selected.values().any(|(selected, _)| {
-            let other = &packages[*selected];
-            conflicting_relation(candidate, other).is_some()
-                || conflicting_relation(other, candidate).is_some()
-        })
+        Ok(Some(index))
     }
 
     fn check_conflicts(&self) -> Result<(), ResolveError> {
@@ -658,88 +394,11 @@ impl<'a> Resolver<'a> {
         versions.join(", ")
     }
 
-    /// What exists for the names in `alternatives`, for error messages.
-    fn candidates_text(&self, alternatives: &[Relation]) -> String {
-        let universe = self.universe;
-        let mut texts = Vec::new();
-        for relation in alternatives {
-            for index in universe.indices(&relation.name).iter().copied() {
-                let package = &universe.packages[index];
-                let mut text = format!("{} {}", package.name, package.version);
-                if self.name_taken(index) {
-                    text.push_str(" (another version is selected)");
-                } else if relation.satisfied_by(&package.version)
-                    && !universe.architecture_accepts(package, relation.arch_qualifier.as_deref())
-                {
-                    text.push_str(
-                        &format!(" (Multi-Arch: {:?})", package.multi_arch).to_lowercase(),
-                    );
-                } else if universe.satisfies_directly(package, relation)
-                    && self.conflicts_with_selection(index)
-                {
-                    text.push_str(" (conflicts with a selected package)");
-                }
-                texts.push(text);
-            }
-            for (package, provided) in universe.providers(&relation.name) {
-                texts.push(format!(
-                    "{} {} provides {provided}",
-                    package.name, package.version
-                ));
-            }
-        }
-        if texts.is_empty() {
-            "none".to_string()
-        } else {
-            texts.join(", ")
-        }
-    }
-
-    fn unknown(&self, name: &str) -> ResolveError {
+    pub(super) fn unknown(&self, name: &str) -> ResolveError {
         ResolveError::UnknownPackage {
             name: name.to_string(),
             suggestions: close_names(self.universe, name),
         }
-    }
-}
-
-/// The `Conflicts`/`Breaks` relation of `owner` that `other` matches, by
-/// its name and version or by what it provides. A package never conflicts
-/// with itself (the common Provides + Conflicts pattern).
-fn conflicting_relation<'p>(
-    owner: &'p Package,
-    other: &Package,
-) -> Option<(&'static str, &'p Relation)> {
-    if owner.name == other.name {
-        return None;
-    }
-    let matches = |relation: &Relation| {
-        (relation.name == other.name && relation.satisfied_by(&other.version))
-            || other.provides.iter().any(|provided| {
-                provided.name == relation.name
-                    && match (&relation.constraint, &provided.constraint) {
-                        (None, _) => true,
-                        (Some(_), None) => false,
-                        (Some(_), Some((_, version))) => relation.satisfied_by(version),
-                    }
-            })
-    };
-    let conflicts = owner.conflicts.iter().find(|relation| matches(relation));
-    let breaks = owner.breaks.iter().find(|relation| matches(relation));
-    conflicts
-        .map(|relation| ("Conflicts", relation))
-        .or_else(|| breaks.map(|relation| ("Breaks", relation)))
-}
-
-/// required < important < standard < optional < extra < anything else.
-fn priority_rank(package: &Package) -> u8 {
-    match package.priority.as_deref() {
-        Some("required") => 0,
-        Some("important") => 1,
-        Some("standard") => 2,
-        Some("optional") => 3,
-        Some("extra") => 4,
-        _ => 5,
     }
 }
 
@@ -782,5 +441,4 @@ fn edit_distance(left: &str, right: &str) -> usize {
 }
 
 #[cfg(test)]
-#[path = "tests.rs"]
 mod tests;
