@@ -751,13 +751,14 @@ fn plan_toolchain(
         without_dependencies: false,
     };
     let pair = format!("{} → {}", options.build_platform.name, platform.name);
-    let (packages, _) = resolve_request(
+    let packages = resolve_request(
         context,
         &pair,
         &options.build_platform.debian_arch,
         &request,
         nodes,
-    )?;
+    )?
+    .packages;
     let mut key = KeyBuilder::new("toolchain")
         .text("kind", "debian-cross-gcc-v1")
         .text("build", &options.build_platform.name)
@@ -794,20 +795,22 @@ fn plan_source_toolchain(
         install_time_dependencies: false,
         without_dependencies: true,
     };
-    let (mut packages, _) = resolve_request(
+    let mut packages = resolve_request(
         context,
         &pair,
         &options.build_platform.debian_arch,
         &only(toolchain::source::host_packages(GCC_VERSION)),
         nodes,
-    )?;
-    let (kernel, _) = resolve_request(
+    )?
+    .packages;
+    let kernel = resolve_request(
         context,
         &platform.name,
         &platform.debian_arch,
         &only(vec!["linux-libc-dev".to_owned()]),
         nodes,
-    )?;
+    )?
+    .packages;
     let kernel_headers = kernel
         .into_iter()
         .next()

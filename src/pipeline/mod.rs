@@ -27,7 +27,7 @@ use crate::report::{BuildReport, Phases};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-pub use resolve::{PlanReport, ResolvedPackage, TargetResolution};
+pub use resolve::{PlanReport, ProviderChoice, ProviderOption, ResolvedPackage, TargetResolution};
 
 /// Version of the layer format: how packages become tar entries. Part of
 /// every layer key.

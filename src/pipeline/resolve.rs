@@ -40,6 +40,79 @@ pub struct ResolvedPackage {
     pub reason: String,
 }
 
+/// How a relation on a pure-virtual name was met: the providers tried,
+/// lightest first, and the one taken.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProviderChoice {
+    /// `requested`, or the relation with the name, as in
+    /// [`ResolvedPackage::reason`].
+    pub reason: String,
+    /// The pure-virtual name.
+    pub virtual_name: String,
+    /// The provider selected.
+    pub chosen: String,
+    pub providers: Vec<ProviderOption>,
+}
+
+/// A provider of a [`ProviderChoice`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProviderOption {
+    pub name: String,
+    pub version: String,
+    /// The packages it would add (itself included); `None` when it cannot
+    /// be installed.
+    pub added: Option<usize>,
+}
+
+impl ProviderChoice {
+    fn from_resolver(choice: &resolver::ProviderChoice) -> Self {
+        ProviderChoice {
+            reason: reason_text(&choice.reason),
+            virtual_name: choice.virtual_name.clone(),
+            chosen: choice.chosen.clone(),
+            providers: choice
+                .providers
+                .iter()
+                .map(|option| ProviderOption {
+                    name: option.name.clone(),
+                    version: option.version.clone(),
+                    added: option.added,
+                })
+                .collect(),
+        }
+    }
+
+    /// `provider of v: chosen (+3 packages), lightest of 3 (b +5, c cannot
+    /// be installed); for Depends of parent: relation`.
+    pub fn describe(&self) -> String {
+        let weight = |option: &ProviderOption| match option.added {
+            Some(1) => "+1 package".to_owned(),
+            Some(count) => format!("+{count} packages"),
+            None => "cannot be installed".to_owned(),
+        };
+        let mut text = format!("provider of {}: {}", self.virtual_name, self.chosen);
+        if let Some(chosen) = self.providers.iter().find(|option| option.name == self.chosen) {
+            let _ = write!(text, " ({})", weight(chosen));
+        }
+        let others: Vec<String> = self
+            .providers
+            .iter()
+            .filter(|option| option.name != self.chosen)
+            .map(|option| format!("{} {}", option.name, weight(option)))
+            .collect();
+        if !others.is_empty() {
+            let _ = write!(
+                text,
+                ", lightest of {} ({})",
+                self.providers.len(),
+                others.join(", ")
+            );
+        }
+        let _ = write!(text, "; for {}", self.reason);
+        text
+    }
+}
+
 /// A target's closure.
 #[derive(Debug, Clone)]
 pub struct TargetResolution {
@@ -48,6 +121,8 @@ pub struct TargetResolution {
     pub packages: Vec<ResolvedPackage>,
     /// Dependencies left out, and why.
     pub skipped: Vec<String>,
+    /// Providers chosen for pure-virtual relations.
+    pub choices: Vec<ProviderChoice>,
     /// The target `-dev` packages (and their closure) builds compile and
     /// link against; empty without `[[build]]` sysroot entries.
     pub sysroot: Vec<ResolvedPackage>,
@@ -57,6 +132,16 @@ pub struct TargetResolution {
 struct ResolutionRecord {
     packages: Vec<ResolvedPackage>,
     skipped: Vec<String>,
+    choices: Vec<ProviderChoice>,
+}
+
+/// One request's closure, as [`resolve_request`] returns it.
+pub(super) struct RequestResolution {
+    /// Sorted by name.
+    pub packages: Vec<ResolvedPackage>,
+    /// Dependencies left out, and why.
+    pub skipped: Vec<String>,
+    pub choices: Vec<ProviderChoice>,
 }
 
 /// The outcome of the resolve step.
@@ -234,7 +319,7 @@ fn resolve_target(
             install_time_dependencies: false,
             without_dependencies: false,
         };
-        resolve_request(context, &platform.name, arch, &request, nodes)?.0
+        resolve_request(context, &platform.name, arch, &request, nodes)?.packages
     };
     let mut include = spec.include.clone();
     let mut add = |name: &str| {
@@ -256,11 +341,12 @@ fn resolve_target(
         install_time_dependencies: spec.install_time_dependencies,
         without_dependencies: false,
     };
-    let (packages, skipped) = resolve_request(context, &platform.name, arch, &request, nodes)?;
+    let resolution = resolve_request(context, &platform.name, arch, &request, nodes)?;
     Ok(TargetResolution {
         platform: platform.clone(),
-        packages,
-        skipped,
+        packages: resolution.packages,
+        skipped: resolution.skipped,
+        choices: resolution.choices,
         sysroot,
     })
 }
@@ -274,7 +360,7 @@ pub(super) fn resolve_request(
     arch: &str,
     request: &Request,
     nodes: &mut Vec<NodeReport>,
-) -> Result<(Vec<ResolvedPackage>, Vec<String>), Error> {
+) -> Result<RequestResolution, Error> {
     let ResolveContext {
         repository,
         release,
@@ -331,7 +417,11 @@ pub(super) fn resolve_request(
                 saved_seconds: 0.0,
             });
         }
-        return Ok((record.packages, record.skipped));
+        return Ok(RequestResolution {
+            packages: record.packages,
+            skipped: record.skipped,
+            choices: record.choices,
+        });
     }
 
     let mut packages = Vec::new();
@@ -359,14 +449,7 @@ pub(super) fn resolve_request(
                 size: package.size,
                 sha256: package.sha256,
                 installed_size_kib: package.installed_size_kib,
-                reason: match &resolved.reason {
-                    Reason::Requested => "requested".to_owned(),
-                    Reason::Dependency {
-                        parent,
-                        relation,
-                        field,
-                    } => format!("{field} of {parent}: {relation}"),
-                },
+                reason: reason_text(&resolved.reason),
             }
         })
         .collect();
@@ -380,15 +463,34 @@ pub(super) fn resolve_request(
             )
         })
         .collect();
-    cache.put_entry(
-        "resolution",
-        &key,
-        &ResolutionRecord {
-            packages: packages.clone(),
-            skipped: skipped.clone(),
-        },
-    )?;
-    Ok((packages, skipped))
+    let choices: Vec<ProviderChoice> = resolution
+        .choices
+        .iter()
+        .map(ProviderChoice::from_resolver)
+        .collect();
+    let record = ResolutionRecord {
+        packages,
+        skipped,
+        choices,
+    };
+    cache.put_entry("resolution", &key, &record)?;
+    Ok(RequestResolution {
+        packages: record.packages,
+        skipped: record.skipped,
+        choices: record.choices,
+    })
+}
+
+/// `requested`, or `Depends of parent: relation`.
+fn reason_text(reason: &Reason) -> String {
+    match reason {
+        Reason::Requested => "requested".to_owned(),
+        Reason::Dependency {
+            parent,
+            relation,
+            field,
+        } => format!("{field} of {parent}: {relation}"),
+    }
 }
 
 /// What `xbuild plan` shows for one package.
@@ -408,6 +510,8 @@ pub struct PlannedTarget {
     pub pair: String,
     pub packages: Vec<PlannedPackage>,
     pub skipped: Vec<String>,
+    /// Providers chosen for pure-virtual relations.
+    pub choices: Vec<ProviderChoice>,
     pub download_bytes: u64,
     pub total_bytes: u64,
 }
@@ -478,6 +582,7 @@ pub(super) fn plan_report(
                 total_bytes: packages.iter().map(|p| p.size).sum(),
                 packages,
                 skipped: target.skipped.clone(),
+                choices: target.choices.clone(),
             }
         })
         .collect();
@@ -562,6 +667,9 @@ impl PlanReport {
             }
             for skipped in &target.skipped {
                 let _ = writeln!(text, "  skipped: {skipped}");
+            }
+            for choice in &target.choices {
+                let _ = writeln!(text, "  {}", choice.describe());
             }
         }
         text
