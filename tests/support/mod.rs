@@ -1,8 +1,9 @@
 //! Shared harness for the integration tests: a real signed Debian archive
 //! built on the fly ([`archive`]), an HTTP/1.1 file server on loopback
 //! ([`server`]), a runner for the `xbuild` binary ([`xbuild`]) and readers
-//! for what it leaves on disk ([`files`], [`oci`]), and a diff of two
-//! builds that should be byte-identical ([`reproducible`]).
+//! for what it leaves on disk ([`files`], [`oci`]), a diff of two builds
+//! that should be byte-identical ([`reproducible`]), and the host apt's
+//! Debian mirror ([`mirror`]).
 //!
 //! Every test binary includes this module with `mod support;`; not every
 //! binary uses every helper, hence the `dead_code` allowance.
@@ -14,6 +15,7 @@ pub mod dates;
 pub mod elf;
 pub mod files;
 pub mod gpg;
+pub mod mirror;
 pub mod oci;
 pub mod podman;
 pub mod reproducible;
