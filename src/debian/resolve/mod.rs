@@ -2,8 +2,10 @@
 //! architecture, chosen the way apt's own solver (bookworm's apt 2.6)
 //! chooses it for `apt-get install --no-install-recommends` on an empty
 //! system. This module owns the request and result types and [`resolve`];
-//! [`Universe`] (in `universe.rs`) indexes the packages, and the marking
-//! itself is in `marker.rs`.
+//! [`Universe`] (in `universe.rs`) indexes the packages; the marking is in
+//! `marker.rs`, the order of candidates and the conflict rules in
+//! `choose.rs`, and the repair and sweep that finish a selection in
+//! `settle.rs`.
 //!
 //! The requested packages are selected first, then their relations are met
 //! one package at a time, depth first: a package is selected, then its
@@ -30,14 +32,23 @@
 //!    package that has it, up to a requested package, which is an error
 //!    naming the deepest relation that could not be met and its chain.
 //!
-//! Candidates that would conflict (`Conflicts`/`Breaks`, both ways) with a
-//! selected package are passed over; conflicts among the requested packages
-//! themselves are an error. Multi-Arch: the universe holds one architecture,
-//! so a plain relation accepts any package of the name; `name:any` accepts
-//! `Multi-Arch: allowed` packages; `name:native` and `name:<target>` accept
-//! packages of the target architecture or `all`; a `Multi-Arch: foreign`
-//! package satisfies any qualifier. Essential packages are not added
-//! implicitly: only what the request and its dependencies name is selected.
+//! Conflicts, as apt handles them while marking: a candidate whose own
+//! `Conflicts`/`Breaks` name a selected package displaces it (unselects
+//! it), unless that package is protected — requested, being marked (its
+//! relations are being met), or the only package that could meet a
+//! relation of a protected package — in which case the candidate is passed
+//! over; so is a candidate a selected package's `Conflicts`/`Breaks` name.
+//! After the marking, relations a displaced package leaves unmet are met
+//! again and packages no requested package reaches any more are dropped
+//! (apt's problem resolver and autoremover do that). Conflicts among the
+//! requested packages themselves are an error.
+//!
+//! Multi-Arch: the universe holds one architecture, so a plain relation
+//! accepts any package of the name; `name:any` accepts `Multi-Arch:
+//! allowed` packages; `name:native` and `name:<target>` accept packages of
+//! the target architecture or `all`; a `Multi-Arch: foreign` package
+//! satisfies any qualifier. Essential packages are not added implicitly:
+//! only what the request and its dependencies name is selected.
 //!
 //! Excluded packages are never selected; a relation only they could meet is
 //! left out and recorded in [`Resolution::skipped`]. Unless
@@ -45,13 +56,18 @@
 //! alternative is one of [`INSTALL_TIME_PACKAGES`] (needed to run maintainer
 //! scripts, which xbuild does not run) are left out and recorded too.
 //!
-//! Where apt's choice depends on an installed system (upgrades, protected
-//! or held packages) or on its cache's internal order (the last tie-break
-//! among providers) this resolver has no counterpart; and where apt would
-//! take a package that conflicts with one it already chose and repair the
-//! result afterwards, this resolver passes the candidate over.
+//! Where apt's choice depends on an installed system (upgrades, held
+//! packages) or on its cache's internal order (the last tie-break among
+//! providers) this resolver has no counterpart; where apt would take a
+//! package that a selected one's `Conflicts` name and leave its problem
+//! resolver to sort the result out, this resolver passes the candidate
+//! over; and a failed attempt is undone whole, where apt keeps what it
+//! marked until its autoremover drops it (the same closure unless a later
+//! relation happens to use such a leftover).
 
+mod choose;
 mod marker;
+mod settle;
 mod universe;
 
 pub use universe::Universe;
@@ -252,25 +268,24 @@ fn suggestion_text(suggestions: &[String]) -> String {
 /// Resolves `request` in `universe`; see the module documentation.
 pub fn resolve(universe: &Universe, request: &Request) -> Result<Resolution, ResolveError> {
     let mut marker = Marker::new(universe, request);
-    let mut requested = Vec::new();
     let mut virtual_requests = Vec::new();
     for include in &request.include {
         let name = include.trim();
         if universe.is_pure_virtual(name) {
             virtual_requests.push(name);
-        } else if let Some(index) = marker.add_request(include)? {
-            requested.push(index);
+        } else {
+            marker.add_request(include)?;
         }
     }
     for name in virtual_requests {
-        if let Some(index) = marker.add_virtual_request(name, request.without_dependencies)? {
-            requested.push(index);
-        }
+        marker.add_virtual_request(name, request.without_dependencies)?;
     }
     if !request.without_dependencies {
-        for index in requested {
+        for index in marker.requested.clone() {
             marker.meet_relations_of(index)?;
         }
+        marker.repair()?;
+        marker.sweep();
     }
     marker.check_conflicts()?;
     let mut packages: Vec<Resolved> = marker
@@ -290,9 +305,9 @@ pub fn resolve(universe: &Universe, request: &Request) -> Result<Resolution, Res
 }
 
 impl Marker<'_> {
-    /// Selects the package `include` names (`name` or `name=version`).
-    /// `None` when the same package is requested twice.
-    fn add_request(&mut self, include: &str) -> Result<Option<usize>, ResolveError> {
+    /// Selects the package `include` names (`name` or `name=version`);
+    /// nothing when the same package is requested twice.
+    fn add_request(&mut self, include: &str) -> Result<(), ResolveError> {
         let universe = self.universe;
         let (name, version) = match include.split_once('=') {
             Some((name, version)) => (name.trim(), Some(version.trim())),
@@ -337,7 +352,7 @@ impl Marker<'_> {
         let package = &universe.packages[index];
         if let Some((existing, _)) = self.selected.get(&package.name) {
             if *existing == index {
-                return Ok(None);
+                return Ok(());
             }
             return Err(ResolveError::ConflictingRequests {
                 name: package.name.clone(),
@@ -345,8 +360,8 @@ impl Marker<'_> {
                 second: package.version.to_string(),
             });
         }
-        self.select(index, Reason::Requested);
-        Ok(Some(index))
+        self.select_requested(index);
+        Ok(())
     }
 
     fn check_conflicts(&self) -> Result<(), ResolveError> {
@@ -371,7 +386,7 @@ impl Marker<'_> {
     }
 
     /// Requested package → … → `name`, following the reasons.
-    fn chain(&self, name: &str) -> Vec<String> {
+    pub(super) fn chain(&self, name: &str) -> Vec<String> {
         let mut chain = vec![name.to_string()];
         let mut current = name;
         while let Some((_, Reason::Dependency { parent, .. })) = self.selected.get(current) {
@@ -442,3 +457,6 @@ fn edit_distance(left: &str, right: &str) -> usize {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod apt_tests;
