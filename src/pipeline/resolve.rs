@@ -91,7 +91,11 @@ impl ProviderChoice {
             None => "cannot be installed".to_owned(),
         };
         let mut text = format!("provider of {}: {}", self.virtual_name, self.chosen);
-        if let Some(chosen) = self.providers.iter().find(|option| option.name == self.chosen) {
+        if let Some(chosen) = self
+            .providers
+            .iter()
+            .find(|option| option.name == self.chosen)
+        {
             let _ = write!(text, " ({})", weight(chosen));
         }
         let others: Vec<String> = self
