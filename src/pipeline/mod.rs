@@ -29,7 +29,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 pub use compile::{PlannedBuild, SysrootPlan, ToolchainPlan, ToolchainProvider};
-pub use resolve::{PlanReport, ResolvedPackage, TargetResolution, toolchain_suite};
+pub use resolve::{
+    PlanReport, ProviderChoice, ProviderOption, ResolvedPackage, TargetResolution, toolchain_suite,
+};
 
 /// Version of the layer format: how packages become tar entries. Part of
 /// every layer key.

@@ -422,6 +422,7 @@ mod tests {
             platform: platforms.parse(name).unwrap().clone(),
             packages,
             skipped: Vec::new(),
+            choices: Vec::new(),
             sysroot: Vec::new(),
         }
     }

@@ -20,7 +20,11 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
 /// Version of the resolver's behaviour; part of every resolution key.
-const RESOLVER_VERSION: &str = "resolver-v1";
+///
+/// v2: depth-first marking in apt's order, alternatives one at a time with
+/// their providers, fallback to the next when one cannot be installed, and
+/// the lightest provider of a pure-virtual name.
+const RESOLVER_VERSION: &str = "resolver-v2";
 
 /// One package of a target's closure, as later steps need it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,6 +46,83 @@ pub struct ResolvedPackage {
     pub built_using: Option<String>,
 }
 
+/// How a relation on a pure-virtual name was met: the providers tried,
+/// lightest first, and the one taken.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProviderChoice {
+    /// `requested`, or the relation with the name, as in
+    /// [`ResolvedPackage::reason`].
+    pub reason: String,
+    /// The pure-virtual name.
+    pub virtual_name: String,
+    /// The provider selected.
+    pub chosen: String,
+    pub providers: Vec<ProviderOption>,
+}
+
+/// A provider of a [`ProviderChoice`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProviderOption {
+    pub name: String,
+    pub version: String,
+    /// The packages it would add (itself included); `None` when it cannot
+    /// be installed.
+    pub added: Option<usize>,
+}
+
+impl ProviderChoice {
+    fn from_resolver(choice: &resolver::ProviderChoice) -> Self {
+        ProviderChoice {
+            reason: reason_text(&choice.reason),
+            virtual_name: choice.virtual_name.clone(),
+            chosen: choice.chosen.clone(),
+            providers: choice
+                .providers
+                .iter()
+                .map(|option| ProviderOption {
+                    name: option.name.clone(),
+                    version: option.version.clone(),
+                    added: option.added,
+                })
+                .collect(),
+        }
+    }
+
+    /// `provider of v: chosen (+3 packages), lightest of 3 (b +5, c cannot
+    /// be installed); for Depends of parent: relation`.
+    pub fn describe(&self) -> String {
+        let weight = |option: &ProviderOption| match option.added {
+            Some(1) => "+1 package".to_owned(),
+            Some(count) => format!("+{count} packages"),
+            None => "cannot be installed".to_owned(),
+        };
+        let mut text = format!("provider of {}: {}", self.virtual_name, self.chosen);
+        if let Some(chosen) = self
+            .providers
+            .iter()
+            .find(|option| option.name == self.chosen)
+        {
+            let _ = write!(text, " ({})", weight(chosen));
+        }
+        let others: Vec<String> = self
+            .providers
+            .iter()
+            .filter(|option| option.name != self.chosen)
+            .map(|option| format!("{} {}", option.name, weight(option)))
+            .collect();
+        if !others.is_empty() {
+            let _ = write!(
+                text,
+                ", lightest of {} ({})",
+                self.providers.len(),
+                others.join(", ")
+            );
+        }
+        let _ = write!(text, "; for {}", self.reason);
+        text
+    }
+}
+
 /// A target's closure.
 #[derive(Debug, Clone)]
 pub struct TargetResolution {
@@ -50,6 +131,8 @@ pub struct TargetResolution {
     pub packages: Vec<ResolvedPackage>,
     /// Dependencies left out, and why.
     pub skipped: Vec<String>,
+    /// Providers chosen for pure-virtual relations.
+    pub choices: Vec<ProviderChoice>,
     /// The target packages builds compile and link against: `libc6-dev`,
     /// the `-dev` packages builds name, and their closure. Empty without
     /// `[[build]]` entries and for musl targets.
@@ -60,6 +143,16 @@ pub struct TargetResolution {
 struct ResolutionRecord {
     packages: Vec<ResolvedPackage>,
     skipped: Vec<String>,
+    choices: Vec<ProviderChoice>,
+}
+
+/// One request's closure, as [`resolve_request`] returns it.
+pub(super) struct RequestResolution {
+    /// Sorted by name.
+    pub packages: Vec<ResolvedPackage>,
+    /// Dependencies left out, and why.
+    pub skipped: Vec<String>,
+    pub choices: Vec<ProviderChoice>,
 }
 
 /// The outcome of the resolve step.
@@ -304,7 +397,7 @@ fn resolve_target(
             &request(development.clone(), &LIBC_DEVELOPMENT),
             nodes,
         )?
-        .0
+        .packages
     };
     // A glibc target's sysroot: the target's own C library and the -dev
     // packages, from the image's suite (the same glibc as the image).
@@ -320,7 +413,7 @@ fn resolve_target(
             &request(include, &SYSROOT_EXCLUDES),
             nodes,
         )?
-        .0
+        .packages
     };
     let mut include = spec.include.clone();
     let mut add = |name: &str| {
@@ -342,11 +435,12 @@ fn resolve_target(
         install_time_dependencies: spec.install_time_dependencies,
         without_dependencies: false,
     };
-    let (packages, skipped) = resolve_request(context, &platform.name, arch, &request, nodes)?;
+    let resolution = resolve_request(context, &platform.name, arch, &request, nodes)?;
     Ok(TargetResolution {
         platform: platform.clone(),
-        packages,
-        skipped,
+        packages: resolution.packages,
+        skipped: resolution.skipped,
+        choices: resolution.choices,
         sysroot,
     })
 }
@@ -360,7 +454,7 @@ pub(super) fn resolve_request(
     arch: &str,
     request: &Request,
     nodes: &mut Vec<NodeReport>,
-) -> Result<(Vec<ResolvedPackage>, Vec<String>), Error> {
+) -> Result<RequestResolution, Error> {
     let ResolveContext {
         repository,
         release,
@@ -417,7 +511,11 @@ pub(super) fn resolve_request(
                 saved_seconds: 0.0,
             });
         }
-        return Ok((record.packages, record.skipped));
+        return Ok(RequestResolution {
+            packages: record.packages,
+            skipped: record.skipped,
+            choices: record.choices,
+        });
     }
 
     let mut packages = Vec::new();
@@ -447,14 +545,7 @@ pub(super) fn resolve_request(
                 installed_size_kib: package.installed_size_kib,
                 source: format!("{} {}", package.source_name(), package.source_version()),
                 built_using: package.built_using.clone(),
-                reason: match &resolved.reason {
-                    Reason::Requested => "requested".to_owned(),
-                    Reason::Dependency {
-                        parent,
-                        relation,
-                        field,
-                    } => format!("{field} of {parent}: {relation}"),
-                },
+                reason: reason_text(&resolved.reason),
             }
         })
         .collect();
@@ -468,15 +559,34 @@ pub(super) fn resolve_request(
             )
         })
         .collect();
-    cache.put_entry(
-        "resolution",
-        &key,
-        &ResolutionRecord {
-            packages: packages.clone(),
-            skipped: skipped.clone(),
-        },
-    )?;
-    Ok((packages, skipped))
+    let choices: Vec<ProviderChoice> = resolution
+        .choices
+        .iter()
+        .map(ProviderChoice::from_resolver)
+        .collect();
+    let record = ResolutionRecord {
+        packages,
+        skipped,
+        choices,
+    };
+    cache.put_entry("resolution", &key, &record)?;
+    Ok(RequestResolution {
+        packages: record.packages,
+        skipped: record.skipped,
+        choices: record.choices,
+    })
+}
+
+/// `requested`, or `Depends of parent: relation`.
+fn reason_text(reason: &Reason) -> String {
+    match reason {
+        Reason::Requested => "requested".to_owned(),
+        Reason::Dependency {
+            parent,
+            relation,
+            field,
+        } => format!("{field} of {parent}: {relation}"),
+    }
 }
 
 /// What `xbuild plan` shows for one package.
@@ -499,6 +609,8 @@ pub struct PlannedTarget {
     pub pair: String,
     pub packages: Vec<PlannedPackage>,
     pub skipped: Vec<String>,
+    /// Providers chosen for pure-virtual relations.
+    pub choices: Vec<ProviderChoice>,
     pub download_bytes: u64,
     pub total_bytes: u64,
 }
@@ -602,6 +714,7 @@ pub(super) fn plan_report(
                 total_bytes: packages.iter().map(|p| p.size).sum(),
                 packages,
                 skipped: target.skipped.clone(),
+                choices: target.choices.clone(),
             }
         })
         .collect();
@@ -694,6 +807,9 @@ impl PlanReport {
             }
             for skipped in &target.skipped {
                 let _ = writeln!(text, "  skipped: {skipped}");
+            }
+            for choice in &target.choices {
+                let _ = writeln!(text, "  {}", choice.describe());
             }
         }
         text

@@ -3,8 +3,8 @@
 //! ([`server`]) and a fault-injecting one ([`faults`], with the checks of
 //! faulted builds in [`faulted`]), a runner for the `xbuild` binary
 //! ([`xbuild`]) and readers for what it leaves on disk ([`files`],
-//! [`oci`]), and a diff of two builds that should be byte-identical
-//! ([`reproducible`]).
+//! [`oci`]), a diff of two builds that should be byte-identical
+//! ([`reproducible`]), and the host apt's Debian mirror ([`mirror`]).
 //!
 //! Every test binary includes this module with `mod support;`; not every
 //! binary uses every helper, hence the `dead_code` allowance.

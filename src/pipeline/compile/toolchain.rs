@@ -142,14 +142,15 @@ pub(super) fn plan_debian(
         without_dependencies: false,
     };
     let pair = pair(options, platform);
-    let (packages, _) = resolve_request(
+    let packages = resolve_request(
         &contexts.host,
         &pair,
         &options.build_platform.debian_arch,
         &request,
         nodes,
     )
-    .map_err(|error| no_compiler_for(error, &pair, &contexts.host))?;
+    .map_err(|error| no_compiler_for(error, &pair, &contexts.host))?
+    .packages;
     let mut key = KeyBuilder::new("toolchain")
         .text("kind", "debian-gcc-programs-v1")
         .text("build", &options.build_platform.name)
@@ -272,13 +273,14 @@ fn default_gcc_major(contexts: &Contexts, nodes: &mut Vec<NodeReport>) -> Result
         install_time_dependencies: false,
         without_dependencies: false,
     };
-    let (packages, _) = resolve_request(
+    let packages = resolve_request(
         &contexts.host,
         &options.build_platform.name,
         &options.build_platform.debian_arch,
         &request,
         nodes,
-    )?;
+    )?
+    .packages;
     packages
         .iter()
         .find_map(|package| {
@@ -313,20 +315,22 @@ pub(super) fn plan_source(
         without_dependencies: true,
     };
     let major = default_gcc_major(contexts, nodes)?;
-    let (mut packages, _) = resolve_request(
+    let mut packages = resolve_request(
         &contexts.host,
         &pair,
         &options.build_platform.debian_arch,
         &only(toolchain::source::host_packages(&major)),
         nodes,
-    )?;
-    let (kernel, _) = resolve_request(
+    )?
+    .packages;
+    let kernel = resolve_request(
         &contexts.image,
         &platform.name,
         &platform.debian_arch,
         &only(vec!["linux-libc-dev".to_owned()]),
         nodes,
-    )?;
+    )?
+    .packages;
     let kernel_headers = kernel
         .into_iter()
         .next()

@@ -1,12 +1,12 @@
 use super::*;
-use crate::debian::package::{parse_provides, parse_relation_list, parse_relations};
+use crate::debian::package::{MultiArch, parse_provides, parse_relation_list, parse_relations};
 use crate::hash::Sha256Digest;
 
 /// A package from compact text: `name version [field=value;...]`, with
 /// fields `d` (Depends), `p` (Pre-Depends), `v` (Provides), `c`
 /// (Conflicts), `b` (Breaks), `m` (Multi-Arch), `a` (Architecture),
 /// `r` (Priority).
-fn package(spec: &str) -> Package {
+pub(super) fn package(spec: &str) -> Package {
     let (head, fields) = spec.split_once(';').unwrap_or((spec, ""));
     let (name, version) = head.trim().split_once(' ').unwrap();
     let mut package = Package {
@@ -53,11 +53,11 @@ fn package(spec: &str) -> Package {
     package
 }
 
-fn universe(specs: &[&str]) -> Universe {
+pub(super) fn universe(specs: &[&str]) -> Universe {
     Universe::new(specs.iter().map(|spec| package(spec)).collect())
 }
 
-fn request(include: &[&str], exclude: &[&str]) -> Request {
+pub(super) fn request(include: &[&str], exclude: &[&str]) -> Request {
     Request {
         include: include.iter().map(ToString::to_string).collect(),
         exclude: exclude.iter().map(ToString::to_string).collect(),
@@ -67,7 +67,7 @@ fn request(include: &[&str], exclude: &[&str]) -> Request {
 }
 
 /// `name version` of every selected package.
-fn closure(universe: &Universe, request: &Request) -> Vec<String> {
+pub(super) fn closure(universe: &Universe, request: &Request) -> Vec<String> {
     let resolution = resolve(universe, request).unwrap_or_else(|error| panic!("{error}"));
     resolution
         .packages
@@ -88,11 +88,11 @@ fn alternatives_prefer_selected_then_first_satisfiable() {
         closure(&universe, &request(&["c", "app"], &[])),
         ["app 1", "c 1"]
     );
-    // Breadth-first: `both` selects app and c before app's relation is
-    // examined, so app's `| c` is already met.
+    // Depth first, as apt: `both` selects app, whose relation is met (by
+    // b) before both's `c` is looked at.
     assert_eq!(
         closure(&universe, &request(&["both"], &[])),
-        ["app 1", "both 1", "c 1"]
+        ["app 1", "b 1", "both 1", "c 1"]
     );
 }
 
@@ -366,9 +366,11 @@ fn resolution_is_deterministic_whatever_the_input_order() {
             .collect()
     };
     assert_eq!(describe(&first), describe(&second));
+    // `v2 | q`: the provider of the first alternative comes before the
+    // real package of the second.
     assert_eq!(
         closure(&universe(&specs), &request(&["app"], &[])),
-        ["app 1", "lib 2", "p1 1", "q 1"]
+        ["app 1", "lib 2", "p1 1", "v2real 1"]
     );
 }
 
