@@ -476,30 +476,30 @@ fn network_package_layers_ignore_the_epoch_and_builds_take_it_or_the_last_commit
     assert!(times.iter().all(|time| *time == 1_800_000_000), "{times:?}");
     assert_eq!(created, "2027-01-15T08:00:00Z");
 
-    // Without SOURCE_DATE_EPOCH: the project's last commit.
-    let git = |arguments: &[&str]| {
+    // Without SOURCE_DATE_EPOCH: the last commit that touched the project
+    // (in a repository that holds more than the project).
+    let repository = builder.project.parent().unwrap().to_owned();
+    let git = |arguments: &[&str], date: &str| {
         run_ok(
             Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
                 .args(arguments)
-                .current_dir(&builder.project)
-                .env("GIT_AUTHOR_DATE", "@1750000000 +0000")
-                .env("GIT_COMMITTER_DATE", "@1750000000 +0000"),
+                .current_dir(&repository)
+                .env("GIT_AUTHOR_DATE", date)
+                .env("GIT_COMMITTER_DATE", date),
         )
     };
-    git(&["init", "-q"]);
-    git(&["add", "."]);
-    git(&[
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@example.invalid",
-        "commit",
-        "-q",
-        "-m",
-        "t",
-    ]);
+    git(&["init", "-q"], "@1750000000 +0000");
+    git(&["add", "inputs"], "@1750000000 +0000");
+    git(&["commit", "-q", "-m", "the project"], "@1750000000 +0000");
     let (packages, times, created) = build(&[]);
     assert_eq!(packages, first_packages);
     assert!(times.iter().all(|time| *time == 1_750_000_000), "{times:?}");
+    assert_eq!(created, "2025-06-15T15:06:40Z");
+    // A later commit elsewhere in the repository changes nothing.
+    fs::write(repository.join("elsewhere.txt"), "another project").unwrap();
+    git(&["add", "elsewhere.txt"], "@1760000000 +0000");
+    git(&["commit", "-q", "-m", "elsewhere"], "@1760000000 +0000");
+    let (_, _, created) = build(&[]);
     assert_eq!(created, "2025-06-15T15:06:40Z");
 }

@@ -75,13 +75,14 @@ fn options(
     Ok((options, cache))
 }
 
-/// The commit time of `HEAD` of the git repository holding `directory`:
-/// the time build layers and the image are dated when
-/// `SOURCE_DATE_EPOCH` is not set (reproducible, like the epoch, and
-/// meaningful, unlike 1970). `None` outside a repository or without git.
+/// The time of the last commit that touched `directory` (the project), in
+/// the git repository holding it: the time build layers and the image are
+/// dated when `SOURCE_DATE_EPOCH` is not set (reproducible, like the
+/// epoch, and meaningful, unlike 1970; a commit elsewhere in a monorepo
+/// does not change it). `None` outside a repository or without git.
 fn last_commit_time(directory: &std::path::Path) -> Option<u64> {
     let output = std::process::Command::new("git")
-        .args(["log", "-1", "--format=%ct"])
+        .args(["log", "-1", "--format=%ct", "--", "."])
         .current_dir(directory)
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
