@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Cold and warm build times and peak memory of xbuild against its peer
 # (mmdebstrap --variant=extract + umoci), both making an arm64 cowsay image
-# from the host's own Debian mirror (read from its apt sources file).
+# from the host's own Debian mirror (read from its apt sources file); and
+# how long `xbuild plan` takes warm against apt's own answer to the same
+# question (`apt-get install --simulate` in a private arm64 apt directory,
+# its lists already fetched).
 #
 # usage: bench/cold_warm.sh            (RUNS=5 by default, at least 5)
 # env:   RUNS, SOURCES (default /etc/apt/sources.list.d/debian.sources),
@@ -38,9 +41,34 @@ hyperfine --runs "$runs" --export-json "$work/xb-cold.json" \
     --command-name "xbuild cold" "$xb_cold"
 # Fill the warm cache once, then time rebuilds that only write outputs.
 $xb_warm >/dev/null 2>&1
-hyperfine --runs "$runs" --export-json "$work/xb-warm.json" \
-    --prepare "rm -rf $work/xb-out" \
+# A warm rebuild leaves the outputs in place (an unchanged image is not
+# written again); "outputs removed" writes them anew from the cache.
+hyperfine -N --runs "$runs" --warmup 2 --export-json "$work/xb-warm.json" \
     --command-name "xbuild warm" "$xb_warm"
+hyperfine --runs "$runs" --export-json "$work/xb-warm-fresh.json" \
+    --prepare "rm -rf $work/xb-out" \
+    --command-name "xbuild warm, outputs removed" "$xb_warm"
+xb_plan="$xbuild plan $repo/examples/cowsay --target aarch64-linux --cache-dir $work/xb-warm-cache"
+hyperfine -N --runs "$runs" --warmup 2 --export-json "$work/xb-plan.json" \
+    --command-name "xbuild plan warm" "$xb_plan"
+# apt's answer: a private state directory for arm64 with the host's sources.
+apt_dir="$work/apt"
+mkdir -p "$apt_dir/etc/apt/sources.list.d" "$apt_dir/etc/apt/preferences.d" \
+    "$apt_dir/var/lib/apt/lists/partial" "$apt_dir/var/cache/apt/archives/partial" \
+    "$apt_dir/var/lib/dpkg"
+cp "$sources" "$apt_dir/etc/apt/sources.list.d/"
+touch "$apt_dir/var/lib/dpkg/status"
+cat > "$apt_dir/apt.conf" <<APT
+Dir "$apt_dir/";
+Dir::State::status "$apt_dir/var/lib/dpkg/status";
+Dir::Etc::TrustedParts "/etc/apt/trusted.gpg.d";
+APT::Architecture "arm64";
+APT::Architectures { "arm64"; };
+APT
+APT_CONFIG="$apt_dir/apt.conf" apt-get -qq update >/dev/null
+peer_plan="env APT_CONFIG=$apt_dir/apt.conf apt-get install --simulate --no-install-recommends -qq cowsay"
+hyperfine -N --runs "$runs" --warmup 2 --export-json "$work/peer-plan.json" \
+    --command-name "apt-get --simulate" "$peer_plan"
 hyperfine --runs "$runs" --export-json "$work/peer-cold.json" \
     --prepare "rm -rf $work/peer" \
     --command-name "mmdebstrap+umoci cold" "$peer"
@@ -60,13 +88,15 @@ rss_mb() {
 
 rm -rf "$work/xb-out" "$work/xb-cold-cache"
 xb_cold_rss=$(rss_mb $xb_cold)
-rm -rf "$work/xb-out"
 xb_warm_rss=$(rss_mb $xb_warm)
 peer_cold_rss=$(rss_mb $peer)
 peer_warm_rss=$(rss_mb $peer)
 
 xb_cold_s=$(median "$work/xb-cold.json")
 xb_warm_s=$(median "$work/xb-warm.json")
+xb_warm_fresh_s=$(median "$work/xb-warm-fresh.json")
+xb_plan_s=$(median "$work/xb-plan.json")
+peer_plan_s=$(median "$work/peer-plan.json")
 peer_cold_s=$(median "$work/peer-cold.json")
 peer_warm_s=$(median "$work/peer-warm.json")
 ratio() { perl -e 'printf "%.1f", $ARGV[0] / $ARGV[1]' "$1" "$2"; }
@@ -80,5 +110,13 @@ arm64 cowsay image, median of $runs runs (hyperfine), peak RSS of one run:
 | xbuild | $xb_cold_s | $xb_warm_s | $xb_cold_rss | $xb_warm_rss |
 | mmdebstrap + umoci | $peer_cold_s | $peer_warm_s | $peer_cold_rss | $peer_warm_rss |
 
-speed-up of xbuild: cold $(ratio "$peer_cold_s" "$xb_cold_s")×, warm $(ratio "$peer_warm_s" "$xb_warm_s")×
+xbuild warm with its outputs removed (written again from the cache): $xb_warm_fresh_s s
+
+| what would be installed, warm | median (s) |
+|---|---:|
+| xbuild plan | $xb_plan_s |
+| apt-get install --simulate (private arm64 apt dir) | $peer_plan_s |
+
+speed-up of xbuild: cold $(ratio "$peer_cold_s" "$xb_cold_s")×, warm $(ratio "$peer_warm_s" "$xb_warm_s")×, plan $(ratio "$peer_plan_s" "$xb_plan_s")×
+load average when measured: $(cut -d' ' -f1-3 /proc/loadavg)
 TABLE

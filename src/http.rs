@@ -243,7 +243,10 @@ pub struct Download<'a> {
 
 /// A shared, blocking HTTP client with retry policy.
 pub struct HttpClient {
-    client: reqwest::blocking::Client,
+    /// Made at the first request: creating it reads the system's CA store
+    /// (a tenth of a second), which a build that finds everything in the
+    /// cache never needs.
+    client: std::sync::OnceLock<reqwest::blocking::Client>,
     idle_timeout: Duration,
     attempts: u32,
     first_backoff: Duration,
@@ -255,24 +258,33 @@ impl HttpClient {
         Self::with_idle_timeout(DEFAULT_IDLE_TIMEOUT)
     }
 
-    /// A client that abandons an attempt after `idle` without data.
+    /// A client that abandons an attempt after `idle` without data. No
+    /// connection or TLS setup happens until the first request.
     pub fn with_idle_timeout(idle: Duration) -> Result<Self, HttpError> {
-        // The blocking client applies `timeout` to the wait for the response
-        // head and to each read of the body, not to the whole transfer.
-        let client = reqwest::blocking::Client::builder()
-            .user_agent(concat!("xbuild/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(CONNECT_TIMEOUT.min(idle))
-            .timeout(idle)
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(8)
-            .build()
-            .map_err(HttpError::Client)?;
         Ok(HttpClient {
-            client,
+            client: std::sync::OnceLock::new(),
             idle_timeout: idle,
             attempts: 4,
             first_backoff: Duration::from_millis(200),
         })
+    }
+
+    /// The reqwest client, made on first use.
+    fn client(&self) -> Result<&reqwest::blocking::Client, HttpError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        // The blocking client applies `timeout` to the wait for the response
+        // head and to each read of the body, not to the whole transfer.
+        let client = reqwest::blocking::Client::builder()
+            .user_agent(concat!("xbuild/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(CONNECT_TIMEOUT.min(self.idle_timeout))
+            .timeout(self.idle_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(8)
+            .build()
+            .map_err(HttpError::Client)?;
+        Ok(self.client.get_or_init(|| client))
     }
 
     /// Sets how many attempts a transfer gets (at least one).
@@ -328,7 +340,7 @@ impl HttpClient {
         let mut response = loop {
             let shown = redact(current.as_str());
             let from = (current.as_str() != original).then(|| redact(original));
-            let mut builder = self.client.get(current.clone());
+            let mut builder = self.client()?.get(current.clone());
             if let Some(validators) = request.validators {
                 if let Some(etag) = &validators.etag {
                     builder = builder.header(reqwest::header::IF_NONE_MATCH, etag);
