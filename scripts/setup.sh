@@ -7,7 +7,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
-    podman runc uidmap qemu-user-static skopeo umoci mmdebstrap hyperfine \
+    podman runc uidmap qemu-user-static skopeo umoci mmdebstrap arch-test hyperfine \
     gnupg gpgv dpkg-dev xz-utils libssl-dev pkg-config time ca-certificates \
     gcc g++ libc6-dev curl make cmake autoconf automake libtool bzip2 file patch \
     flex bison tmux
