@@ -31,6 +31,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use support::elf::{EM_AARCH64, EM_ARM, read_elf};
+use support::files::copy_project;
 use support::oci::Layout;
 use support::podman::{Podman, assert_binfmt};
 use support::reproducible::{bytes_difference, layout_differences, leaked};
@@ -89,24 +90,6 @@ fn shared_xbuild() -> Xbuild {
 /// `xbuild build PROJECT --target … --json`, which must succeed.
 fn build(xbuild: &Xbuild, project: &Path, out: &Path, targets: &[&str]) -> Value {
     xbuild.build(project, out, targets).success().json()
-}
-
-/// Copies a project's sources (not `target/` or `result/`) into `to`.
-fn copy_project(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name == "target" || name == "result" {
-            continue;
-        }
-        let destination = to.join(&name);
-        if entry.file_type().unwrap().is_dir() {
-            copy_project(&entry.path(), &destination);
-        } else {
-            fs::copy(entry.path(), &destination).unwrap();
-        }
-    }
 }
 
 /// The report's entry for `target`.

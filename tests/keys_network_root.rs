@@ -25,6 +25,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use support::archive::sha256_hex;
+use support::files::copy_project;
 use support::mirror::host_mirror;
 use support::podman::{Podman, assert_binfmt};
 use support::run_ok;
@@ -327,7 +328,7 @@ fn network_root_a_cold_build_records_the_key_every_later_plan_computes() {
 
     let work = temp_dir("xbuild-armel-");
     let project = work.path().join("cc-zlib");
-    copy_tree(&project_source(), &project);
+    copy_project(&project_source(), &project);
     let before = plan(&xbuild, &project, target, None);
     let planned = &before["builds"][0];
     assert!(
@@ -422,20 +423,4 @@ fn network_root_a_cold_build_records_the_key_every_later_plan_computes() {
 
 fn project_source() -> PathBuf {
     project("tests/projects/cc-zlib")
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_name() == "target" {
-            continue;
-        }
-        let destination = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &destination);
-        } else {
-            fs::copy(entry.path(), &destination).unwrap();
-        }
-    }
 }

@@ -33,6 +33,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use support::files::copy_project;
 use support::mirror::repository_line;
 use support::oci::Layout;
 use support::podman::{Podman, assert_binfmt};
@@ -170,7 +171,7 @@ fn project_for(kind: &Kind, target: &Target, work: &Path) -> PathBuf {
         return original;
     };
     let copy = work.join(format!("{}-{}", kind.image, target.name));
-    copy_tree(&original, &copy);
+    copy_project(&original, &copy);
     let manifest = fs::read_to_string(copy.join("xbuild.toml")).unwrap();
     let manifest = manifest.replacen(
         "[packages]\n",
@@ -180,23 +181,6 @@ fn project_for(kind: &Kind, target: &Target, work: &Path) -> PathBuf {
     assert!(manifest.contains("suite ="), "{manifest}");
     fs::write(copy.join("xbuild.toml"), manifest).unwrap();
     copy
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name == "target" || name == "result" {
-            continue;
-        }
-        let destination = to.join(&name);
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &destination);
-        } else {
-            fs::copy(entry.path(), &destination).unwrap();
-        }
-    }
 }
 
 /// What one cell of the matrix gave.

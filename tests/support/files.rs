@@ -85,3 +85,21 @@ pub fn total_size(root: &Path) -> u64 {
         .map(|metadata| metadata.len())
         .sum()
 }
+
+/// Copies a project's sources (not its `target/` or `result/`) into `to`.
+pub fn copy_project(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "target" || name == "result" {
+            continue;
+        }
+        let destination = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_project(&entry.path(), &destination);
+        } else {
+            std::fs::copy(entry.path(), &destination).unwrap();
+        }
+    }
+}
