@@ -183,25 +183,7 @@ impl HttpError {
     }
 }
 
-/// The hint for a failed local read or write at `path`.
-pub fn local_io_hint(path: &Path, source: &io::Error) -> String {
-    if source.kind() == io::ErrorKind::StorageFull || source.raw_os_error() == Some(28) {
-        // A temp file is gone by now: name the directory it was in.
-        let directory = match path.parent() {
-            Some(parent) if !path.is_dir() => parent,
-            _ => path,
-        };
-        format!(
-            "the file system holding {} is full: free space there, or point --cache-dir (XBUILD_CACHE_DIR) or --out at one with room",
-            directory.display()
-        )
-    } else {
-        format!(
-            "check that {} is writable and its file system healthy",
-            path.display()
-        )
-    }
-}
+pub use xbuild_cache::local_io_hint;
 
 fn is_transient_status(status: u16) -> bool {
     matches!(status, 408 | 425 | 429 | 500 | 502 | 503 | 504)

@@ -31,7 +31,7 @@ pub mod cache;
 pub mod calendar;
 pub mod debian;
 pub mod error;
-pub mod hash;
+pub use xbuild_cache::hash;
 pub mod http;
 pub mod image;
 pub mod manifest;

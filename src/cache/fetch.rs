@@ -38,12 +38,35 @@ pub enum FetchError {
     },
 }
 
-impl Cache {
+/// Upstream fetches into the cache (a trait, as the store is another crate).
+pub trait FetchVerified {
+    fn fetch_verified(
+        &self,
+        http: &HttpClient,
+        urls: &[String],
+        digest: &Sha256Digest,
+        size: u64,
+        what: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<(PathBuf, BlobOrigin, u64), FetchError>;
+
+    fn fetch_by_digest(
+        &self,
+        http: &HttpClient,
+        urls: &[String],
+        digest: &Sha256Digest,
+        size: Option<u64>,
+        what: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<(PathBuf, BlobOrigin, u64), FetchError>;
+}
+
+impl FetchVerified for Cache {
     /// Returns the verified blob `digest`, downloading it from `urls` (tried
     /// in order; a 404 or a missing local file moves on to the next) if the
     /// cache lacks it. A transfer shorter than `size` is retried, not
     /// reported as a mismatch.
-    pub fn fetch_verified(
+    fn fetch_verified(
         &self,
         http: &HttpClient,
         urls: &[String],
@@ -57,7 +80,7 @@ impl Cache {
 
     /// [`Cache::fetch_verified`] for a blob whose size is not known in
     /// advance (a source tarball named by its sha256 alone).
-    pub fn fetch_by_digest(
+    fn fetch_by_digest(
         &self,
         http: &HttpClient,
         urls: &[String],

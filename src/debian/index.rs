@@ -4,6 +4,7 @@
 //! (from `by-hash/` when the archive offers it) and parsed while streaming.
 //! There is no unsigned fallback.
 
+use crate::cache::FetchVerified as _;
 use crate::cache::{BlobOrigin, Cache, CacheError, FetchError};
 use crate::debian::control::ParagraphReader;
 use crate::debian::package::{Package, PackageError};

@@ -6,6 +6,7 @@ use super::ResolvedPackage;
 use super::resolve::ResolveContext;
 use crate::Error;
 use crate::cache::BlobOrigin;
+use crate::cache::FetchVerified as _;
 use crate::parallel;
 use crate::plan::NodeKind;
 use crate::progress::Batch;

@@ -9,6 +9,7 @@
 use super::resolve::ResolveContext;
 use crate::Error;
 use crate::cache::CacheError;
+use crate::cache::FetchVerified as _;
 use crate::debian::source::{
     SourceFile, SourcePackage, find_source_in_file, source_file_url, sources_index_path,
     unpack_source,
