@@ -25,8 +25,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 mod build;
+mod cache;
 use build::RawBuild;
 pub use build::{BuildKind, BuildSource, BuildSpec, CargoOptions, Strip};
+pub use cache::{CacheSpec, check_public_key, check_remote_url};
 
 /// The file name xbuild looks for in a project directory.
 pub const FILE_NAME: &str = "xbuild.toml";
@@ -107,8 +109,10 @@ pub struct Manifest {
     pub dir: PathBuf,
     pub image: ImageSpec,
     pub packages: PackagesSpec,
-    /// `[[build]]` entries. Accepted for forward compatibility; not built yet.
+    /// `[[build]]` entries: sources cross-compiled for each target.
     pub builds: Vec<BuildSpec>,
+    /// `[cache]`: remote caches and trusted keys.
+    pub cache: CacheSpec,
 }
 
 /// `[image]`: the image's name and its OCI config.
@@ -249,6 +253,7 @@ struct RawManifest {
     packages: Option<RawPackages>,
     #[serde(default)]
     build: Vec<RawBuild>,
+    cache: Option<cache::RawCache>,
 }
 
 #[derive(Deserialize)]
@@ -336,12 +341,17 @@ impl Manifest {
             .into_iter()
             .map(|build| validator.build(build, &dir))
             .collect::<Result<_, _>>()?;
+        let cache = match raw.cache {
+            Some(cache) => validator.cache(cache)?,
+            None => CacheSpec::default(),
+        };
         Ok(Manifest {
             path: path.to_path_buf(),
             dir,
             image,
             packages,
             builds,
+            cache,
         })
     }
 }
