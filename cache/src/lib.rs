@@ -35,6 +35,7 @@
 //! that does not match is deleted and reported as absent, so the caller
 //! fetches it again.
 
+pub mod backend;
 pub mod hash;
 
 use fs_err as fs;
