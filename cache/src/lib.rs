@@ -37,6 +37,7 @@
 
 pub mod backend;
 pub mod hash;
+pub mod sign;
 
 use fs_err as fs;
 use hash::{HashingReader, Sha256Digest};
