@@ -37,6 +37,7 @@
 
 pub mod backend;
 pub mod hash;
+pub mod remote;
 pub mod sign;
 
 use fs_err as fs;
