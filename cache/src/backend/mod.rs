@@ -189,7 +189,7 @@ pub enum RemoteError {
         #[source]
         source: reqwest::Error,
     },
-    #[error("{method} {url}: no answer for {} s", .idle.as_secs())]
+    #[error("{method} {url}: no answer for {} s", seconds(*.idle))]
     Timeout {
         method: &'static str,
         url: String,
@@ -278,6 +278,12 @@ impl RemoteError {
             _ => None,
         }
     }
+}
+
+/// `1`, `0.5`: seconds as a person writes them.
+fn seconds(duration: Duration) -> String {
+    let text = format!("{:.3}", duration.as_secs_f64());
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 /// What a shared remote cache holds, and how to read and write it. All
@@ -433,13 +439,17 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(
         .collect()
 }
 
-/// A reader of a blob's bytes that fails at the end if they are not the
-/// blob's (wrong digest or size), so an upload built on it is abandoned
-/// instead of completing with the wrong content.
+/// A reader of a blob's bytes that fails if they are not the blob's
+/// (wrong digest or size), so an upload built on it is abandoned instead
+/// of completing with the wrong content. The chunk holding the last byte
+/// is handed out only once the whole content is hashed and checked: a
+/// server that commits a PUT when the announced length has arrived never
+/// receives all of a wrong blob.
 pub(crate) struct VerifyingReader<R> {
     inner: R,
     hasher: Hasher,
     expected: BlobRef,
+    checked: bool,
 }
 
 impl<R: Read> VerifyingReader<R> {
@@ -448,38 +458,46 @@ impl<R: Read> VerifyingReader<R> {
             inner,
             hasher: Hasher::new(),
             expected,
+            checked: false,
         }
+    }
+
+    fn not_the_blob(&self, what: String) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "the local file is not the blob {:?}: {what}",
+                self.expected.digest
+            ),
+        )
     }
 }
 
 impl<R: Read> Read for VerifyingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.checked || buf.is_empty() {
+            return Ok(0);
+        }
         let read = self.inner.read(buf)?;
         self.hasher.update(&buf[..read]);
-        if self.hasher.len() > self.expected.size
-            || (read == 0 && !buf.is_empty() && self.hasher.len() != self.expected.size)
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "the local file is not the blob {:?}: {} bytes instead of {}",
-                    self.expected.digest,
-                    self.hasher.len(),
-                    self.expected.size
-                ),
-            ));
+        let (total, size) = (self.hasher.len(), self.expected.size);
+        if total > size {
+            return Err(self.not_the_blob(format!("more than {size} bytes")));
         }
-        if read == 0 && !buf.is_empty() {
+        if read == 0 && total < size {
+            return Err(self.not_the_blob(format!("{total} bytes instead of {size}")));
+        }
+        if total == size {
+            // The end: check before handing out this last chunk.
+            let mut probe = [0u8; 1];
+            if self.inner.read(&mut probe)? != 0 {
+                return Err(self.not_the_blob(format!("more than {size} bytes")));
+            }
             let (digest, _) = self.hasher.clone().finish();
             if digest != self.expected.digest {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "the local file is not the blob {:?}: its content hashes to {digest:?}",
-                        self.expected.digest
-                    ),
-                ));
+                return Err(self.not_the_blob(format!("its content hashes to {digest:?}")));
             }
+            self.checked = true;
         }
         Ok(read)
     }
@@ -554,10 +572,13 @@ mod tests {
         let error = VerifyingReader::new(&b"blob bytes!"[..], blob)
             .read_to_end(&mut Vec::new())
             .unwrap_err();
-        assert!(
-            error.to_string().contains("11 bytes instead of 10"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("more than 10 bytes"), "{error}");
+        // The chunk with the last byte is refused, not handed out.
+        let mut reader = VerifyingReader::new(&b"blob bytez"[..], blob);
+        let mut buffer = [0u8; 4];
+        assert_eq!(reader.read(&mut buffer).unwrap(), 4);
+        assert_eq!(reader.read(&mut buffer).unwrap(), 4);
+        assert!(reader.read(&mut buffer).is_err());
     }
 
     #[test]
