@@ -660,6 +660,12 @@ impl Remotes {
     }
 }
 
+// Shared by the threads of a build.
+const _: () = {
+    const fn shared<T: Send + Sync>() {}
+    shared::<Remotes>();
+};
+
 /// Downloads one blob into a temp file of the local cache, checking it
 /// against `blob` as it arrives.
 fn fetch_blob(

@@ -10,7 +10,7 @@
 //! are created with mode 0666 minus the umask, so a group-writable shared
 //! directory stays usable by the whole team.
 
-use super::{Backend, BlobRef, RemoteError, check_bucket, check_pointer, open_blob_file};
+use super::{Backend, BlobRef, LocalBlob, RemoteError, check_bucket, check_pointer};
 use crate::hash::Sha256Digest;
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt as _;
@@ -168,8 +168,12 @@ impl Backend for FileBackend {
         if exists(&destination)? {
             return Ok(());
         }
-        let mut reader = open_blob_file(blob, path)?;
-        self.write_atomically(&destination, |file| io::copy(&mut reader, file).map(drop))
+        let local = LocalBlob::new(blob, path);
+        let mut reader = local.open()?;
+        let written =
+            self.write_atomically(&destination, |file| io::copy(&mut reader, file).map(drop));
+        local.check()?;
+        written
     }
 
     fn get_entry(&self, bucket: &str, key: &Sha256Digest) -> Result<Option<Vec<u8>>, RemoteError> {

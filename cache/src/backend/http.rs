@@ -16,7 +16,7 @@
 
 use super::transport::{self, Transport};
 use super::{
-    Backend, BlobRef, RemoteConfig, RemoteError, check_bucket, check_pointer, open_blob_file,
+    Backend, BlobRef, LocalBlob, RemoteConfig, RemoteError, check_bucket, check_pointer,
     parallel_map, redact,
 };
 use crate::hash::Sha256Digest;
@@ -88,7 +88,7 @@ impl HttpBackend {
             base,
             shown,
             authorization,
-            transport: Transport::new(config, true),
+            transport: Transport::new(config),
             check_jobs: config.check_jobs,
         })
     }
@@ -225,15 +225,17 @@ impl Backend for HttpBackend {
 
     fn put_blob(&self, blob: &BlobRef, path: &Path) -> Result<(), RemoteError> {
         let (url, shown) = self.location(&blob_path(&blob.digest));
-        let response = self.transport.send("PUT", &shown, |client| {
-            let reader = open_blob_file(blob, path)?;
+        let local = LocalBlob::new(blob, path);
+        let sent = self.transport.send("PUT", &shown, |client| {
+            let reader = local.open()?;
             Ok(self
                 .request(client, reqwest::Method::PUT, &url)
                 .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
                 .timeout(self.transport.upload_timeout(blob.size))
                 .body(reqwest::blocking::Body::sized(reader, blob.size)))
-        })?;
-        expect_written(response, &shown)
+        });
+        local.check()?;
+        expect_written(sent?, &shown)
     }
 
     fn get_entry(&self, bucket: &str, key: &Sha256Digest) -> Result<Option<Vec<u8>>, RemoteError> {

@@ -48,6 +48,7 @@ mod transport;
 use crate::hash::{Hasher, Sha256Digest};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A blob as an entry lists it: its digest and size.
@@ -222,6 +223,12 @@ pub enum RemoteError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot upload the local file {}", path.display())]
+    LocalBlob {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("writing what {url} sent failed")]
     Sink {
         url: String,
@@ -275,6 +282,9 @@ impl RemoteError {
                 "check that the remote is up and reachable; the build goes on without it".into(),
             ),
             RemoteError::Io { path, source } => Some(crate::local_io_hint(path, source)),
+            RemoteError::LocalBlob { source, .. } if source.kind() == io::ErrorKind::InvalidData => {
+                Some("the local cache holds a corrupt blob: run `xbuild cache verify`".into())
+            }
             _ => None,
         }
     }
@@ -450,6 +460,8 @@ pub(crate) struct VerifyingReader<R> {
     hasher: Hasher,
     expected: BlobRef,
     checked: bool,
+    /// Where a [`LocalBlob`] learns that the bytes were wrong.
+    wrong: Option<Arc<Mutex<Option<String>>>>,
 }
 
 impl<R: Read> VerifyingReader<R> {
@@ -459,17 +471,19 @@ impl<R: Read> VerifyingReader<R> {
             hasher: Hasher::new(),
             expected,
             checked: false,
+            wrong: None,
         }
     }
 
     fn not_the_blob(&self, what: String) -> io::Error {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "the local file is not the blob {:?}: {what}",
-                self.expected.digest
-            ),
-        )
+        let message = format!(
+            "the local file is not the blob {:?}: {what}",
+            self.expected.digest
+        );
+        if let Some(wrong) = &self.wrong {
+            *wrong.lock().unwrap_or_else(|e| e.into_inner()) = Some(message.clone());
+        }
+        io::Error::new(io::ErrorKind::InvalidData, message)
     }
 }
 
@@ -503,30 +517,63 @@ impl<R: Read> Read for VerifyingReader<R> {
     }
 }
 
-/// Opens the local file of a blob for upload, checking its size first.
-pub(crate) fn open_blob_file(
-    blob: &BlobRef,
-    path: &Path,
-) -> Result<VerifyingReader<io::BufReader<std::fs::File>>, RemoteError> {
-    let io_error = |source| RemoteError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io_error)?;
-    let size = file.metadata().map_err(io_error)?.len();
-    if size != blob.size {
-        return Err(io_error(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "the local file is not the blob {:?}: {size} bytes instead of {}",
-                blob.digest, blob.size
-            ),
-        )));
+/// The local file of a blob being uploaded, opened afresh for each
+/// attempt. When an attempt finds that the file is not the blob, that is
+/// remembered: no further attempt is made, and the upload's error says
+/// what was wrong with the file rather than how the connection ended.
+pub(crate) struct LocalBlob<'a> {
+    blob: &'a BlobRef,
+    path: &'a Path,
+    wrong: Arc<Mutex<Option<String>>>,
+}
+
+impl<'a> LocalBlob<'a> {
+    pub(crate) fn new(blob: &'a BlobRef, path: &'a Path) -> Self {
+        LocalBlob {
+            blob,
+            path,
+            wrong: Arc::default(),
+        }
     }
-    Ok(VerifyingReader::new(
-        io::BufReader::with_capacity(256 * 1024, file),
-        *blob,
-    ))
+
+    /// The error for a file found not to be the blob.
+    fn error(&self, message: String) -> RemoteError {
+        RemoteError::LocalBlob {
+            path: self.path.to_owned(),
+            source: io::Error::new(io::ErrorKind::InvalidData, message),
+        }
+    }
+
+    /// `Err` if an attempt found that the file is not the blob.
+    pub(crate) fn check(&self) -> Result<(), RemoteError> {
+        match self.wrong.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            Some(message) => Err(self.error(message)),
+            None => Ok(()),
+        }
+    }
+
+    /// Opens the file for an attempt, checking its size first.
+    pub(crate) fn open(
+        &self,
+    ) -> Result<VerifyingReader<io::BufReader<std::fs::File>>, RemoteError> {
+        self.check()?;
+        let io_error = |source| RemoteError::LocalBlob {
+            path: self.path.to_owned(),
+            source,
+        };
+        let file = std::fs::File::open(self.path).map_err(io_error)?;
+        let size = file.metadata().map_err(io_error)?.len();
+        if size != self.blob.size {
+            return Err(self.error(format!(
+                "the local file is not the blob {:?}: {size} bytes instead of {}",
+                self.blob.digest, self.blob.size
+            )));
+        }
+        let mut reader =
+            VerifyingReader::new(io::BufReader::with_capacity(256 * 1024, file), *self.blob);
+        reader.wrong = Some(self.wrong.clone());
+        Ok(reader)
+    }
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@
 use super::oci_auth::Authenticator;
 use super::transport::{self, Transport};
 use super::{
-    Backend, BlobRef, RemoteConfig, RemoteError, check_bucket, check_pointer, open_blob_file,
+    Backend, BlobRef, LocalBlob, RemoteConfig, RemoteError, check_bucket, check_pointer,
     parallel_map, redact,
 };
 use crate::hash::Sha256Digest;
@@ -132,7 +132,7 @@ impl OciBackend {
             registry,
             repository: repository.to_owned(),
             shown,
-            transport: Transport::new(config, true),
+            transport: Transport::new(config),
             auth: Authenticator::new(authority, config.docker_config_dir.clone()),
             check_jobs: config.check_jobs,
             config_present: AtomicBool::new(false),
@@ -447,10 +447,13 @@ impl Backend for OciBackend {
     }
 
     fn put_blob(&self, blob: &BlobRef, path: &Path) -> Result<(), RemoteError> {
-        self.upload(blob, || {
-            let reader = open_blob_file(blob, path)?;
+        let local = LocalBlob::new(blob, path);
+        let uploaded = self.upload(blob, || {
+            let reader = local.open()?;
             Ok(reqwest::blocking::Body::sized(reader, blob.size))
-        })
+        });
+        local.check()?;
+        uploaded
     }
 
     fn get_entry(&self, bucket: &str, key: &Sha256Digest) -> Result<Option<Vec<u8>>, RemoteError> {

@@ -219,6 +219,9 @@ pub(crate) struct Authenticator {
     login: OnceLock<Result<Option<Login>, String>>,
     /// The `Authorization` header value that worked last.
     current: Mutex<Option<String>>,
+    /// Held while answering a challenge, so that requests refused at once
+    /// (the first batch of concurrent checks) ask for one token, not one each.
+    answering: Mutex<()>,
 }
 
 impl Authenticator {
@@ -228,6 +231,7 @@ impl Authenticator {
             config_dir,
             login: OnceLock::new(),
             current: Mutex::new(None),
+            answering: Mutex::new(()),
         }
     }
 
@@ -272,6 +276,14 @@ impl Authenticator {
         let challenge = header
             .and_then(Challenge::parse)
             .ok_or_else(|| auth_error("HTTP 401 without a WWW-Authenticate challenge".into()))?;
+        let _answering = self.answering.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(current) = self
+            .current()
+            .filter(|current| Some(current.as_str()) != failed)
+        {
+            // Another request answered the challenge meanwhile.
+            return Ok(current);
+        }
         let login = self.login(shown)?;
         let value = match challenge.scheme.as_str() {
             "basic" => match &login {

@@ -29,17 +29,15 @@ pub(crate) struct Transport {
     connect_timeout: Duration,
     idle_timeout: Duration,
     pool: usize,
-    follow_redirects: bool,
 }
 
 impl Transport {
-    pub(crate) fn new(config: &RemoteConfig, follow_redirects: bool) -> Transport {
+    pub(crate) fn new(config: &RemoteConfig) -> Transport {
         Transport {
             client: OnceLock::new(),
             connect_timeout: config.connect_timeout,
             idle_timeout: config.idle_timeout,
             pool: config.jobs.max(config.check_jobs),
-            follow_redirects,
         }
     }
 
@@ -56,13 +54,24 @@ impl Transport {
         if let Some(client) = self.client.get() {
             return Ok(client);
         }
-        // A redirect to another host drops the Authorization header
-        // (reqwest's policy); registries redirect blob reads to storage.
-        let redirect = if self.follow_redirects {
-            reqwest::redirect::Policy::limited(5)
-        } else {
-            reqwest::redirect::Policy::none()
-        };
+        // Registries redirect blob reads to storage. A redirect to another
+        // host drops the Authorization header (reqwest does that); one from
+        // https down to http is refused, so nothing sent encrypted is ever
+        // sent in the clear.
+        let redirect = reqwest::redirect::Policy::custom(|attempt| {
+            let downgrade = attempt.url().scheme() == "http"
+                && attempt
+                    .previous()
+                    .last()
+                    .is_some_and(|previous| previous.scheme() == "https");
+            if downgrade {
+                attempt.error("a redirect from https to http is refused")
+            } else if attempt.previous().len() > 5 {
+                attempt.error("more than 5 redirects")
+            } else {
+                attempt.follow()
+            }
+        });
         let client = Client::builder()
             .user_agent(concat!("xbuild/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(self.connect_timeout)
