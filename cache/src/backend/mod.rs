@@ -18,9 +18,9 @@
 //!
 //! | URL | backend | layout |
 //! |---|---|---|
-//! | `file:///path` | [`file`] | files under `path` |
-//! | `http(s)://host/prefix` | [`http`] | the same paths under the prefix: GET/HEAD/PUT |
-//! | `oci://host[:port]/repo` | [`oci`] | an OCI registry: blobs, manifests, tags |
+//! | `file:///path` | [`mod@file`] | files under `path` |
+//! | `http(s)://host/prefix` | [`mod@http`] | the same paths under the prefix: GET/HEAD/PUT |
+//! | `oci://host[:port]/repo` | [`mod@oci`] | an OCI registry: blobs, manifests, tags |
 //!
 //! The file and HTTP layout (paths relative to the directory or prefix):
 //!

@@ -31,7 +31,14 @@
 //!   two never collide.
 //!
 //! The referrers API is not used (Debian's registry 2.8 lacks it); tags are
-//! the only index. Authentication: [`super::oci_auth`].
+//! the only index.
+//!
+//! Authentication: anonymous, Basic, or the Bearer token flow (a 401's
+//! `WWW-Authenticate: Bearer realm=…,service=…,scope=…` names the token
+//! service), with credentials looked up as Docker does in `config.json` of
+//! `$DOCKER_CONFIG` or `~/.docker`: the registry's `credHelpers` entry, its
+//! `auths` entry, then `credsStore` (a helper is `docker-credential-<name>
+//! get`).
 
 use super::oci_auth::Authenticator;
 use super::transport::{self, Transport};
