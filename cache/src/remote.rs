@@ -89,7 +89,7 @@ pub enum Problem {
     #[error("the entry lists the blob {digest:?}, which the remote does not have")]
     BlobMissing { digest: Sha256Digest },
     #[error(
-        "the blob {digest:?} it sent is not the one the entry lists: {actual_size} bytes with sha256 {actual:?}, expected {size} bytes"
+        "refused: the blob {digest:?} it sent is not the one the entry lists: {actual_size} bytes hashing to {actual:?}, expected {size} bytes"
     )]
     BlobCorrupt {
         digest: Sha256Digest,
@@ -97,7 +97,7 @@ pub enum Problem {
         actual: Sha256Digest,
         actual_size: u64,
     },
-    #[error("the blob {digest:?} it sent is longer than the {size} bytes the entry lists")]
+    #[error("refused: the blob {digest:?} it sent is longer than the {size} bytes the entry lists")]
     BlobTooLong { digest: Sha256Digest, size: u64 },
     #[error("the signed record cannot be stored: {0}")]
     BadRecord(String),
@@ -117,15 +117,21 @@ pub struct RemoteWarning {
 }
 
 impl std::fmt::Display for RemoteWarning {
-    /// One line: the remote, the subject, the problem and its causes.
+    /// One line: the remote, the subject, the problem and its causes (a
+    /// refusal names the entry itself).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "remote {}: {}: {}",
-            self.remote,
-            self.subject,
-            error_chain(&self.problem)
-        )
+        match &self.problem {
+            Problem::Refused(_) => {
+                write!(f, "remote {}: {}", self.remote, error_chain(&self.problem))
+            }
+            problem => write!(
+                f,
+                "remote {}: {}: {}",
+                self.remote,
+                self.subject,
+                error_chain(problem)
+            ),
+        }
     }
 }
 
