@@ -444,6 +444,42 @@ fn a_corrupt_local_blob_never_reaches_the_remote(kind: Kind) {
 }
 
 #[test]
+fn a_blob_the_remote_lost_or_lengthened_is_a_miss_and_nothing_enters_the_cache() {
+    let server = Server::start(Kind::File);
+    let signer = SecretKey::generate("team-1").unwrap();
+    let entry = uploaded(&server, &signer);
+    let [large, small] = [0, 1].map(|index| entry.blobs[index]);
+    let original = std::fs::read(server.blob_file(&small.digest)).unwrap();
+    let longer = [&original[..], b"and then some"].concat();
+    std::fs::write(server.blob_file(&small.digest), longer).unwrap();
+    let b = machine();
+    let fetch = remotes(&server, &signer).fetch_entry(&b.cache, &entry.bucket, &entry.key);
+    assert!(
+        matches!(fetch.warnings[0].problem, Problem::BlobTooLong { .. }),
+        "{}",
+        fetch.warnings[0]
+    );
+    assert_nothing_of(&b.cache, &entry);
+
+    std::fs::write(server.blob_file(&small.digest), original).unwrap();
+    std::fs::remove_file(server.blob_file(&large.digest)).unwrap();
+    let fetch = remotes(&server, &signer).fetch_entry(&b.cache, &entry.bucket, &entry.key);
+    let text = fetch.warnings[0].to_string();
+    assert!(
+        matches!(fetch.warnings[0].problem, Problem::BlobMissing { .. }),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{:?}, which the remote does not have",
+            large.digest
+        )),
+        "{text}"
+    );
+    assert_nothing_of(&b.cache, &entry);
+}
+
+#[test]
 fn a_remote_that_never_answers_times_out_into_a_warning() {
     // Connections are accepted by the kernel and never answered.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
