@@ -35,7 +35,10 @@
 //! that does not match is deleted and reported as absent, so the caller
 //! fetches it again.
 
+pub mod backend;
 pub mod hash;
+pub mod remote;
+pub mod sign;
 
 use fs_err as fs;
 use hash::{HashingReader, Sha256Digest};

@@ -1,0 +1,570 @@
+//! `oci://host[:port]/repo`: an OCI registry (distribution-spec API) as a
+//! remote cache. Plain HTTP for `localhost` and `127.*` / `[::1]`, HTTPS
+//! otherwise; `oci+http://` and `oci+https://` choose explicitly.
+//!
+//! What the repository `repo` holds:
+//!
+//! - every blob as a registry blob (`HEAD`/`GET /v2/<repo>/blobs/sha256:<hex>`;
+//!   uploaded in one piece: `POST /v2/<repo>/blobs/uploads/`, then `PUT
+//!   <location>?digest=sha256:<hex>`, which the registry verifies);
+//! - every entry as an OCI 1.1 image manifest tagged `<bucket>-<key hex>`:
+//!
+//! ```json
+//! { "schemaVersion": 2,
+//!   "mediaType": "application/vnd.oci.image.manifest.v1+json",
+//!   "artifactType": "application/vnd.xbuild.entry.v1",
+//!   "config": { "mediaType": "application/vnd.oci.empty.v1+json",
+//!               "digest": "sha256:44136fa3…", "size": 2 },
+//!   "layers": [
+//!     { "mediaType": "application/vnd.xbuild.envelope.v1+json", "digest": …, "size": … },
+//!     { "mediaType": "application/vnd.xbuild.blob.v1", "digest": …, "size": … }, … ],
+//!   "annotations": { "org.xbuild.bucket": "<bucket>", "org.xbuild.key": "sha256:<key hex>" } }
+//! ```
+//!
+//!   The first layer is the signed envelope ([`crate::sign`]), itself a
+//!   blob; the others are the entry's blobs, listed so that the registry's
+//!   garbage collection keeps them. The envelope is a layer rather than an
+//!   annotation so that its size is not bounded by the manifest's;
+//! - every pointer as a manifest of `artifactType`
+//!   `application/vnd.xbuild.pointer.v1` whose one layer is the pointer
+//!   document, tagged `pointer_<name>`. Entry tags never contain `_`, so the
+//!   two never collide.
+//!
+//! The referrers API is not used (Debian's registry 2.8 lacks it); tags are
+//! the only index.
+//!
+//! Authentication: anonymous, Basic, or the Bearer token flow (a 401's
+//! `WWW-Authenticate: Bearer realm=…,service=…,scope=…` names the token
+//! service), with credentials looked up as Docker does in `config.json` of
+//! `$DOCKER_CONFIG` or `~/.docker`: the registry's `credHelpers` entry, its
+//! `auths` entry, then `credsStore` (a helper is `docker-credential-<name>
+//! get`).
+
+use super::oci_auth::Authenticator;
+use super::transport::{self, Transport};
+use super::{
+    Backend, BlobRef, LocalBlob, RemoteConfig, RemoteError, check_bucket, check_pointer,
+    parallel_map, redact,
+};
+use crate::hash::Sha256Digest;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const ENTRY_ARTIFACT_TYPE: &str = "application/vnd.xbuild.entry.v1";
+pub const POINTER_ARTIFACT_TYPE: &str = "application/vnd.xbuild.pointer.v1";
+pub const ENVELOPE_MEDIA_TYPE: &str = "application/vnd.xbuild.envelope.v1+json";
+pub const POINTER_MEDIA_TYPE: &str = "application/vnd.xbuild.pointer.v1+json";
+pub const BLOB_MEDIA_TYPE: &str = "application/vnd.xbuild.blob.v1";
+pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+const EMPTY_CONFIG: &[u8] = b"{}";
+
+/// The largest manifest, envelope or pointer document read.
+const SMALL_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// A remote cache in one repository of an OCI registry.
+pub struct OciBackend {
+    /// `http(s)://host:port/`.
+    registry: reqwest::Url,
+    repository: String,
+    shown: String,
+    transport: Transport,
+    auth: Authenticator,
+    check_jobs: usize,
+    /// Whether the empty config blob is known to be in the repository.
+    config_present: AtomicBool,
+}
+
+impl std::fmt::Debug for OciBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OciBackend")
+            .field("url", &self.shown)
+            .finish()
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Manifest {
+    schema_version: u32,
+    #[serde(default)]
+    media_type: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    artifact_type: String,
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    annotations: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    media_type: String,
+    digest: Sha256Digest,
+    size: u64,
+}
+
+impl OciBackend {
+    pub fn open(url: &str, config: &RemoteConfig) -> Result<OciBackend, RemoteError> {
+        let shown = redact(url).trim_end_matches('/').to_owned();
+        let invalid = |reason: &str| RemoteError::InvalidUrl {
+            url: shown.clone(),
+            reason: reason.to_owned(),
+        };
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| invalid("no scheme"))?;
+        let (authority, repository) = rest
+            .trim_end_matches('/')
+            .split_once('/')
+            .ok_or_else(|| invalid("it names no repository (oci://host:port/repository)"))?;
+        if authority.contains('@') {
+            return Err(invalid(
+                "credentials do not go in an oci:// URL; use `docker login` (~/.docker/config.json)",
+            ));
+        }
+        check_repository(repository).map_err(invalid)?;
+        let host = authority
+            .rsplit_once(':')
+            .filter(|(_, port)| port.bytes().all(|byte| byte.is_ascii_digit()))
+            .map_or(authority, |(host, _)| host);
+        let plain = match scheme {
+            "oci+http" => true,
+            "oci+https" => false,
+            _ => is_loopback(host),
+        };
+        let base = format!("{}://{authority}/", if plain { "http" } else { "https" });
+        let registry = reqwest::Url::parse(&base).map_err(|error| invalid(&error.to_string()))?;
+        Ok(OciBackend {
+            registry,
+            repository: repository.to_owned(),
+            shown,
+            transport: Transport::new(config),
+            auth: Authenticator::new(authority, config.docker_config_dir.clone()),
+            check_jobs: config.check_jobs,
+            config_present: AtomicBool::new(false),
+        })
+    }
+
+    /// The URL of `/v2/<repo>/<path>`, and how to show it.
+    fn endpoint(&self, path: &str) -> (reqwest::Url, String) {
+        let url = self
+            .registry
+            .join(&format!("v2/{}/{path}", self.repository))
+            .expect("registry paths join");
+        let shown = format!("{}/{path}", self.shown);
+        (url, shown)
+    }
+
+    /// Sends a request, answering one authentication challenge if the
+    /// registry asks.
+    fn send(
+        &self,
+        method: &'static str,
+        shown: &str,
+        build: impl Fn(
+            &reqwest::blocking::Client,
+        ) -> Result<reqwest::blocking::RequestBuilder, RemoteError>,
+    ) -> Result<reqwest::blocking::Response, RemoteError> {
+        let sent = self.auth.current();
+        let with = |authorization: Option<&str>| {
+            self.transport.send(method, shown, |client| {
+                let request = build(client)?;
+                Ok(match authorization {
+                    Some(value) => request.header(reqwest::header::AUTHORIZATION, value),
+                    None => request,
+                })
+            })
+        };
+        let response = with(sent.as_deref())?;
+        if response.status().as_u16() != 401 {
+            return Ok(response);
+        }
+        let challenge = response
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let authorization = self.auth.answer(
+            &self.transport,
+            shown,
+            challenge.as_deref(),
+            sent.as_deref(),
+        )?;
+        let response = with(Some(&authorization))?;
+        if response.status().as_u16() == 401 {
+            return Err(RemoteError::Auth {
+                url: shown.to_owned(),
+                reason: "the registry refused the token it issued (check the account's rights on the repository)".into(),
+            });
+        }
+        Ok(response)
+    }
+
+    fn blob_exists(&self, digest: &Sha256Digest) -> Result<bool, RemoteError> {
+        let (url, shown) = self.endpoint(&format!("blobs/{}", digest.oci()));
+        let response = self.send("HEAD", &shown, |client| Ok(client.head(url.clone())))?;
+        match response.status().as_u16() {
+            200..=299 => Ok(true),
+            404 => Ok(false),
+            _ => Err(transport::status_error("HEAD", &shown, response)),
+        }
+    }
+
+    fn upload(
+        &self,
+        blob: &BlobRef,
+        body: impl Fn() -> Result<reqwest::blocking::Body, RemoteError>,
+    ) -> Result<(), RemoteError> {
+        let (start, shown) = self.endpoint("blobs/uploads/");
+        let response = self.send("POST", &shown, |client| {
+            Ok(client
+                .post(start.clone())
+                .header(reqwest::header::CONTENT_LENGTH, "0"))
+        })?;
+        if response.status().as_u16() != 202 {
+            return Err(transport::status_error("POST", &shown, response));
+        }
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .ok_or_else(|| RemoteError::Protocol {
+                url: shown.clone(),
+                reason: "the upload was accepted without a Location".into(),
+            })?;
+        let mut session = start
+            .join(location)
+            .map_err(|error| RemoteError::Protocol {
+                url: shown.clone(),
+                reason: format!("the upload Location `{location}` is not a URL: {error}"),
+            })?;
+        session
+            .query_pairs_mut()
+            .append_pair("digest", &blob.digest.oci());
+        let (_, shown) = self.endpoint(&format!("blobs/uploads/… ({})", blob.digest.oci()));
+        let response = self.send("PUT", &shown, |client| {
+            Ok(client
+                .put(session.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .timeout(self.transport.upload_timeout(blob.size))
+                .body(body()?))
+        })?;
+        match response.status().as_u16() {
+            200..=299 => Ok(()),
+            _ => Err(transport::status_error("PUT", &shown, response)),
+        }
+    }
+
+    fn upload_bytes(&self, bytes: &[u8]) -> Result<BlobRef, RemoteError> {
+        let blob = BlobRef::new(Sha256Digest::of(bytes), bytes.len() as u64);
+        if !self.blob_exists(&blob.digest)? {
+            self.upload(&blob, || Ok(reqwest::blocking::Body::from(bytes.to_vec())))?;
+        }
+        Ok(blob)
+    }
+
+    fn ensure_config(&self) -> Result<(), RemoteError> {
+        if !self.config_present.load(Ordering::Relaxed) {
+            self.upload_bytes(EMPTY_CONFIG)?;
+            self.config_present.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn put_manifest(&self, tag: &str, manifest: &Manifest) -> Result<(), RemoteError> {
+        self.ensure_config()?;
+        let bytes = serde_json::to_vec(manifest).expect("manifests serialise");
+        let (url, shown) = self.endpoint(&format!("manifests/{tag}"));
+        let response = self.send("PUT", &shown, |client| {
+            Ok(client
+                .put(url.clone())
+                .header(reqwest::header::CONTENT_TYPE, MANIFEST_MEDIA_TYPE)
+                .body(bytes.clone()))
+        })?;
+        match response.status().as_u16() {
+            200..=299 => Ok(()),
+            _ => Err(transport::status_error("PUT", &shown, response)),
+        }
+    }
+
+    /// The manifest tagged `tag`, if it is there and of `artifact_type`.
+    fn get_manifest(
+        &self,
+        tag: &str,
+        artifact_type: &str,
+    ) -> Result<Option<Manifest>, RemoteError> {
+        let (url, shown) = self.endpoint(&format!("manifests/{tag}"));
+        let response = self.send("GET", &shown, |client| {
+            Ok(client
+                .get(url.clone())
+                .header(reqwest::header::ACCEPT, MANIFEST_MEDIA_TYPE))
+        })?;
+        match response.status().as_u16() {
+            200..=299 => {}
+            404 => return Ok(None),
+            _ => return Err(transport::status_error("GET", &shown, response)),
+        }
+        let bytes = transport::read_small(&self.transport, response, &shown, SMALL_LIMIT)?;
+        let manifest: Manifest =
+            serde_json::from_slice(&bytes).map_err(|error| RemoteError::Protocol {
+                url: shown.clone(),
+                reason: format!("the manifest is not an OCI image manifest: {error}"),
+            })?;
+        if manifest.artifact_type != artifact_type {
+            return Err(RemoteError::Protocol {
+                url: shown,
+                reason: format!(
+                    "the tag holds an artifact of type `{}`, not `{artifact_type}`",
+                    manifest.artifact_type
+                ),
+            });
+        }
+        Ok(Some(manifest))
+    }
+
+    /// The first layer of `media_type` of the manifest tagged `tag`, read
+    /// whole and checked against its digest.
+    fn get_document(
+        &self,
+        tag: &str,
+        artifact_type: &str,
+        media_type: &str,
+    ) -> Result<Option<Vec<u8>>, RemoteError> {
+        let Some(manifest) = self.get_manifest(tag, artifact_type)? else {
+            return Ok(None);
+        };
+        let (_, shown) = self.endpoint(&format!("manifests/{tag}"));
+        let layer = manifest
+            .layers
+            .iter()
+            .find(|layer| layer.media_type == media_type)
+            .filter(|layer| layer.size <= SMALL_LIMIT)
+            .ok_or_else(|| RemoteError::Protocol {
+                url: shown.clone(),
+                reason: format!("the manifest has no layer of type `{media_type}` (of at most {SMALL_LIMIT} bytes)"),
+            })?;
+        let mut bytes = Vec::new();
+        if self.get_blob(&layer.digest, &mut bytes)?.is_none() {
+            return Err(RemoteError::Protocol {
+                url: shown,
+                reason: format!("its layer {:?} is missing", layer.digest),
+            });
+        }
+        let actual = Sha256Digest::of(&bytes);
+        if actual != layer.digest {
+            return Err(RemoteError::Protocol {
+                url: shown,
+                reason: format!(
+                    "its layer {:?} holds other content (sha256 {actual:?})",
+                    layer.digest
+                ),
+            });
+        }
+        Ok(Some(bytes))
+    }
+
+    fn artifact(
+        &self,
+        artifact_type: &str,
+        layers: Vec<Descriptor>,
+        annotations: &[(&str, String)],
+    ) -> Manifest {
+        Manifest {
+            schema_version: 2,
+            media_type: MANIFEST_MEDIA_TYPE.into(),
+            artifact_type: artifact_type.into(),
+            config: Descriptor {
+                media_type: EMPTY_MEDIA_TYPE.into(),
+                digest: Sha256Digest::of(EMPTY_CONFIG),
+                size: EMPTY_CONFIG.len() as u64,
+            },
+            layers,
+            annotations: annotations
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), value.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// `<bucket>-<key hex>`: at most 60 + 1 + 64 characters, within the tag
+/// grammar `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+pub fn entry_tag(bucket: &str, key: &Sha256Digest) -> Result<String, RemoteError> {
+    check_bucket(bucket)?;
+    Ok(format!("{bucket}-{}", key.hex()))
+}
+
+/// `pointer_<name>`: at most 8 + 120 characters.
+pub fn pointer_tag(name: &str) -> Result<String, RemoteError> {
+    check_pointer(name)?;
+    Ok(format!("pointer_{name}"))
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|address| address.is_loopback())
+}
+
+/// The repository name grammar: components of `[a-z0-9]+([._-][a-z0-9]+)*`
+/// joined by `/`.
+fn check_repository(repository: &str) -> Result<(), &'static str> {
+    let component_ok = |component: &str| {
+        !component.is_empty()
+            && component.bytes().all(|byte| {
+                byte.is_ascii_lowercase() || byte.is_ascii_digit() || b"._-".contains(&byte)
+            })
+            && component.as_bytes()[0].is_ascii_alphanumeric()
+            && component.as_bytes()[component.len() - 1].is_ascii_alphanumeric()
+    };
+    if repository.is_empty() || !repository.split('/').all(component_ok) {
+        return Err(
+            "the repository must be lowercase components of a-z, 0-9, `.`, `_`, `-` joined by `/`",
+        );
+    }
+    Ok(())
+}
+
+impl Backend for OciBackend {
+    fn url(&self) -> &str {
+        &self.shown
+    }
+
+    fn has_blobs(&self, digests: &[Sha256Digest]) -> Result<Vec<bool>, RemoteError> {
+        parallel_map(self.check_jobs, digests, |digest| self.blob_exists(digest))
+            .into_iter()
+            .collect()
+    }
+
+    fn get_blob(
+        &self,
+        digest: &Sha256Digest,
+        sink: &mut dyn Write,
+    ) -> Result<Option<u64>, RemoteError> {
+        let (url, shown) = self.endpoint(&format!("blobs/{}", digest.oci()));
+        let response = self.send("GET", &shown, |client| Ok(client.get(url.clone())))?;
+        match response.status().as_u16() {
+            200..=299 => transport::copy_body(&self.transport, response, &shown, sink).map(Some),
+            404 => Ok(None),
+            _ => Err(transport::status_error("GET", &shown, response)),
+        }
+    }
+
+    fn put_blob(&self, blob: &BlobRef, path: &Path) -> Result<(), RemoteError> {
+        let local = LocalBlob::new(blob, path);
+        let uploaded = self.upload(blob, || {
+            let reader = local.open()?;
+            Ok(reqwest::blocking::Body::sized(reader, blob.size))
+        });
+        local.check()?;
+        uploaded
+    }
+
+    fn get_entry(&self, bucket: &str, key: &Sha256Digest) -> Result<Option<Vec<u8>>, RemoteError> {
+        self.get_document(
+            &entry_tag(bucket, key)?,
+            ENTRY_ARTIFACT_TYPE,
+            ENVELOPE_MEDIA_TYPE,
+        )
+    }
+
+    fn has_entry(&self, bucket: &str, key: &Sha256Digest) -> Result<bool, RemoteError> {
+        let (url, shown) = self.endpoint(&format!("manifests/{}", entry_tag(bucket, key)?));
+        let response = self.send("HEAD", &shown, |client| {
+            Ok(client
+                .head(url.clone())
+                .header(reqwest::header::ACCEPT, MANIFEST_MEDIA_TYPE))
+        })?;
+        match response.status().as_u16() {
+            200..=299 => Ok(true),
+            404 => Ok(false),
+            _ => Err(transport::status_error("HEAD", &shown, response)),
+        }
+    }
+
+    fn put_entry(
+        &self,
+        bucket: &str,
+        key: &Sha256Digest,
+        envelope: &[u8],
+        blobs: &[BlobRef],
+    ) -> Result<(), RemoteError> {
+        let tag = entry_tag(bucket, key)?;
+        let envelope = self.upload_bytes(envelope)?;
+        let mut layers = vec![Descriptor {
+            media_type: ENVELOPE_MEDIA_TYPE.into(),
+            digest: envelope.digest,
+            size: envelope.size,
+        }];
+        layers.extend(blobs.iter().map(|blob| Descriptor {
+            media_type: BLOB_MEDIA_TYPE.into(),
+            digest: blob.digest,
+            size: blob.size,
+        }));
+        let annotations = [
+            ("org.xbuild.bucket", bucket.to_owned()),
+            ("org.xbuild.key", key.oci()),
+        ];
+        self.put_manifest(
+            &tag,
+            &self.artifact(ENTRY_ARTIFACT_TYPE, layers, &annotations),
+        )
+    }
+
+    fn get_pointer(&self, name: &str) -> Result<Option<Vec<u8>>, RemoteError> {
+        self.get_document(
+            &pointer_tag(name)?,
+            POINTER_ARTIFACT_TYPE,
+            POINTER_MEDIA_TYPE,
+        )
+    }
+
+    fn put_pointer(&self, name: &str, document: &[u8]) -> Result<(), RemoteError> {
+        let tag = pointer_tag(name)?;
+        let blob = self.upload_bytes(document)?;
+        let layers = vec![Descriptor {
+            media_type: POINTER_MEDIA_TYPE.into(),
+            digest: blob.digest,
+            size: blob.size,
+        }];
+        let annotations = [("org.xbuild.pointer", name.to_owned())];
+        self.put_manifest(
+            &tag,
+            &self.artifact(POINTER_ARTIFACT_TYPE, layers, &annotations),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_choose_plain_http_for_loopback_only() {
+        let config = RemoteConfig::default();
+        let local = OciBackend::open("oci://127.0.0.1:5000/team/xbuild", &config).unwrap();
+        assert_eq!(local.registry.as_str(), "http://127.0.0.1:5000/");
+        assert_eq!(local.repository, "team/xbuild");
+        let forced = OciBackend::open("oci+https://127.0.0.1:5000/cache", &config).unwrap();
+        assert_eq!(forced.registry.as_str(), "https://127.0.0.1:5000/");
+        assert!(is_loopback("localhost") && is_loopback("127.0.0.2") && is_loopback("[::1]"));
+        assert!(!is_loopback("192.0.2.10"));
+        let error = OciBackend::open("oci://127.0.0.1:5000/Team", &config).unwrap_err();
+        assert!(error.to_string().contains("lowercase"), "{error}");
+        let error = OciBackend::open("oci://127.0.0.1:5000", &config).unwrap_err();
+        assert!(error.to_string().contains("no repository"), "{error}");
+    }
+
+    #[test]
+    fn tags_fit_the_grammar_and_never_collide() {
+        let key = Sha256Digest::of(b"k");
+        let longest = "b".repeat(60);
+        assert_eq!(entry_tag(&longest, &key).unwrap().len(), 125);
+        assert_eq!(pointer_tag(&"p".repeat(120)).unwrap().len(), 128);
+        assert!(!entry_tag("layer", &key).unwrap().contains('_'));
+        assert!(pointer_tag("x").unwrap().contains('_'));
+    }
+}
