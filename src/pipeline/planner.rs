@@ -492,3 +492,7 @@ impl Planner<'_> {
         ))
     }
 }
+
+#[cfg(test)]
+#[path = "planner_tests.rs"]
+mod tests;
