@@ -402,9 +402,10 @@ fn the_report_counts_nodes_by_source_cold_and_warm() {
     // The text says the same.
     let text = fixture.run(&xbuild, "build", &["--out", out.path().to_str().unwrap()]);
     assert!(
-        text.success().stderr.lines().any(
-            |line| line.starts_with("7 local, 0 remote, 0 downloaded (0 B), 0 built (0 B) in ")
-        ),
+        text.success()
+            .stderr
+            .lines()
+            .any(|line| line.starts_with("7 local, 0 downloaded (0 B), 0 built (0 B) in ")),
         "{text}"
     );
 

@@ -167,9 +167,13 @@ impl BuildReport {
         let _ = writeln!(text, "OCI layout: {}", self.oci_layout);
         let _ = writeln!(
             text,
-            "{} local, {} remote, {} downloaded ({}), {} built ({}) in {:.2}s [resolve {:.2}s, build {:.2}s, fetch {:.2}s, layers {:.2}s, assemble {:.2}s]{}",
+            "{} local, {}{} downloaded ({}), {} built ({}) in {:.2}s [resolve {:.2}s, build {:.2}s, fetch {:.2}s, layers {:.2}s, assemble {:.2}s]{}",
             s.local,
-            s.remote,
+            if s.remote > 0 {
+                format!("{} remote ({}), ", s.remote, human_bytes(s.bytes.remote))
+            } else {
+                String::new()
+            },
             s.downloaded,
             human_bytes(s.bytes_downloaded),
             s.built,

@@ -169,6 +169,7 @@ impl PlanReport {
             let _ = writeln!(text, "{}: {status}{cost}", build.name);
             let toolchain = match (build.toolchain_cached, build.toolchain_build_seconds) {
                 (true, _) => "cached".to_owned(),
+                (false, _) if build.cached => "not needed (the build is a hit)".to_owned(),
                 (false, Some(seconds)) => format!(
                     "BUILD FROM SOURCE, ~{:.0} min estimated, fetch {} first (expensive: needs --allow-toolchain-build; once per cache)",
                     (seconds / 60.0).ceil(),
