@@ -40,13 +40,8 @@ impl std::fmt::Display for MissingHit {
             NodeSource::Upstream => "would be downloaded",
             _ => "would be built",
         };
-        write!(f, "{} {}", self.kind.label(), self.name)?;
-        if let Some(target) = &self.target
-            && !self.name.ends_with(&format!("({target})"))
-        {
-            write!(f, " for {target}")?;
-        }
-        write!(f, ": {action}")?;
+        let name = super::node::describe(self.kind, &self.name, self.target.as_deref());
+        write!(f, "{name}: {action}")?;
         match &self.first_difference {
             Some((cache, difference)) => {
                 let cache = match cache {

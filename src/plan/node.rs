@@ -249,15 +249,26 @@ impl Node {
         }
     }
 
-    /// `layer hello`, `build cargo . (aarch64-linux)`: kind and name, as
-    /// messages name a node.
+    /// `layer hello for aarch64-linux`, `build cargo . (aarch64-linux)`:
+    /// kind, name and target, as messages name a node.
     pub fn describe(&self) -> String {
-        let kind = self.kind.label();
-        match &self.target {
-            Some(target) if !self.name.ends_with(&format!("({target})")) => {
-                format!("{kind} {} ({target})", self.name)
-            }
-            _ => format!("{kind} {}", self.name),
-        }
+        describe(self.kind, &self.name, self.target.as_deref())
     }
+}
+
+/// See [`Node::describe`]: the kind unless the name starts with it, the
+/// target unless the name says it.
+pub(super) fn describe(kind: NodeKind, name: &str, target: Option<&str>) -> String {
+    let mut text = if name.starts_with(&format!("{} ", kind.label())) {
+        name.to_owned()
+    } else {
+        format!("{} {name}", kind.label())
+    };
+    if let Some(target) = target
+        && !name.ends_with(&format!("({target})"))
+        && !name.contains(&format!("→ {target}"))
+    {
+        text.push_str(&format!(" for {target}"));
+    }
+    text
 }

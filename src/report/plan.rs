@@ -217,7 +217,7 @@ impl PlanReport {
                     NodeSource::Upstream => "download",
                     _ => "build",
                 };
-                let _ = writeln!(text, "  {action} {}", node.describe());
+                let _ = writeln!(text, "  {}: {action}", node.describe());
             }
         }
         text
