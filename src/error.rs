@@ -57,6 +57,20 @@ pub enum Error {
     )]
     TooManyBuilds { limit: usize, builds: Vec<String> },
     #[error(
+        "{}: {} {} not in the cache:{}",
+        match .require {
+            crate::plan::RequireHits::Builds => "--require-hits",
+            crate::plan::RequireHits::All => "--require-hits=all",
+        },
+        .misses.len(),
+        if .misses.len() == 1 { "node is" } else { "nodes are" },
+        .misses.iter().map(|miss| format!("\n  {miss}")).collect::<String>()
+    )]
+    MissingHits {
+        require: crate::plan::RequireHits,
+        misses: Vec<crate::plan::MissingHit>,
+    },
+    #[error(
         "{toolchain} is not in the cache and Debian has no binary for it: it would be built from source ({estimate}); not started without --allow-toolchain-build"
     )]
     ToolchainBuildNotAllowed { toolchain: String, estimate: String },
@@ -116,6 +130,8 @@ pub enum ErrorClass {
     Local,
     /// A build of the user's code failed (exit 7).
     Build,
+    /// `--require-hits`: something would be built or downloaded (exit 8).
+    MissingHits,
 }
 
 impl ErrorClass {
@@ -127,6 +143,7 @@ impl ErrorClass {
             ErrorClass::Resolution => 5,
             ErrorClass::Local => 6,
             ErrorClass::Build => 7,
+            ErrorClass::MissingHits => 8,
         }
     }
 }
@@ -175,6 +192,7 @@ impl Error {
                 ErrorClass::Input
             }
             Error::Build { .. } | Error::CBuild { .. } => ErrorClass::Build,
+            Error::MissingHits { .. } => ErrorClass::MissingHits,
             Error::Cache(_) => ErrorClass::Local,
             Error::Fetch(error) => fetch_class(error),
             Error::Deb(_) | Error::Layer(_) => ErrorClass::Integrity,
@@ -213,6 +231,10 @@ impl Error {
             Error::Build { .. } => Some(
                 "cargo's output above says why; xbuild exits with status 7 whatever cargo's status (it is in the message)".into(),
             ),
+            Error::MissingHits { require, .. } => Some(match require {
+                crate::plan::RequireHits::Builds => "nothing was fetched or built; run without --require-hits to build them once into the cache, or prewarm a shared cache; `xbuild plan --explain` shows every node and why it misses".into(),
+                crate::plan::RequireHits::All => "nothing was fetched or built; run without --require-hits=all to download and build them once into the cache, or prewarm a shared cache; `xbuild plan --explain` shows every node and why it misses".into(),
+            }),
             Error::ToolchainBuildNotAllowed { .. } => Some(
                 "run again with --allow-toolchain-build to build it once into the cache (every later build and every machine sharing the cache reuses it), or prewarm a shared cache with it; `xbuild plan --explain` shows what it is built from".into(),
             ),

@@ -17,9 +17,13 @@
 //!   streaming.
 //! - [`image`]: layers streamed from `.deb` data, OCI config, manifest,
 //!   index, image layout and docker-archive.
-//! - [`plan`]: nodes and keys of a build.
+//! - [`plan`]: the plan of a build, made once before any work: a
+//!   serialisable DAG of keyed nodes, each with its provider, cost,
+//!   platforms and source (local, remote, upstream, build); keys; explain;
+//!   `--require-hits`.
 //! - [`pipeline`]: resolve → plan → realize → assemble → output.
-//! - [`report`]: what a build hit, downloaded and built, bytes and timings.
+//! - [`report`]: the plan as `plan` shows it, and what a build hit,
+//!   downloaded and built, bytes per source, timings and savings.
 //! - [`progress`]: the `Reporter` trait the library reports progress through.
 
 // Errors carry the URL, path, package and digests they concern; they are

@@ -126,7 +126,7 @@ fn is_bar_line(line: &str) -> bool {
 }
 
 fn is_summary_line(line: &str) -> bool {
-    line.contains(" cached, ") && line.contains(" downloaded (") && line.contains(" built (")
+    line.contains(" local, ") && line.contains(" downloaded (") && line.contains(" built (")
 }
 
 /// What a screen sample must never show: more bar lines than fit, a bar

@@ -176,7 +176,8 @@ pub struct CargoBuild {
 
 /// How much of the symbol and debug information cargo keeps in binaries
 /// (its `profile.<name>.strip`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Strip {
     /// Keep everything.
     None,

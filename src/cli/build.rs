@@ -41,6 +41,7 @@ fn options(
     }
     options.mirror = common.mirror.clone();
     options.toolchain_suite = common.toolchain_suite.clone();
+    options.require_hits = common.require_hits.map(Into::into);
     options.now = SystemTime::now();
     if let Some(timeout) = common.http_timeout {
         options.http_timeout = timeout;
@@ -141,5 +142,10 @@ pub fn plan(args: PlanArgs, quiet: bool) -> Result<(), Error> {
             report.render_text_with(args.explain)
         );
     }
-    Ok(())
+    // The plan is printed either way; then `--require-hits` decides the
+    // exit status.
+    match options.require_hits {
+        Some(require) => pipeline::check_hits(&report.plan, require),
+        None => Ok(()),
+    }
 }

@@ -68,6 +68,35 @@ struct CommonArgs {
     /// cut off) [default: 30].
     #[arg(long, env = "XBUILD_HTTP_TIMEOUT", value_name = "SECONDS", value_parser = parse_seconds)]
     http_timeout: Option<std::time::Duration>,
+    /// Fail (exit status 8) before doing anything if any node would be
+    /// built, naming each and what differs from the nearest cached entry;
+    /// `--require-hits=all`: or downloaded upstream.
+    #[arg(
+        long,
+        value_name = "WHAT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "builds"
+    )]
+    require_hits: Option<RequireHitsArg>,
+}
+
+/// The values of `--require-hits`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum RequireHitsArg {
+    /// No node is built (the default of a bare `--require-hits`).
+    Builds,
+    /// No node is built or downloaded upstream.
+    All,
+}
+
+impl From<RequireHitsArg> for xbuild::plan::RequireHits {
+    fn from(value: RequireHitsArg) -> Self {
+        match value {
+            RequireHitsArg::Builds => xbuild::plan::RequireHits::Builds,
+            RequireHitsArg::All => xbuild::plan::RequireHits::All,
+        }
+    }
 }
 
 /// A positive number of seconds, fractions allowed (`0.5`).

@@ -4,14 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::{ManifestError, Validator};
 pub use crate::build::cargo::Strip;
 
 /// What builds a `[[build]]` entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BuildKind {
     Cargo,
@@ -48,7 +48,7 @@ pub struct BuildSpec {
 }
 
 /// The `cargo build` settings of a `kind = "cargo"` build.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CargoOptions {
     pub features: Vec<String>,
     pub no_default_features: bool,

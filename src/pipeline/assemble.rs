@@ -1,11 +1,11 @@
-//! The assemble step: per target, the OCI config and manifest (stored in
-//! the cache like every other blob), then the outputs — one OCI image
-//! layout holding every target, and one docker-archive per target — and
-//! the build report.
+//! The assemble step: per image node of the plan, the OCI config and
+//! manifest from its input layers (stored in the cache like every other
+//! blob), then the outputs — one OCI image layout holding every target,
+//! and one docker-archive per target — and the build report.
 
 use super::BuildOptions;
 use super::compile::BuildLayer;
-use super::realize::{LayerPlan, LayerRecord, Realized, store_directory_layer};
+use super::realize::{LayerRecord, Realized, store_directory_layer};
 use super::resolve::Resolved;
 use crate::Error;
 use crate::cache::Cache;
@@ -18,8 +18,10 @@ use crate::image::oci::{
     Descriptor, EmptyObject, History, ImageConfiguration, ImageManifest, MEDIA_TYPE_CONFIG,
     Platform as OciPlatform, format_rfc3339, to_canonical_json,
 };
-use crate::plan::{KeyBuilder, NodeKind};
-use crate::report::{BuildReport, LayerReport, NodeReport, Outcome, PackageReport, TargetReport};
+use crate::plan::{Detail, KeyBuilder, LayerContents, NodeKind, Plan};
+use crate::report::{
+    BuildReport, LayerReport, NodeOutcome, Outcome, Outcomes, PackageReport, TargetReport,
+};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -97,20 +99,38 @@ fn write_docker_archive_if_changed(
 /// `/lib/ld-linux-*.so` is found through the `/lib -> usr/lib` symlink).
 const MERGED_USR_SINCE: u32 = 13;
 
+/// Whether images of a release with this codename get the merged-/usr
+/// layer.
+pub(super) fn has_merged_usr(codename: &str) -> bool {
+    crate::platform::debian_release_number(codename)
+        .is_some_and(|number| number >= MERGED_USR_SINCE)
+}
+
+/// The key of the merged-/usr layer.
+pub(super) fn merged_usr_key(options: &BuildOptions) -> Sha256Digest {
+    KeyBuilder::new("layer")
+        .text("format", "merged-usr-v1")
+        .number("gzip-level", options.compression_level as u64)
+        .finish()
+}
+
 /// A layer holding only the merged-/usr symlinks, cached like any other.
 fn merged_usr_layer(
     options: &BuildOptions,
     cache: &Cache,
+    outcomes: &Outcomes,
 ) -> Result<(LayerRecord, Outcome), Error> {
-    let key = KeyBuilder::new("layer")
-        .text("format", "merged-usr-v1")
-        .number("gzip-level", options.compression_level as u64)
-        .finish();
+    let key = merged_usr_key(options);
     if let Some(record) = cache.get_entry::<LayerRecord>("layer", &key)?
         && cache
             .verified_blob(&record.digest, Some(record.size))?
             .is_some()
     {
+        outcomes.record(
+            NodeKind::Layer,
+            &key,
+            NodeOutcome::new(Outcome::Local).with_bytes(record.size),
+        );
         return Ok((record, Outcome::Local));
     }
     let io_error = |path: &std::path::Path| {
@@ -130,83 +150,104 @@ fn merged_usr_layer(
     // Fixed times: the same layer for every image, whatever its epoch.
     let record = store_directory_layer(options, cache, staging.path(), 0, "merged-/usr")?;
     cache.put_entry("layer", &key, &record)?;
+    outcomes.record(
+        NodeKind::Layer,
+        &key,
+        NodeOutcome::new(Outcome::Built)
+            .with_bytes(record.size)
+            .with_seconds(record.seconds),
+    );
     Ok((record, Outcome::Built))
 }
 
 /// One layer of an image, whatever made it.
-struct ImageLayer<'a> {
+struct ImageLayer {
     /// Packages, or the build, it holds.
     contents: Vec<String>,
     created_by: String,
-    record: &'a LayerRecord,
+    record: LayerRecord,
     outcome: Outcome,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Writes every image of the plan and the outputs; the report's nodes are
+/// the plan's with the outcomes realize recorded.
 pub(super) fn assemble(
     options: &BuildOptions,
     cache: &Cache,
     resolved: &Resolved,
-    plan: &LayerPlan,
+    plan: &Plan,
     realized: &Realized,
-    builds: &[Vec<BuildLayer>],
-    build_nodes: Vec<NodeReport>,
+    builds: &BTreeMap<Sha256Digest, BuildLayer>,
+    outcomes: &Outcomes,
 ) -> Result<BuildReport, Error> {
     let image = &options.manifest.image;
-    let mut nodes = resolved.nodes.clone();
-    nodes.extend(build_nodes);
-    nodes.extend(realized.nodes.iter().cloned());
     let mut images = Vec::new();
     let mut targets = Vec::new();
-    let release = &resolved.release.release;
-    let codename = release
-        .codename
-        .as_deref()
-        .unwrap_or(&resolved.repository.suite);
-    let merged_usr = match crate::platform::debian_release_number(codename) {
-        Some(number) if number >= MERGED_USR_SINCE => Some(merged_usr_layer(options, cache)?),
-        _ => None,
-    };
-    for ((target, layers), built) in resolved.targets.iter().zip(&plan.per_target).zip(builds) {
+    let mut merged_usr = None;
+    for (planned, target) in plan.images.iter().zip(&resolved.targets) {
+        let image_node = plan.node(planned.image);
         let platform = OciPlatform {
             architecture: target.platform.oci.architecture.clone(),
             os: target.platform.oci.os.clone(),
             variant: target.platform.oci.variant.clone(),
         };
-        // The merged-/usr symlinks (trixie on), then package layers, then the
-        // layers of builds, in manifest order.
-        let records: Vec<ImageLayer> = merged_usr
-            .iter()
-            .map(|(record, outcome)| ImageLayer {
-                contents: vec!["merged-/usr symlinks".to_owned()],
-                created_by: "xbuild: /bin, /sbin, /lib, /lib64 -> usr/…".to_owned(),
-                record,
-                outcome: *outcome,
-            })
-            .chain(layers.iter().map(|layer| {
-                let (record, outcome) = &realized.layers[&layer.key];
-                ImageLayer {
-                    contents: layer.packages.iter().map(|p| p.name.clone()).collect(),
-                    created_by: format!(
-                        "xbuild: {}",
-                        layer
-                            .packages
-                            .iter()
-                            .map(|p| format!("{}={}", p.name, p.version))
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    ),
-                    record,
-                    outcome: *outcome,
+        // The image node's inputs, in image order: the merged-/usr
+        // symlinks (trixie on), package layers, then the layers of builds
+        // in manifest order.
+        let mut records: Vec<ImageLayer> = Vec::new();
+        for input in plan.inputs(image_node) {
+            records.push(match &input.detail {
+                Detail::Layer {
+                    contents: LayerContents::MergedUsr,
+                } => {
+                    if merged_usr.is_none() {
+                        merged_usr = Some(merged_usr_layer(options, cache, outcomes)?);
+                    }
+                    let (record, outcome) = merged_usr.clone().expect("made above");
+                    ImageLayer {
+                        contents: vec!["merged-/usr symlinks".to_owned()],
+                        created_by: "xbuild: /bin, /sbin, /lib, /lib64 -> usr/…".to_owned(),
+                        record,
+                        outcome,
+                    }
                 }
-            }))
-            .chain(built.iter().map(|layer| ImageLayer {
-                contents: vec![layer.label.clone()],
-                created_by: format!("xbuild: {}", layer.label),
-                record: &layer.record,
-                outcome: layer.outcome,
-            }))
-            .collect();
+                Detail::Layer {
+                    contents: LayerContents::Packages,
+                } => {
+                    let (record, outcome) = realized.layers[&input.key].clone();
+                    let packages: Vec<_> = plan
+                        .inputs(input)
+                        .filter_map(|deb| match &deb.detail {
+                            Detail::Deb { package, .. } => Some(package),
+                            _ => None,
+                        })
+                        .collect();
+                    ImageLayer {
+                        contents: packages.iter().map(|p| p.name.clone()).collect(),
+                        created_by: format!(
+                            "xbuild: {}",
+                            packages
+                                .iter()
+                                .map(|p| format!("{}={}", p.name, p.version))
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        ),
+                        record,
+                        outcome,
+                    }
+                }
+                Detail::Build { .. } => {
+                    let layer = &builds[&input.key];
+                    ImageLayer {
+                        contents: vec![layer.label.clone()],
+                        created_by: format!("xbuild: {}", layer.label),
+                        record: layer.record.clone(),
+                        outcome: layer.outcome,
+                    }
+                }
+                other => unreachable!("an image is made of layers, not {other:?}"),
+            });
+        }
         let mut config = ImageConfiguration::new(
             &platform,
             options.epoch,
@@ -242,26 +283,17 @@ pub(super) fn assemble(
             layer_descriptors.clone(),
         );
         let (manifest_bytes, manifest_digest) = to_canonical_json(&manifest);
-        let cached = cache.has_blob(&manifest_digest) && cache.has_blob(&config_digest);
         cache.put_blob_bytes(&config_bytes)?;
         cache.put_blob_bytes(&manifest_bytes)?;
-        nodes.push(NodeReport {
-            kind: NodeKind::Image,
-            name: format!("{} ({})", image.reference(), target.platform.name),
-            target: Some(target.platform.name.clone()),
-            outcome: if cached {
-                Outcome::Local
-            } else {
-                Outcome::Built
-            },
-            bytes: if cached {
-                0
-            } else {
-                (config_bytes.len() + manifest_bytes.len()) as u64
-            },
-            seconds: 0.0,
-            saved_seconds: 0.0,
-        });
+        // Writing a config and manifest from layers that were all hits is
+        // no build: the image is a hit too.
+        let written = (config_bytes.len() + manifest_bytes.len()) as u64;
+        let outcome = if records.iter().all(|layer| layer.outcome.is_hit()) {
+            NodeOutcome::new(Outcome::Local).with_bytes(written)
+        } else {
+            NodeOutcome::new(Outcome::Built).with_bytes(written)
+        };
+        outcomes.record(NodeKind::Image, &image_node.key, outcome);
 
         let mut skipped_scripts: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for layer in &records {
@@ -286,11 +318,10 @@ pub(super) fn assemble(
                     name: package.name.clone(),
                     version: package.version.clone(),
                     architecture: package.architecture.clone(),
-                    outcome: realized
-                        .debs
-                        .get(&package.sha256)
-                        .copied()
-                        .unwrap_or(Outcome::Local),
+                    // A package of a cached layer was not touched: local.
+                    outcome: outcomes
+                        .get(NodeKind::Deb, &package.sha256)
+                        .map_or(Outcome::Local, |deb| deb.outcome),
                     size: package.size,
                     sha256: package.sha256.oci(),
                     reason: package.reason.clone(),
@@ -345,7 +376,7 @@ pub(super) fn assemble(
         summary: Default::default(),
         phases: Default::default(),
         targets,
-        nodes,
+        nodes: outcomes.reports(plan),
         oci_layout: layout_dir.display().to_string(),
     })
 }

@@ -1,6 +1,6 @@
 //! Fetching the `.deb`s of resolved packages: verified against the signed
 //! index's digest, at most once per cache (even across processes), each
-//! reported as a `deb` node.
+//! one's outcome recorded against its `deb` node.
 
 use super::ResolvedPackage;
 use super::resolve::ResolveContext;
@@ -10,7 +10,7 @@ use crate::cache::FetchVerified as _;
 use crate::parallel;
 use crate::plan::NodeKind;
 use crate::progress::Batch;
-use crate::report::NodeReport;
+use crate::report::{NodeOutcome, Outcome, Outcomes};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -24,12 +24,14 @@ pub(super) fn deb_label(package: &ResolvedPackage) -> String {
 }
 
 /// Fetches one package's `.deb` from the context's repository; returns its
-/// path in the cache and its report node (`target` names what it is for).
+/// path in the cache and records its outcome (`target` names what it is
+/// for in errors).
 pub(super) fn fetch_deb(
     context: &ResolveContext,
     package: &ResolvedPackage,
     target: Option<&str>,
-) -> Result<(PathBuf, NodeReport, BlobOrigin), Error> {
+    outcomes: &Outcomes,
+) -> Result<PathBuf, Error> {
     let start = Instant::now();
     let url = format!("{}/{}", context.repository.url, package.filename);
     let what = deb_label(package);
@@ -48,27 +50,26 @@ pub(super) fn fetch_deb(
             target: target.unwrap_or(&package.architecture).to_owned(),
             source: Box::new(error.into()),
         })?;
-    let node = NodeReport {
-        kind: NodeKind::Deb,
-        name: what,
-        target: target.map(str::to_owned),
-        outcome: origin.into(),
-        bytes,
-        seconds: start.elapsed().as_secs_f64(),
-        saved_seconds: 0.0,
+    let outcome = match origin {
+        // A hit moves the package's bytes out of the local cache.
+        BlobOrigin::Local => NodeOutcome::new(Outcome::Local).with_bytes(package.size),
+        BlobOrigin::Downloaded => NodeOutcome::new(Outcome::Downloaded)
+            .with_bytes(bytes)
+            .with_seconds(start.elapsed().as_secs_f64()),
     };
-    Ok((path, node, origin))
+    outcomes.record(NodeKind::Deb, &package.sha256, outcome);
+    Ok(path)
 }
 
 /// Fetches the `.deb`s of `packages` and returns their cache paths in the
-/// packages' order, reporting each as a node.
+/// packages' order, recording each one's outcome.
 pub(super) fn fetch_debs(
     context: &ResolveContext,
     packages: &[ResolvedPackage],
     target: &str,
-    nodes: &mut Vec<NodeReport>,
+    outcomes: &Outcomes,
 ) -> Result<Vec<PathBuf>, Error> {
-    fetch_debs_then(context, packages, target, nodes, &|_, _| Ok(()))
+    fetch_debs_then(context, packages, target, outcomes, &|_, _| Ok(()))
 }
 
 /// [`fetch_debs`] that hands each verified `.deb` to `then`, with the
@@ -81,7 +82,7 @@ pub(super) fn fetch_debs_then(
     context: &ResolveContext,
     packages: &[ResolvedPackage],
     target: &str,
-    nodes: &mut Vec<NodeReport>,
+    outcomes: &Outcomes,
     then: &(dyn Fn(usize, &Path) -> Result<(), Error> + Sync),
 ) -> Result<Vec<PathBuf>, Error> {
     let mut queue: Vec<usize> = (0..packages.len()).collect();
@@ -90,15 +91,10 @@ pub(super) fn fetch_debs_then(
     let bytes = packages.iter().map(|package| package.size).sum();
     let batch = Batch::start(context.reporter, target, packages.len(), bytes);
     let results = parallel::run_queue(&queue, workers, |index| {
-        let (path, node, _) = fetch_deb(context, &packages[index], Some(target))?;
+        let path = fetch_deb(context, &packages[index], Some(target), outcomes)?;
         batch.file_done(packages[index].size);
         then(index, &path)?;
-        Ok::<_, Error>((path, node))
+        Ok::<_, Error>(path)
     });
-    let mut paths = Vec::with_capacity(packages.len());
-    for (path, node) in parallel::collect_in_order(results)? {
-        nodes.push(node);
-        paths.push(path);
-    }
-    Ok(paths)
+    parallel::collect_in_order(results)
 }

@@ -2,36 +2,46 @@
 //!
 //! - resolve ([`resolve`]): the repository, its signed indices, and the
 //!   package closure of every target (cached by the index digests and the
-//!   request, so an unchanged rebuild parses nothing);
-//! - plan: packages grouped into layers, each layer keyed by its packages'
-//!   digests and the layer format;
-//! - realize ([`realize`]): layers missing from the cache are built by a
-//!   bounded pool of workers, each fetching the `.deb`s it needs (at most
-//!   once per cache) and streaming them into a compressed layer;
-//! - assemble and output ([`assemble`]): OCI config and manifest per target,
-//!   the OCI image layout, and a docker-archive per target.
+//!   request, so an unchanged rebuild parses nothing); every `[[build]]`
+//!   planned with its compiler, sources and key (`compile`);
+//! - plan (`planner`): all of it as one [`Plan`], a DAG of keyed nodes,
+//!   each with the source it will come from — built once, before any
+//!   work, and read by the refusals (`--require-hits`, `--max-builds`,
+//!   `--allow-toolchain-build`);
+//! - realize: walks the plan's needed nodes — builds with their toolchains,
+//!   sysroots and sources (`compile`), then package layers missing from
+//!   the cache, built by a bounded pool of workers, each fetching the
+//!   `.deb`s it needs (at most once per cache) and streaming them into a
+//!   compressed layer (`realize`) — recording each node's outcome;
+//! - assemble and output (`assemble`): OCI config and manifest per image
+//!   node, the OCI image layout, a docker-archive per target, and the
+//!   report.
 
 mod assemble;
 mod compile;
 mod fetch;
+mod planner;
 mod realize;
 pub mod resolve;
-mod sources;
+pub(crate) mod sources;
 
 use crate::Error;
 use crate::cache::Cache;
-use crate::http::HttpClient;
+use crate::http::{HttpClient, redact};
 use crate::manifest::Manifest;
+use crate::plan::{NoRemote, NodeKind, NodeSource, Plan, RemoteStatus, RequireHits};
 use crate::platform::Platform;
 use crate::progress::Reporter;
-use crate::report::{BuildReport, Phases};
+use crate::report::{BuildReport, NodeOutcome, Outcome, Outcomes, Phases, PlanReport};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 pub use compile::{PlannedBuild, SysrootPlan, ToolchainPlan, ToolchainProvider};
 pub use resolve::{
-    PlanReport, ProviderChoice, ProviderOption, ResolvedPackage, TargetResolution, toolchain_suite,
+    ProviderChoice, ProviderOption, ResolvedPackage, TargetResolution, toolchain_suite,
 };
+pub use sources::PlannedSource;
 
 /// Version of the layer format: how packages become tar entries. Part of
 /// every layer key.
@@ -72,6 +82,11 @@ pub struct BuildOptions {
     pub toolchain_suite: Option<String>,
     /// `-q`: print nothing but errors, and run cargo with `--quiet`.
     pub quiet: bool,
+    /// `--require-hits`: fail before doing anything if a node would be
+    /// built (or, with `all`, downloaded upstream).
+    pub require_hits: Option<RequireHits>,
+    /// What remote caches hold, asked while planning (default: none).
+    pub remote: Arc<dyn RemoteStatus + Send>,
 }
 
 /// Default of [`BuildOptions::index_max_age`]: Debian mirrors update a few
@@ -99,6 +114,8 @@ impl BuildOptions {
             allow_toolchain_build: false,
             toolchain_suite: None,
             quiet: false,
+            require_hits: None,
+            remote: Arc::new(NoRemote),
         }
     }
 }
@@ -115,6 +132,45 @@ pub fn default_out_dir(project: &std::path::Path) -> PathBuf {
     }
 }
 
+/// Resolves every target and plans every build: the plan, and the
+/// resolution it was made from. Fetches signed indices (and reads the
+/// cache); downloads no package and writes no output.
+fn make_plan(
+    options: &BuildOptions,
+    cache: &Cache,
+    http: &HttpClient,
+    reporter: &dyn Reporter,
+) -> Result<(resolve::Resolved, Plan), Error> {
+    let resolved = resolve::resolve_all(options, cache, http, reporter)?;
+    let contexts = resolved.contexts(options, cache, http, reporter);
+    let mut indices = resolved.indices.clone();
+    let builds = compile::plan_builds(&contexts, &resolved.targets, &mut indices)?;
+    let codename = resolved
+        .release
+        .release
+        .codename
+        .as_deref()
+        .unwrap_or(&resolved.repository.suite);
+    let inputs = planner::PlanInputs {
+        repository: redact(&resolved.repository.url),
+        suite: resolved.repository.suite.clone(),
+        toolchain_suite: resolved
+            .host
+            .as_ref()
+            .map_or(&resolved.repository.suite, |(repository, _)| {
+                &repository.suite
+            })
+            .clone(),
+        targets: &resolved.targets,
+        indices: &indices,
+        builds: &builds.per_target,
+        rust: builds.rust.as_ref(),
+        merged_usr: assemble::has_merged_usr(codename),
+    };
+    let plan = planner::plan(options, cache, &inputs, options.remote.as_ref())?;
+    Ok((resolved, plan))
+}
+
 /// Resolves every target and reports what a build would do, without
 /// downloading any package or writing any output.
 pub fn plan(
@@ -123,12 +179,42 @@ pub fn plan(
     reporter: &dyn Reporter,
 ) -> Result<PlanReport, Error> {
     let http = HttpClient::with_idle_timeout(options.http_timeout)?;
-    let resolved = resolve::resolve_all(options, cache, &http, reporter)?;
-    let mut report = resolve::plan_report(options, cache, &resolved);
-    let contexts = resolved.contexts(options, cache, &http, reporter);
-    let plans = compile::plan_builds(&contexts, &resolved.targets, &mut report.nodes)?;
-    report.builds = plans.reports(cache)?;
-    Ok(report)
+    let (resolved, plan) = make_plan(options, cache, &http, reporter)?;
+    Ok(PlanReport::new(plan, &resolved.targets))
+}
+
+/// `--require-hits`: an error naming every node `plan` would build (or,
+/// with `all`, download), unless there is none.
+pub fn check_hits(plan: &Plan, require: RequireHits) -> Result<(), Error> {
+    let misses = plan.missing_hits(require);
+    if misses.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::MissingHits { require, misses })
+    }
+}
+
+/// The refusals, all read from the plan, before anything is fetched or
+/// built.
+fn refuse(options: &BuildOptions, cache: &Cache, plan: &Plan) -> Result<(), Error> {
+    if let Some(require) = options.require_hits {
+        check_hits(plan, require)?;
+    }
+    if let Some(toolchain) = plan.toolchain_builds().next()
+        && !options.allow_toolchain_build
+    {
+        return Err(compile::not_allowed(cache, &toolchain.name)?);
+    }
+    if let Some(limit) = options.max_builds {
+        let builds = plan.counted_builds();
+        if builds.len() > limit {
+            return Err(Error::TooManyBuilds {
+                limit,
+                builds: builds.iter().map(|node| node.name.clone()).collect(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Builds the image for every target and writes the outputs.
@@ -143,52 +229,37 @@ pub fn build(
 
     reporter.on_phase("resolve");
     let phase = Instant::now();
-    let resolved = resolve::resolve_all(options, cache, &http, reporter)?;
+    let (resolved, plan) = make_plan(options, cache, &http, reporter)?;
     phases.resolve = phase.elapsed().as_secs_f64();
+    refuse(options, cache, &plan)?;
 
+    let outcomes = Outcomes::new();
+    // The indices were fetched while planning.
+    for node in plan.needed_of(NodeKind::Index) {
+        let outcome = match node.source {
+            NodeSource::Upstream => NodeOutcome::new(Outcome::Downloaded)
+                .with_bytes(node.cost.download_bytes)
+                .with_seconds(node.cost.seconds.unwrap_or_default()),
+            _ => NodeOutcome::new(Outcome::Local),
+        };
+        outcomes.record(NodeKind::Index, &node.key, outcome);
+    }
     let contexts = resolved.contexts(options, cache, &http, reporter);
-    let mut plan_nodes = Vec::new();
-    let plans = compile::plan_builds(&contexts, &resolved.targets, &mut plan_nodes)?;
-    // Refusals come before anything is fetched or built.
-    let (toolchains, builds) = plans.misses(cache)?;
-    if let Some(toolchain) = toolchains.first()
-        && !options.allow_toolchain_build
-    {
-        return Err(compile::not_allowed(cache, toolchain)?);
-    }
-    if let Some(limit) = options.max_builds {
-        let misses: Vec<String> = toolchains.into_iter().chain(builds).collect();
-        if misses.len() > limit {
-            return Err(Error::TooManyBuilds {
-                limit,
-                builds: misses,
-            });
-        }
-    }
     reporter.on_phase("build");
     let phase = Instant::now();
-    let (builds, mut build_nodes) = compile::realize_builds(&contexts, &plans)?;
-    plan_nodes.append(&mut build_nodes);
-    let build_nodes = plan_nodes;
+    let builds = compile::realize_builds(&contexts, &plan, &outcomes)?;
     phases.build = phase.elapsed().as_secs_f64();
 
     reporter.on_phase("layers");
     let phase = Instant::now();
-    let layers = realize::plan_layers(options, &resolved.targets);
-    let realized = realize::realize_layers(&contexts.image, &layers)?;
+    let realized = realize::realize_layers(&contexts.image, &plan, &outcomes)?;
     phases.layers = phase.elapsed().as_secs_f64();
     phases.fetch = realized.fetch_seconds;
 
     reporter.on_phase("assemble");
     let phase = Instant::now();
     let mut report = assemble::assemble(
-        options,
-        cache,
-        &resolved,
-        &layers,
-        &realized,
-        &builds,
-        build_nodes,
+        options, cache, &resolved, &plan, &realized, &builds, &outcomes,
     )?;
     phases.assemble = phase.elapsed().as_secs_f64();
 

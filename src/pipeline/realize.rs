@@ -1,10 +1,11 @@
-//! The realize step: group each target's packages into layers, key every
-//! layer, and build the layers the cache lacks with a bounded pool of
-//! workers. A worker fetches the `.deb`s its layer needs (verified against
-//! the signed index; at most one download per cache, even across
-//! processes) and streams them into a compressed layer blob. Layers are
-//! keyed by their packages' digests, not by target, so an `all` package's
-//! layer is built once and shared by every target.
+//! Package layers: each target's packages grouped into layers and every
+//! layer keyed ([`plan_layers`], for the plan), then the plan's needed
+//! layer nodes realized ([`realize_layers`]) by a bounded pool of workers.
+//! A worker fetches the `.deb`s its layer needs (verified against the
+//! signed index; at most one download per cache, even across processes)
+//! and streams them into a compressed layer blob. Layers are keyed by
+//! their packages' digests, not by target, so an `all` package's layer is
+//! built once and shared by every target.
 
 use super::fetch::fetch_deb;
 use super::resolve::ResolveContext;
@@ -14,9 +15,9 @@ use crate::cache::Cache;
 use crate::hash::Sha256Digest;
 use crate::image::dir_layer::write_directory_layer;
 use crate::image::layer::{LayerOptions, LayerOutput, LayerPackage, write_layer};
-use crate::plan::{KeyBuilder, NodeKind};
+use crate::plan::{Detail, KeyBuilder, LayerContents, NodeKind, Plan};
 use crate::progress::Batch;
-use crate::report::{NodeReport, Outcome};
+use crate::report::{NodeOutcome, Outcome, Outcomes};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
@@ -48,6 +49,10 @@ pub struct LayerRecord {
     pub size: u64,
     pub uncompressed_size: u64,
     pub skipped_scripts: Vec<(String, Vec<String>)>,
+    /// How long writing it took (what a later hit saves); 0 in records
+    /// written before it was kept.
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 impl LayerRecord {
@@ -59,6 +64,7 @@ impl LayerRecord {
             size: output.size,
             uncompressed_size: output.uncompressed_size,
             skipped_scripts: output.skipped_scripts,
+            seconds: 0.0,
         }
     }
 }
@@ -72,6 +78,7 @@ pub fn store_directory_layer(
     epoch: u64,
     what: &str,
 ) -> Result<LayerRecord, Error> {
+    let start = Instant::now();
     let temp = cache.temp_file()?;
     let io_error = |source| {
         Error::Cache(crate::cache::CacheError::Io {
@@ -101,7 +108,10 @@ pub fn store_directory_layer(
         })?;
     writer.flush().map_err(io_error)?;
     cache.commit_blob(temp, &output.digest)?;
-    Ok(LayerRecord::from_output(output))
+    Ok(LayerRecord {
+        seconds: start.elapsed().as_secs_f64(),
+        ..LayerRecord::from_output(output)
+    })
 }
 
 /// The layers of every target, in image order.
@@ -146,6 +156,16 @@ pub fn plan_layers(options: &BuildOptions, targets: &[TargetResolution]) -> Laye
     LayerPlan { per_target }
 }
 
+/// The layer record under `key`, if the cache has it and its blob.
+pub(super) fn cached_layer(
+    cache: &Cache,
+    key: &Sha256Digest,
+) -> Result<Option<LayerRecord>, Error> {
+    Ok(cache
+        .get_entry::<LayerRecord>("layer", key)?
+        .filter(|record| cache.has_blob(&record.digest)))
+}
+
 fn layer_key(options: &BuildOptions, packages: &[ResolvedPackage]) -> Sha256Digest {
     let mut key = KeyBuilder::new("layer")
         .text("format", LAYER_FORMAT)
@@ -162,41 +182,49 @@ fn layer_key(options: &BuildOptions, packages: &[ResolvedPackage]) -> Sha256Dige
 pub struct Realized {
     /// Layer records by key.
     pub layers: BTreeMap<Sha256Digest, (LayerRecord, Outcome)>,
-    /// Packages by deb digest: how each was obtained.
-    pub debs: BTreeMap<Sha256Digest, Outcome>,
-    pub nodes: Vec<NodeReport>,
     /// Wall time until the last download finished.
     pub fetch_seconds: f64,
 }
 
 struct Shared {
     layers: BTreeMap<Sha256Digest, (LayerRecord, Outcome)>,
-    debs: BTreeMap<Sha256Digest, Outcome>,
-    nodes: Vec<NodeReport>,
     fetch_seconds: f64,
     error: Option<Error>,
 }
 
-/// Makes sure every planned layer is in the cache.
+/// One package layer to realize: its key, name and packages (the plan's
+/// deb inputs, in order).
+struct LayerWork<'a> {
+    key: Sha256Digest,
+    name: &'a str,
+    packages: Vec<&'a ResolvedPackage>,
+}
+
+/// Walks the plan's needed package layer nodes: the cached ones are hits,
+/// the others are built.
 pub(super) fn realize_layers(
     context: &ResolveContext,
-    plan: &LayerPlan,
+    plan: &Plan,
+    outcomes: &Outcomes,
 ) -> Result<Realized, Error> {
     let (options, cache) = (context.options, context.cache);
     let mut shared = Shared {
         layers: BTreeMap::new(),
-        debs: BTreeMap::new(),
-        nodes: Vec::new(),
         fetch_seconds: 0.0,
         error: None,
     };
-    // Distinct layers; cached ones are settled here without touching a deb.
-    let mut missing: BTreeMap<Sha256Digest, &PlannedLayer> = BTreeMap::new();
-    for layer in plan.per_target.iter().flatten() {
-        if shared.layers.contains_key(&layer.key) || missing.contains_key(&layer.key) {
+    // Cached ones are settled here without touching a deb.
+    let mut missing: Vec<LayerWork> = Vec::new();
+    for node in plan.needed_of(NodeKind::Layer) {
+        if !matches!(
+            node.detail,
+            Detail::Layer {
+                contents: LayerContents::Packages
+            }
+        ) {
             continue;
         }
-        let record: Option<LayerRecord> = cache.get_entry("layer", &layer.key)?;
+        let record: Option<LayerRecord> = cache.get_entry("layer", &node.key)?;
         // Verified by digest: a corrupt layer blob is dropped and rebuilt.
         let present = match &record {
             Some(record) => cache
@@ -206,27 +234,24 @@ pub(super) fn realize_layers(
         };
         match record {
             Some(record) if present => {
-                for package in &layer.packages {
-                    shared.debs.insert(package.sha256, Outcome::Local);
-                }
-                shared.nodes.push(NodeReport {
-                    kind: NodeKind::Layer,
-                    name: layer.label(),
-                    target: None,
-                    outcome: Outcome::Local,
-                    bytes: 0,
-                    seconds: 0.0,
-                    saved_seconds: 0.0,
-                });
-                shared.layers.insert(layer.key, (record, Outcome::Local));
+                outcomes.record(NodeKind::Layer, &node.key, hit(&record));
+                shared.layers.insert(node.key, (record, Outcome::Local));
             }
-            _ => {
-                missing.insert(layer.key, layer);
-            }
+            _ => missing.push(LayerWork {
+                key: node.key,
+                name: &node.name,
+                packages: plan
+                    .inputs(node)
+                    .filter_map(|input| match &input.detail {
+                        Detail::Deb { package, .. } => Some(package),
+                        _ => None,
+                    })
+                    .collect(),
+            }),
         }
     }
     // Biggest first, so the long ones do not start last.
-    let mut queue: Vec<&PlannedLayer> = missing.into_values().collect();
+    let mut queue: Vec<LayerWork> = missing;
     queue
         .sort_by_key(|layer| std::cmp::Reverse(layer.packages.iter().map(|p| p.size).sum::<u64>()));
     let packages = queue.iter().flat_map(|layer| &layer.packages);
@@ -248,7 +273,9 @@ pub(super) fn realize_layers(
                     let Some(layer) = queue.lock().unwrap().pop_front() else {
                         return;
                     };
-                    if let Err(error) = build_one(context, batch.as_ref(), layer, &shared, start) {
+                    let result =
+                        build_one(context, batch.as_ref(), &layer, &shared, outcomes, start);
+                    if let Err(error) = result {
                         let mut shared = shared.lock().unwrap();
                         shared.error.get_or_insert(error);
                         return;
@@ -264,17 +291,24 @@ pub(super) fn realize_layers(
     }
     Ok(Realized {
         layers: shared.layers,
-        debs: shared.debs,
-        nodes: shared.nodes,
         fetch_seconds: shared.fetch_seconds,
     })
+}
+
+/// A cached layer's outcome: its bytes come out of the cache, and it saves
+/// the time writing it took.
+fn hit(record: &LayerRecord) -> NodeOutcome {
+    NodeOutcome::new(Outcome::Local)
+        .with_bytes(record.size)
+        .with_saved_seconds(record.seconds)
 }
 
 fn build_one(
     context: &ResolveContext,
     batch: Option<&Batch>,
-    layer: &PlannedLayer,
+    layer: &LayerWork,
     shared: &Mutex<Shared>,
+    outcomes: &Outcomes,
     start: Instant,
 ) -> Result<(), Error> {
     let (options, cache, reporter) = (context.options, context.cache, context.reporter);
@@ -291,38 +325,25 @@ fn build_one(
                 batch.file_done(package.size);
             }
         }
+        outcomes.record(NodeKind::Layer, &layer.key, hit(&record));
         let mut guard = shared.lock().unwrap();
-        for package in &layer.packages {
-            guard.debs.insert(package.sha256, Outcome::Local);
-        }
-        guard.nodes.push(NodeReport {
-            kind: NodeKind::Layer,
-            name: layer.label(),
-            target: None,
-            outcome: Outcome::Local,
-            bytes: 0,
-            seconds: 0.0,
-            saved_seconds: 0.0,
-        });
         guard.layers.insert(layer.key, (record, Outcome::Local));
         return Ok(());
     }
     let mut debs: Vec<PathBuf> = Vec::new();
     for package in &layer.packages {
-        let (path, node, origin) = fetch_deb(context, package, None)?;
+        let path = fetch_deb(context, package, None, outcomes)?;
         if let Some(batch) = batch {
             batch.file_done(package.size);
         }
         let mut guard = shared.lock().unwrap();
-        guard.debs.insert(package.sha256, origin.into());
-        guard.nodes.push(node);
         guard.fetch_seconds = guard.fetch_seconds.max(start.elapsed().as_secs_f64());
         drop(guard);
         debs.push(path);
     }
 
     let build_start = Instant::now();
-    let id = reporter.on_layer_start(&layer.label());
+    let id = reporter.on_layer_start(layer.name);
     let result = (|| -> Result<LayerRecord, Error> {
         let inputs: Vec<LayerPackage> = layer
             .packages
@@ -351,7 +372,7 @@ fn build_one(
             write_layer(&inputs, &layer_options, &mut writer).map_err(|error| {
                 match error.into_write_error() {
                     Ok(source) => Error::LayerOutput {
-                        what: layer.label(),
+                        what: layer.name.to_owned(),
                         path: temp.path().to_owned(),
                         source,
                     },
@@ -365,22 +386,23 @@ fn build_one(
         writer.flush().map_err(io_error)?;
         temp.as_file().sync_data().map_err(io_error)?;
         cache.commit_blob(temp, &output.digest)?;
-        let record = LayerRecord::from_output(output);
+        let record = LayerRecord {
+            seconds: build_start.elapsed().as_secs_f64(),
+            ..LayerRecord::from_output(output)
+        };
         cache.put_entry("layer", &layer.key, &record)?;
         Ok(record)
     })();
     reporter.on_layer_complete(id);
     let record = result?;
+    outcomes.record(
+        NodeKind::Layer,
+        &layer.key,
+        NodeOutcome::new(Outcome::Built)
+            .with_bytes(record.size)
+            .with_seconds(record.seconds),
+    );
     let mut guard = shared.lock().unwrap();
-    guard.nodes.push(NodeReport {
-        kind: NodeKind::Layer,
-        name: layer.label(),
-        target: None,
-        outcome: Outcome::Built,
-        bytes: record.size,
-        seconds: build_start.elapsed().as_secs_f64(),
-        saved_seconds: 0.0,
-    });
     guard.layers.insert(layer.key, (record, Outcome::Built));
     Ok(())
 }

@@ -11,11 +11,10 @@ use crate::debian::release::Keyring;
 use crate::debian::repository::{self, Repository};
 use crate::debian::resolve::{self as resolver, Reason, Request, Universe};
 use crate::hash::Sha256Digest;
-use crate::http::{HttpClient, redact};
-use crate::plan::{KeyBuilder, NodeKind};
+use crate::http::HttpClient;
+use crate::plan::KeyBuilder;
 use crate::platform::Platform;
 use crate::progress::Reporter;
-use crate::report::{NodeReport, Outcome, human_bytes};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
@@ -164,22 +163,36 @@ pub struct Resolved {
     /// ([`toolchain_suite`]).
     pub host: Option<(Repository, SignedRelease)>,
     pub targets: Vec<TargetResolution>,
-    /// Index fetches, as report nodes.
-    pub nodes: Vec<NodeReport>,
+    /// The indices resolving consulted (the plan's index nodes).
+    pub indices: Vec<IndexUse>,
 }
 
-fn index_node(fetch: &IndexFetch, target: Option<&str>) -> NodeReport {
-    NodeReport {
-        kind: NodeKind::Index,
-        name: fetch.name.clone(),
-        target: target.map(str::to_owned),
-        outcome: match fetch.origin {
-            BlobOrigin::Local => Outcome::Local,
-            BlobOrigin::Downloaded => Outcome::Downloaded,
-        },
-        bytes: fetch.bytes,
-        seconds: fetch.seconds,
-        saved_seconds: 0.0,
+/// An index a resolution consulted, and how it was obtained: fetched now,
+/// found in the cache, or not read at all (the resolution was cached).
+#[derive(Debug, Clone)]
+pub struct IndexUse {
+    /// `InRelease`, `bookworm/main/binary-arm64/Packages.xz`.
+    pub name: String,
+    /// The target it was read for (`None`: the Release, for every target).
+    pub target: Option<String>,
+    /// The index's digest: the InRelease bytes', or the one the signed
+    /// Release gives.
+    pub digest: Sha256Digest,
+    pub origin: BlobOrigin,
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+impl IndexUse {
+    fn of(fetch: &IndexFetch, digest: Sha256Digest, target: Option<&str>) -> IndexUse {
+        IndexUse {
+            name: fetch.name.clone(),
+            target: target.map(str::to_owned),
+            digest,
+            origin: fetch.origin,
+            bytes: fetch.bytes,
+            seconds: fetch.seconds,
+        }
     }
 }
 
@@ -220,7 +233,7 @@ pub fn resolve_all(
         options.now,
         options.index_max_age,
     )?;
-    let mut nodes = vec![index_node(&release.fetch, None)];
+    let mut indices = vec![IndexUse::of(&release.fetch, release.digest, None)];
     let host = match toolchain_suite(options, &repository) {
         Some(suite) if !manifest.builds.is_empty() && suite != repository.suite => {
             let host_repository = Repository {
@@ -237,7 +250,7 @@ pub fn resolve_all(
                 options.now,
                 options.index_max_age,
             )?;
-            nodes.push(index_node(&host_release.fetch, None));
+            indices.push(IndexUse::of(&host_release.fetch, host_release.digest, None));
             Some((host_repository, host_release))
         }
         _ => None,
@@ -252,7 +265,7 @@ pub fn resolve_all(
     };
     // Targets resolve two at a time: each fetches and scans its own index,
     // and more at once would only add memory on a small machine.
-    let mut results: Vec<Result<(TargetResolution, Vec<NodeReport>), Error>> = Vec::new();
+    let mut results: Vec<Result<(TargetResolution, Vec<IndexUse>), Error>> = Vec::new();
     for chunk in options.targets.chunks(2) {
         results.extend(std::thread::scope(|scope| {
             let handles: Vec<_> = chunk
@@ -260,8 +273,9 @@ pub fn resolve_all(
                 .map(|platform| {
                     let context = &context;
                     scope.spawn(move || {
-                        let mut nodes = Vec::new();
-                        resolve_target(context, platform, &mut nodes).map(|target| (target, nodes))
+                        let mut indices = Vec::new();
+                        resolve_target(context, platform, &mut indices)
+                            .map(|target| (target, indices))
                     })
                 })
                 .collect();
@@ -273,16 +287,16 @@ pub fn resolve_all(
     }
     let mut targets = Vec::new();
     for result in results {
-        let (target, target_nodes) = result?;
+        let (target, target_indices) = result?;
         targets.push(target);
-        nodes.extend(target_nodes);
+        indices.extend(target_indices);
     }
     Ok(Resolved {
         repository,
         release,
         host,
         targets,
-        nodes,
+        indices,
     })
 }
 
@@ -366,7 +380,7 @@ const SYSROOT_EXCLUDES: [&str; 2] = ["libc-dev-bin", "rpcsvc-proto"];
 fn resolve_target(
     context: &ResolveContext,
     platform: &Platform,
-    nodes: &mut Vec<NodeReport>,
+    indices: &mut Vec<IndexUse>,
 ) -> Result<TargetResolution, Error> {
     let options = context.options;
     let spec = &options.manifest.packages;
@@ -395,7 +409,7 @@ fn resolve_target(
             &platform.name,
             arch,
             &request(development.clone(), &LIBC_DEVELOPMENT),
-            nodes,
+            indices,
         )?
         .packages
     };
@@ -411,7 +425,7 @@ fn resolve_target(
             &platform.name,
             arch,
             &request(include, &SYSROOT_EXCLUDES),
-            nodes,
+            indices,
         )?
         .packages
     };
@@ -435,7 +449,7 @@ fn resolve_target(
         install_time_dependencies: spec.install_time_dependencies,
         without_dependencies: false,
     };
-    let resolution = resolve_request(context, &platform.name, arch, &request, nodes)?;
+    let resolution = resolve_request(context, &platform.name, arch, &request, indices)?;
     Ok(TargetResolution {
         platform: platform.clone(),
         packages: resolution.packages,
@@ -447,13 +461,14 @@ fn resolve_target(
 
 /// Resolves `request` against the `arch` indices of the repository, cached
 /// under a key of the exact index digests and the request. `target` names
-/// the platform in reports and errors.
+/// the platform in reports and errors; the indices it consults are added
+/// to `indices`.
 pub(super) fn resolve_request(
     context: &ResolveContext,
     target: &str,
     arch: &str,
     request: &Request,
-    nodes: &mut Vec<NodeReport>,
+    indices: &mut Vec<IndexUse>,
 ) -> Result<RequestResolution, Error> {
     let ResolveContext {
         repository,
@@ -493,22 +508,21 @@ pub(super) fn resolve_request(
                 key = key
                     .text("index", &path)
                     .digest("index-digest", &hash.digest);
-                index_paths.push(path);
+                index_paths.push((path, hash.digest));
             }
             None => key = key.text("index-missing", component),
         }
     }
     let key = key.finish();
     if let Some(record) = cache.get_entry::<ResolutionRecord>("resolution", &key)? {
-        for path in &index_paths {
-            nodes.push(NodeReport {
-                kind: NodeKind::Index,
+        for (path, digest) in &index_paths {
+            indices.push(IndexUse {
                 name: format!("{}/{path}", repository.suite),
                 target: Some(target.to_owned()),
-                outcome: Outcome::Local,
+                digest: *digest,
+                origin: BlobOrigin::Local,
                 bytes: 0,
                 seconds: 0.0,
-                saved_seconds: 0.0,
             });
         }
         return Ok(RequestResolution {
@@ -522,7 +536,7 @@ pub(super) fn resolve_request(
     for component in &repository.components {
         let fetched =
             index::fetch_packages(repository, release, component, arch, cache, http, reporter)?;
-        nodes.push(index_node(&fetched.fetch, Some(target)));
+        indices.push(IndexUse::of(&fetched.fetch, fetched.digest, Some(target)));
         packages.extend(index::read_packages(&fetched, arch, &request.include)?);
     }
     let universe = Universe::new(packages);
@@ -586,232 +600,5 @@ fn reason_text(reason: &Reason) -> String {
             relation,
             field,
         } => format!("{field} of {parent}: {relation}"),
-    }
-}
-
-/// What `xbuild plan` shows for one package.
-#[derive(Debug, Clone, Serialize)]
-pub struct PlannedPackage {
-    pub name: String,
-    pub version: String,
-    pub architecture: String,
-    /// Path below the repository root, and the digest it must have.
-    pub filename: String,
-    pub sha256: String,
-    pub size: u64,
-    pub cached: bool,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PlannedTarget {
-    pub target: String,
-    pub pair: String,
-    pub packages: Vec<PlannedPackage>,
-    pub skipped: Vec<String>,
-    /// Providers chosen for pure-virtual relations.
-    pub choices: Vec<ProviderChoice>,
-    pub download_bytes: u64,
-    pub total_bytes: u64,
-}
-
-/// What `xbuild plan` shows for one `[[build]]` of one target.
-#[derive(Debug, Clone, Serialize)]
-pub struct PlannedBuildReport {
-    pub name: String,
-    pub target: String,
-    pub key: String,
-    pub cached: bool,
-    /// The toolchain it needs, whether the cache has it, and how much of it
-    /// would be downloaded.
-    pub toolchain: String,
-    pub toolchain_key: String,
-    pub toolchain_cached: bool,
-    pub toolchain_download_bytes: u64,
-    /// `debian-cross` (Debian's prebuilt cross packages) or `source` (built
-    /// from source: the expensive node).
-    pub toolchain_provider: String,
-    /// For a toolchain to build from source: its estimated duration here.
-    pub toolchain_build_seconds: Option<f64>,
-    /// Its packages (for the build machine's architecture).
-    pub toolchain_packages: Vec<ToolchainPackage>,
-    /// The key of the target sysroot it links against (glibc targets).
-    pub sysroot_key: Option<String>,
-    /// The inputs its key covers.
-    pub inputs: Vec<(String, String)>,
-    /// For a miss: what differs from the nearest cached build of the same
-    /// name (empty when there is none).
-    pub differences: Vec<String>,
-    /// For a miss: how long the nearest cached build took (its estimated
-    /// cost); for a hit, the time it saves.
-    pub estimated_seconds: Option<f64>,
-}
-
-/// A package of a toolchain, as `plan --json` lists it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ToolchainPackage {
-    pub name: String,
-    pub version: String,
-    pub architecture: String,
-    /// Path below the repository root.
-    pub filename: String,
-    pub sha256: String,
-}
-
-impl ToolchainPackage {
-    pub fn of(package: &ResolvedPackage) -> ToolchainPackage {
-        ToolchainPackage {
-            name: package.name.clone(),
-            version: package.version.clone(),
-            architecture: package.architecture.clone(),
-            filename: package.filename.clone(),
-            sha256: package.sha256.oci(),
-        }
-    }
-}
-
-/// The report of `xbuild plan`.
-#[derive(Debug, Clone, Serialize)]
-pub struct PlanReport {
-    pub repository: String,
-    pub suite: String,
-    /// The machine the plan is for (`--build-platform`, default this one).
-    pub build_platform: String,
-    /// The suite compiler programs come from.
-    pub toolchain_suite: String,
-    pub targets: Vec<PlannedTarget>,
-    pub builds: Vec<PlannedBuildReport>,
-    pub nodes: Vec<NodeReport>,
-}
-
-pub(super) fn plan_report(
-    options: &BuildOptions,
-    cache: &Cache,
-    resolved: &Resolved,
-) -> PlanReport {
-    let targets = resolved
-        .targets
-        .iter()
-        .map(|target| {
-            let packages: Vec<PlannedPackage> = target
-                .packages
-                .iter()
-                .map(|package| PlannedPackage {
-                    name: package.name.clone(),
-                    version: package.version.clone(),
-                    architecture: package.architecture.clone(),
-                    filename: package.filename.clone(),
-                    sha256: package.sha256.oci(),
-                    size: package.size,
-                    cached: cache.has_blob(&package.sha256),
-                    reason: package.reason.clone(),
-                })
-                .collect();
-            PlannedTarget {
-                target: target.platform.name.clone(),
-                pair: format!("{} → {}", options.build_platform.name, target.platform.name),
-                download_bytes: packages.iter().filter(|p| !p.cached).map(|p| p.size).sum(),
-                total_bytes: packages.iter().map(|p| p.size).sum(),
-                packages,
-                skipped: target.skipped.clone(),
-                choices: target.choices.clone(),
-            }
-        })
-        .collect();
-    PlanReport {
-        repository: redact(&resolved.repository.url),
-        suite: resolved.repository.suite.clone(),
-        build_platform: options.build_platform.name.clone(),
-        toolchain_suite: resolved
-            .host
-            .as_ref()
-            .map_or(&resolved.repository.suite, |(repository, _)| {
-                &repository.suite
-            })
-            .clone(),
-        targets,
-        builds: Vec::new(),
-        nodes: resolved.nodes.clone(),
-    }
-}
-
-impl PlanReport {
-    /// The text of `plan`; with `explain`, every build's key, inputs and
-    /// the reason for a miss.
-    pub fn render_text_with(&self, explain: bool) -> String {
-        let mut text = self.render_text();
-        for build in &self.builds {
-            let status = if build.cached { "cached" } else { "build" };
-            let cost = match (build.cached, build.estimated_seconds) {
-                (true, Some(seconds)) => format!(", saves ~{seconds:.1}s"),
-                (false, Some(seconds)) => format!(", ~{seconds:.1}s last time"),
-                (false, None) => ", never built with this cache".to_owned(),
-                (true, None) => String::new(),
-            };
-            let _ = writeln!(text, "{}: {status}{cost}", build.name);
-            let toolchain = match (build.toolchain_cached, build.toolchain_build_seconds) {
-                (true, _) => "cached".to_owned(),
-                (false, Some(seconds)) => format!(
-                    "BUILD FROM SOURCE, ~{:.0} min estimated, fetch {} first (expensive: needs --allow-toolchain-build; once per cache)",
-                    (seconds / 60.0).ceil(),
-                    human_bytes(build.toolchain_download_bytes)
-                ),
-                (false, None) => format!(
-                    "fetch {} and assemble",
-                    human_bytes(build.toolchain_download_bytes)
-                ),
-            };
-            let _ = writeln!(text, "  toolchain {}: {toolchain}", build.toolchain);
-            if explain {
-                let _ = writeln!(text, "  key {}", build.key);
-                let _ = writeln!(text, "  toolchain key {}", build.toolchain_key);
-                for (name, value) in &build.inputs {
-                    let _ = writeln!(text, "    {name} = {value}");
-                }
-                if !build.cached {
-                    if build.differences.is_empty() {
-                        let _ = writeln!(text, "  miss: no build of this name in the cache");
-                    }
-                    for difference in &build.differences {
-                        let _ = writeln!(text, "  miss: {difference}");
-                    }
-                }
-            }
-        }
-        text
-    }
-
-    pub fn render_text(&self) -> String {
-        let mut text = String::new();
-        let _ = writeln!(text, "repository: {} {}", self.repository, self.suite);
-        for target in &self.targets {
-            let _ = writeln!(
-                text,
-                "{} ({}): {} packages, {} to download of {}",
-                target.target,
-                target.pair,
-                target.packages.len(),
-                human_bytes(target.download_bytes),
-                human_bytes(target.total_bytes)
-            );
-            for package in &target.packages {
-                let _ = writeln!(
-                    text,
-                    "  {:<28} {:<24} {:>9}  {:<8}  {}",
-                    package.name,
-                    package.version,
-                    human_bytes(package.size),
-                    if package.cached { "cached" } else { "download" },
-                    package.reason
-                );
-            }
-            for skipped in &target.skipped {
-                let _ = writeln!(text, "  skipped: {skipped}");
-            }
-            for choice in &target.choices {
-                let _ = writeln!(text, "  {}", choice.describe());
-            }
-        }
-        text
     }
 }

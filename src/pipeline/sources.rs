@@ -8,6 +8,7 @@
 
 use super::resolve::ResolveContext;
 use crate::Error;
+use crate::cache::Cache;
 use crate::cache::CacheError;
 use crate::cache::FetchVerified as _;
 use crate::debian::source::{
@@ -17,7 +18,7 @@ use crate::debian::source::{
 use crate::hash::{Hasher, Sha256Digest};
 use crate::manifest::{BuildSource, BuildSpec};
 use crate::plan::{KeyBuilder, NodeKind};
-use crate::report::{NodeReport, Outcome};
+use crate::report::{NodeOutcome, Outcome, Outcomes};
 use fs_err as fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -40,7 +41,8 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 const DEBIAN_SOURCE_LAYOUT: &str = "quilt-applied-v1";
 
 /// A build's sources, planned.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PlannedSource {
     Path(PathBuf),
     Debian(SourcePackage),
@@ -159,12 +161,27 @@ pub(super) fn plan_debian_source(
     })
 }
 
+/// Where the unpacked tree of sources with this digest lives.
+fn source_root(cache: &Cache, digest: &Sha256Digest) -> PathBuf {
+    cache.root().join("sources-v1").join(digest.hex())
+}
+
+/// Whether the cache holds the unpacked tree of a planned source (a local
+/// directory is always there).
+pub(super) fn source_cached(cache: &Cache, source: &PlannedSource) -> Result<bool, Error> {
+    if let PlannedSource::Path(_) = source {
+        return Ok(true);
+    }
+    Ok(single_directory(&source_root(cache, &source.digest()?))?.is_some())
+}
+
 /// The source tree of a planned source, fetched, verified and unpacked into
-/// the cache if it is not a local directory.
+/// the cache if it is not a local directory; its outcome is recorded
+/// against its `source` node (keyed by its digest).
 pub(super) fn materialize(
     context: &ResolveContext,
     source: &PlannedSource,
-    nodes: &mut Vec<NodeReport>,
+    outcomes: &Outcomes,
 ) -> Result<PathBuf, Error> {
     let files: Vec<(SourceFile, String)> = match source {
         PlannedSource::Path(path) => return Ok(path.clone()),
@@ -197,9 +214,10 @@ pub(super) fn materialize(
     };
     let digest = source.digest()?;
     let cache = context.cache;
-    let root = cache.root().join("sources-v1").join(digest.hex());
+    let root = source_root(cache, &digest);
     let _lock = cache.lock_item(&format!("source-{}", digest.hex()))?;
     if let Some(tree) = single_directory(&root)? {
+        outcomes.record(NodeKind::Source, &digest, NodeOutcome::new(Outcome::Local));
         return Ok(tree);
     }
     let start = Instant::now();
@@ -229,15 +247,13 @@ pub(super) fn materialize(
         source: error,
     })?;
     aside.persist(&root).map_err(io_error(&root))?;
-    nodes.push(NodeReport {
-        kind: NodeKind::Deb,
-        name: format!("source {}", source.describe()),
-        target: None,
-        outcome: Outcome::Downloaded,
-        bytes,
-        seconds: start.elapsed().as_secs_f64(),
-        saved_seconds: 0.0,
-    });
+    outcomes.record(
+        NodeKind::Source,
+        &digest,
+        NodeOutcome::new(Outcome::Downloaded)
+            .with_bytes(bytes)
+            .with_seconds(start.elapsed().as_secs_f64()),
+    );
     single_directory(&root)?.ok_or_else(|| Error::Target {
         target: source.describe(),
         message: format!("unpacking gave no source tree in {}", root.display()),

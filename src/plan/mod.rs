@@ -1,136 +1,191 @@
-//! Nodes of a build and the keys that name their outputs in the cache.
+//! The plan of a build: a DAG of nodes, each with a key, built once per
+//! invocation before any work is done, and serialisable.
 //!
-//! A key is sha256 over a canonical, versioned encoding of everything that
-//! determines a node's output: its kind, its spec and the digests of its
-//! inputs (never Rust's `Hash`, whose output is not stable). The encoding
-//! is `xbuild-key-v1`, the kind, then each field as a length-prefixed name
-//! and a length-prefixed value, in the order the caller adds them. Changing
-//! what a node's output depends on means adding a field or bumping
-//! [`KEY_FORMAT`], never reinterpreting an old key.
+//! Every node ([`node::Node`]) says what it makes (its [`NodeKind`] and
+//! [`node::Detail`]), the key its output is cached under ([`key`]), the
+//! nodes it is made from, who provides it, what it costs, the platforms it
+//! concerns, and where the plan gets it from ([`node::NodeSource`]: the
+//! local cache, a remote cache ([`remote`]), upstream, or a build). `plan`
+//! prints it, refusals (`--max-builds`, `--allow-toolchain-build`,
+//! `--require-hits` ([`hits`])) read it, and realize walks it. A node's
+//! inputs come before it, so walking the nodes in order walks the DAG.
+//!
+//! [`builder::PlanBuilder`] assembles a plan from nodes and decides each
+//! one's source and whether realizing needs it at all; what goes into the
+//! nodes is the pipeline's business (`pipeline::planner`).
 
+pub mod builder;
 pub mod explain;
+pub mod hits;
+pub mod key;
+pub mod node;
+pub mod remote;
 
-use crate::hash::{Hasher, Sha256Digest};
+pub use builder::{Availability, NewNode, PlanBuilder};
+pub use hits::{MissingHit, RequireHits};
+pub use key::{KEY_FORMAT, KeyBuilder};
+pub use node::{
+    CacheLocation, Cost, Detail, LayerContents, Nearest, Node, NodeId, NodeRef, NodeSource,
+    Provider, Suite,
+};
+pub use remote::{NoRemote, RemoteStatus};
 
-/// Version of the key encoding; part of every key.
-pub const KEY_FORMAT: &str = "xbuild-key-v1";
+use crate::hash::Sha256Digest;
+use serde::{Deserialize, Serialize};
 
-/// Builds a key from named fields.
-pub struct KeyBuilder {
-    hasher: Hasher,
-}
-
-impl KeyBuilder {
-    /// Starts a key for a node of `kind` (`deb`, `layer`, `image`, …).
-    pub fn new(kind: &str) -> Self {
-        let mut builder = KeyBuilder {
-            hasher: Hasher::new(),
-        };
-        builder.put(KEY_FORMAT.as_bytes());
-        builder.put(kind.as_bytes());
-        builder
-    }
-
-    fn put(&mut self, bytes: &[u8]) {
-        self.hasher.update(&(bytes.len() as u64).to_le_bytes());
-        self.hasher.update(bytes);
-    }
-
-    /// Adds a text field.
-    pub fn text(mut self, name: &str, value: &str) -> Self {
-        self.put(name.as_bytes());
-        self.put(value.as_bytes());
-        self
-    }
-
-    /// Adds a number field.
-    pub fn number(self, name: &str, value: u64) -> Self {
-        self.text(name, &value.to_string())
-    }
-
-    /// Adds a digest field (an input's key or output digest).
-    pub fn digest(self, name: &str, value: &Sha256Digest) -> Self {
-        self.text(name, &value.oci())
-    }
-
-    /// Adds a list field: its length, then each item.
-    pub fn list<'a>(mut self, name: &str, items: impl IntoIterator<Item = &'a str>) -> Self {
-        let items: Vec<&str> = items.into_iter().collect();
-        self.put(name.as_bytes());
-        self.put(&(items.len() as u64).to_le_bytes());
-        for item in items {
-            self.put(item.as_bytes());
-        }
-        self
-    }
-
-    pub fn finish(self) -> Sha256Digest {
-        self.hasher.finish().0
-    }
-}
+/// Version of the plan's serialised form.
+pub const PLAN_FORMAT: &str = "xbuild-plan-v1";
 
 /// What kind of thing a node produces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeKind {
     /// A signed index (InRelease, Packages).
     Index,
     /// A Debian package file.
     Deb,
+    /// A build's sources: a Debian source package or a tarball, unpacked.
+    Source,
+    /// Compiler programs for a (build, target) pair, or a Rust target's
+    /// standard library.
+    Toolchain,
+    /// A target sysroot: C library and `-dev` packages.
+    Sysroot,
+    /// Compiler programs and a sysroot joined: what a build runs.
+    Compiler,
+    /// A build of the user's code for one target.
+    Build,
     /// A compressed image layer.
     Layer,
     /// An image (config + manifest) for one target.
     Image,
-    /// A cross toolchain for a (build, target) pair.
-    Toolchain,
-    /// A target sysroot: C library and `-dev` packages.
-    Sysroot,
-    /// A build of the user's code for one target.
-    Build,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl NodeKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            NodeKind::Index => "index",
+            NodeKind::Deb => "deb",
+            NodeKind::Source => "source",
+            NodeKind::Toolchain => "toolchain",
+            NodeKind::Sysroot => "sysroot",
+            NodeKind::Compiler => "compiler",
+            NodeKind::Build => "build",
+            NodeKind::Layer => "layer",
+            NodeKind::Image => "image",
+        }
+    }
+}
 
-    #[test]
-    fn field_boundaries_are_unambiguous() {
-        let a = KeyBuilder::new("layer").text("a", "bc").finish();
-        let b = KeyBuilder::new("layer").text("ab", "c").finish();
-        assert_ne!(a, b);
-        let c = KeyBuilder::new("layer").list("p", ["x", "y"]).finish();
-        let d = KeyBuilder::new("layer").list("p", ["xy"]).finish();
-        assert_ne!(c, d);
+/// One target's image in a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedImage {
+    pub target: String,
+    /// `x86_64-linux → aarch64-linux`.
+    pub pair: String,
+    pub image: NodeId,
+}
+
+/// A build's plan: see the module doc.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    /// [`PLAN_FORMAT`].
+    pub format: String,
+    /// The machine the plan is for.
+    pub build_platform: String,
+    /// The image's repository (credentials redacted) and suite.
+    pub repository: String,
+    pub suite: String,
+    /// The suite compiler programs come from.
+    pub toolchain_suite: String,
+    /// Per target, in the order given.
+    pub images: Vec<PlannedImage>,
+    /// In topological order: every node's inputs come before it.
+    pub nodes: Vec<Node>,
+}
+
+/// How many needed nodes come from each source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceCounts {
+    pub local: usize,
+    pub remote: usize,
+    pub upstream: usize,
+    pub build: usize,
+}
+
+impl Plan {
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.0]
     }
 
-    #[test]
-    fn keys_are_stable_across_releases() {
-        // Pinned: a change here silently invalidates every cache in the field.
-        let key = KeyBuilder::new("deb")
-            .text("name", "cowsay")
-            .number("size", 42)
-            .finish();
-        assert_eq!(
-            key,
-            KeyBuilder::new("deb")
-                .text("name", "cowsay")
-                .number("size", 42)
-                .finish()
-        );
-        assert_ne!(
-            key,
-            KeyBuilder::new("layer")
-                .text("name", "cowsay")
-                .number("size", 42)
-                .finish()
-        );
-        assert_eq!(
-            key.hex(),
-            KeyBuilder::new("deb")
-                .text("name", "cowsay")
-                .text("size", "42")
-                .finish()
-                .hex()
-        );
+    /// The node of `kind` with `key`, if the plan has one.
+    pub fn find(&self, kind: NodeKind, key: &Sha256Digest) -> Option<&Node> {
+        self.nodes
+            .iter()
+            .find(|node| node.kind == kind && node.key == *key)
+    }
+
+    /// The nodes `node` is made from, in its input order.
+    pub fn inputs<'a>(&'a self, node: &'a Node) -> impl Iterator<Item = &'a Node> + 'a {
+        node.inputs.iter().map(|id| self.node(*id))
+    }
+
+    /// The nodes realizing the plan touches, in order.
+    pub fn needed(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|node| node.needed)
+    }
+
+    /// The needed nodes of one kind, in order.
+    pub fn needed_of(&self, kind: NodeKind) -> impl Iterator<Item = &Node> {
+        self.needed().filter(move |node| node.kind == kind)
+    }
+
+    /// Needed nodes by source (indices included: they were fetched while
+    /// planning).
+    pub fn counts(&self) -> SourceCounts {
+        let mut counts = SourceCounts::default();
+        for node in self.needed() {
+            match node.source {
+                NodeSource::Local => counts.local += 1,
+                NodeSource::Remote => counts.remote += 1,
+                NodeSource::Upstream => counts.upstream += 1,
+                NodeSource::Build => counts.build += 1,
+            }
+        }
+        counts
+    }
+
+    /// Bytes the needed nodes download from upstream.
+    pub fn download_bytes(&self) -> u64 {
+        self.needed()
+            .filter(|node| node.kind != NodeKind::Index)
+            .map(|node| node.cost.download_bytes)
+            .sum()
+    }
+
+    /// The toolchains built from source this plan would build: what
+    /// `--allow-toolchain-build` guards.
+    pub fn toolchain_builds(&self) -> impl Iterator<Item = &Node> {
+        self.needed_of(NodeKind::Toolchain).filter(|node| {
+            node.provider == Provider::GccFromSource && node.source == NodeSource::Build
+        })
+    }
+
+    /// What `--max-builds` counts: toolchains built from source and builds
+    /// of the user's code that would run.
+    pub fn counted_builds(&self) -> Vec<&Node> {
+        self.toolchain_builds()
+            .chain(
+                self.needed_of(NodeKind::Build)
+                    .filter(|node| node.source == NodeSource::Build),
+            )
+            .collect()
+    }
+
+    /// The plan as JSON (what `plan --json` prints of it).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a plan serialises")
     }
 }

@@ -60,7 +60,7 @@ pub enum RustError {
 }
 
 /// The `rustc` xbuild compiles with.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RustToolchain {
     /// `release` and `commit-hash` from `rustc -vV`, e.g.
     /// `1.95.0 59807616e1fa2540724bfbac14d7976d7e4a3860`.

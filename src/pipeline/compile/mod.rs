@@ -5,23 +5,23 @@
 //! ([`plan_builds`]): its compiler ([`toolchain`]), its sources, and its key
 //! — the recipe, the source tree's digest, the target, the identities of
 //! rustc, the target's standard library and the C compiler, and the
-//! sysroot packages' digests, never the machine. `plan` prints the plans,
-//! refusals (`--max-builds`, `--allow-toolchain-build`) read them, and
-//! [`realize_builds`] walks them: a cached build is a hit; a missing one
-//! gets its compiler ([`provision`]) and sources, runs, and its output
-//! becomes one content-addressed layer (`/usr/local/…`), so two builds
-//! that produce the same bytes share everything downstream.
+//! sysroot packages' digests, never the machine. The planned builds become
+//! nodes of the plan (`pipeline::planner`), and [`realize_builds`] walks
+//! the plan's build nodes: a cached build is a hit; a missing one gets its
+//! compiler ([`provision`]) and sources, runs, and its output becomes one
+//! content-addressed layer (`/usr/local/…`), so two builds that produce the
+//! same bytes share everything downstream.
 
 mod cargo;
 mod provision;
 pub(super) mod toolchain;
 
-pub(super) use toolchain::Contexts;
+pub(super) use toolchain::{Contexts, compiler_key};
 pub use toolchain::{SysrootPlan, ToolchainPlan, ToolchainProvider};
 
 use super::TargetResolution;
 use super::realize::{LayerRecord, store_directory_layer};
-use super::resolve::{PlannedBuildReport, ToolchainPackage};
+use super::resolve::IndexUse;
 use super::sources::{self, PlannedSource};
 use crate::Error;
 use crate::build::c::{self, CKind, CTarget};
@@ -29,12 +29,13 @@ use crate::cache::{Cache, CacheError};
 use crate::hash::Sha256Digest;
 use crate::manifest::{BuildKind, BuildSpec, CargoOptions};
 use crate::plan::explain::{self, Difference, Inputs};
-use crate::plan::{KeyBuilder, NodeKind};
+use crate::plan::{Detail, KeyBuilder, Node, NodeKind, Plan};
 use crate::platform::{Libc, Platform};
 use crate::progress::Step;
-use crate::report::{NodeReport, Outcome};
+use crate::report::{NodeOutcome, Outcome, Outcomes};
 use crate::toolchain::rust::{self, RustToolchain};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -86,7 +87,7 @@ pub struct BuildRecord {
 
 /// A build, planned: its key and inputs, computed before anything is
 /// fetched, assembled or compiled.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlannedBuild {
     /// `cargo <path> (<target>)`.
     pub name: String,
@@ -120,7 +121,8 @@ fn key_of(inputs: &Inputs) -> Sha256Digest {
 pub struct Plans {
     /// Per target, in manifest order.
     pub per_target: Vec<Vec<PlannedBuild>>,
-    rust: Option<RustToolchain>,
+    /// The Rust toolchain cargo builds use.
+    pub rust: Option<RustToolchain>,
 }
 
 const HISTORY_LENGTH: usize = 16;
@@ -130,11 +132,11 @@ fn history_key(name: &str) -> Sha256Digest {
 }
 
 /// Plans every `[[build]]` of every target. Nothing is installed, fetched
-/// (beyond signed indices) or built.
+/// (beyond signed indices, added to `indices`) or built.
 pub(super) fn plan_builds(
     contexts: &Contexts,
     targets: &[TargetResolution],
-    nodes: &mut Vec<NodeReport>,
+    indices: &mut Vec<IndexUse>,
 ) -> Result<Plans, Error> {
     let options = contexts.image.options;
     if options.manifest.builds.is_empty() {
@@ -160,7 +162,7 @@ pub(super) fn plan_builds(
     for target in targets {
         let mut planned = Vec::new();
         for build in &options.manifest.builds {
-            planned.push(plan_build(contexts, rust.as_ref(), target, build, nodes)?);
+            planned.push(plan_build(contexts, rust.as_ref(), target, build, indices)?);
         }
         per_target.push(planned);
     }
@@ -173,11 +175,11 @@ fn plan_compiler(
     target: &TargetResolution,
     build: &BuildSpec,
     source: &PlannedSource,
-    nodes: &mut Vec<NodeReport>,
+    indices: &mut Vec<IndexUse>,
 ) -> Result<(ToolchainPlan, Option<SysrootPlan>), Error> {
     let platform = &target.platform;
     if platform.libc == Libc::Gnu {
-        let toolchain = toolchain::plan_debian(contexts, platform, nodes)?;
+        let toolchain = toolchain::plan_debian(contexts, platform, indices)?;
         return Ok((toolchain, SysrootPlan::of(target)));
     }
     if !build.sysroot.is_empty() {
@@ -195,7 +197,7 @@ fn plan_compiler(
         _ => true,
     };
     let toolchain = if compiles_c {
-        toolchain::plan_source(contexts, platform, nodes)?
+        toolchain::plan_source(contexts, platform, indices)?
     } else {
         toolchain::plan_none(platform)
     };
@@ -208,12 +210,12 @@ fn plan_build(
     rust: Option<&RustToolchain>,
     target: &TargetResolution,
     build: &BuildSpec,
-    nodes: &mut Vec<NodeReport>,
+    indices: &mut Vec<IndexUse>,
 ) -> Result<PlannedBuild, Error> {
     let options = contexts.image.options;
     let platform = &target.platform;
     let source = sources::plan_source(&contexts.image, build)?;
-    let (toolchain, sysroot) = plan_compiler(contexts, target, build, &source, nodes)?;
+    let (toolchain, sysroot) = plan_compiler(contexts, target, build, &source, indices)?;
     let mut inputs: Inputs = vec![
         ("recipe".into(), recipe_name(build.kind).into()),
         (
@@ -274,90 +276,10 @@ fn plan_build(
     })
 }
 
-impl Plans {
-    /// What `plan` shows of every build, in target then manifest order.
-    pub(super) fn reports(&self, cache: &Cache) -> Result<Vec<PlannedBuildReport>, Error> {
-        let mut reports = Vec::new();
-        for planned in self.per_target.iter().flatten() {
-            reports.push(report(cache, planned)?);
-        }
-        Ok(reports)
-    }
-
-    /// The toolchains that would be built from source, not cached, each
-    /// once, and the builds that would run: what refusals count.
-    pub(super) fn misses(&self, cache: &Cache) -> Result<(Vec<String>, Vec<String>), Error> {
-        let mut toolchains: Vec<String> = Vec::new();
-        let mut builds = Vec::new();
-        for planned in self.per_target.iter().flatten() {
-            if explain(cache, planned)?.0.is_some() {
-                continue;
-            }
-            if matches!(planned.toolchain.provider, ToolchainProvider::Source { .. })
-                && !provision::toolchain_cached(cache, &planned.toolchain)
-                && !toolchains.contains(&planned.toolchain.name)
-            {
-                toolchains.push(planned.toolchain.name.clone());
-            }
-            builds.push(planned.name.clone());
-        }
-        Ok((toolchains, builds))
-    }
-}
-
-pub(super) use provision::not_allowed;
-
-/// The report of one planned build.
-fn report(cache: &Cache, planned: &PlannedBuild) -> Result<PlannedBuildReport, Error> {
-    let (record, nearest) = explain(cache, planned)?;
-    let toolchain = &planned.toolchain;
-    let toolchain_cached = provision::toolchain_cached(cache, toolchain);
-    let source_toolchain = matches!(toolchain.provider, ToolchainProvider::Source { .. });
-    let missing_bytes = |packages: &[super::ResolvedPackage]| -> u64 {
-        packages
-            .iter()
-            .filter(|package| !cache.has_blob(&package.sha256))
-            .map(|package| package.size)
-            .sum()
-    };
-    Ok(PlannedBuildReport {
-        toolchain_provider: toolchain.provider.label().to_owned(),
-        toolchain_build_seconds: if source_toolchain && !toolchain_cached {
-            Some(provision::estimate_toolchain_build(cache)?)
-        } else {
-            None
-        },
-        name: planned.name.clone(),
-        target: planned.target_platform.name.clone(),
-        key: planned.key.oci(),
-        cached: record.is_some(),
-        toolchain: toolchain.name.clone(),
-        toolchain_key: toolchain.key.oci(),
-        toolchain_cached,
-        toolchain_download_bytes: if toolchain_cached {
-            0
-        } else {
-            missing_bytes(&toolchain.packages)
-        } + planned
-            .sysroot
-            .as_ref()
-            .map_or(0, |sysroot| missing_bytes(&sysroot.packages)),
-        toolchain_packages: toolchain
-            .packages
-            .iter()
-            .map(ToolchainPackage::of)
-            .collect(),
-        sysroot_key: planned.sysroot.as_ref().map(|sysroot| sysroot.key.oci()),
-        inputs: planned.inputs.clone(),
-        differences: nearest
-            .as_ref()
-            .map(|(differences, _)| differences.iter().map(ToString::to_string).collect())
-            .unwrap_or_default(),
-        estimated_seconds: record
-            .map(|record| record.seconds)
-            .or(nearest.map(|(_, seconds)| seconds)),
-    })
-}
+pub(in crate::pipeline) use provision::{
+    compiler_cached, estimate_toolchain_build, not_allowed, recorded_toolchain_build,
+    sysroot_cached, toolchain_cached,
+};
 
 /// How a build's sources appear in its name — in reports, the image's
 /// history and the build history: a local directory relative to the
@@ -383,11 +305,11 @@ fn source_label(source: &PlannedSource, project: &Path) -> String {
 }
 
 /// What differs from the nearest cached build, and how long that one took.
-type Nearest = (Vec<Difference>, f64);
+pub(in crate::pipeline) type Nearest = (Vec<Difference>, f64);
 
 /// Whether a planned build is cached, and if not, what differs from the
 /// nearest cached build of the same name.
-fn explain(
+pub(in crate::pipeline) fn explain(
     cache: &Cache,
     planned: &PlannedBuild,
 ) -> Result<(Option<BuildRecord>, Option<Nearest>), Error> {
@@ -419,30 +341,33 @@ fn explain(
     Ok((None, nearest))
 }
 
-/// Builds every planned build; returns the build layers per target (in
-/// manifest order) and the report nodes.
+/// Walks the plan's needed build nodes: each is a hit or is built now.
+/// Returns the build layers by build key; outcomes go to `outcomes`.
 pub(super) fn realize_builds(
     contexts: &Contexts,
-    plans: &Plans,
-) -> Result<(Vec<Vec<BuildLayer>>, Vec<NodeReport>), Error> {
-    let mut nodes = Vec::new();
-    let mut per_target = Vec::new();
-    for planned in &plans.per_target {
-        let mut layers = Vec::new();
-        for build in planned {
-            layers.push(build_one(contexts, plans.rust.as_ref(), build, &mut nodes)?);
-        }
-        per_target.push(layers);
+    plan: &Plan,
+    outcomes: &Outcomes,
+) -> Result<BTreeMap<Sha256Digest, BuildLayer>, Error> {
+    let mut layers = BTreeMap::new();
+    for node in plan.needed_of(NodeKind::Build) {
+        layers.insert(node.key, build_one(contexts, plan, node, outcomes)?);
     }
-    Ok((per_target, nodes))
+    Ok(layers)
 }
 
 fn build_one(
     contexts: &Contexts,
-    rust: Option<&RustToolchain>,
-    planned: &PlannedBuild,
-    nodes: &mut Vec<NodeReport>,
+    plan: &Plan,
+    node: &Node,
+    outcomes: &Outcomes,
 ) -> Result<BuildLayer, Error> {
+    let Detail::Build { build: planned } = &node.detail else {
+        unreachable!("build nodes carry their planned build");
+    };
+    let rust = plan.inputs(node).find_map(|input| match &input.detail {
+        Detail::RustTarget { rust, triple } => Some((rust, triple, input.key)),
+        _ => None,
+    });
     let context = &contexts.image;
     let options = context.options;
     let platform = &planned.target_platform;
@@ -456,15 +381,13 @@ fn build_one(
             .verified_blob(&record.layer.digest, Some(record.layer.size))?
             .is_some()
     {
-        nodes.push(NodeReport {
-            kind: NodeKind::Build,
-            name: label.clone(),
-            target: Some(platform.name.clone()),
-            outcome: Outcome::Local,
-            bytes: 0,
-            seconds: 0.0,
-            saved_seconds: record.seconds,
-        });
+        outcomes.record(
+            NodeKind::Build,
+            &key,
+            NodeOutcome::new(Outcome::Local)
+                .with_bytes(record.layer.size)
+                .with_saved_seconds(record.seconds),
+        );
         return Ok(BuildLayer {
             label,
             record: record.layer.clone(),
@@ -473,15 +396,24 @@ fn build_one(
     }
 
     if planned.kind == BuildKind::Cargo {
-        let rust = rust.expect("cargo builds are planned with a Rust toolchain");
-        rust.ensure_target(platform.rust_triple())
+        let (rust, triple, rust_key) =
+            rust.expect("cargo builds are planned with a Rust toolchain");
+        let start = Instant::now();
+        let libraries = rust
+            .ensure_target(triple)
             .map_err(|source| Error::ToolchainSource {
                 target: platform.name.clone(),
                 source: Box::new(source),
             })?;
+        let outcome = if libraries.added {
+            NodeOutcome::new(Outcome::Downloaded).with_seconds(start.elapsed().as_secs_f64())
+        } else {
+            NodeOutcome::new(Outcome::Local)
+        };
+        outcomes.record(NodeKind::Toolchain, &rust_key, outcome);
     }
-    let gcc = provision::compiler(contexts, planned, nodes)?;
-    let tree = sources::materialize(context, &planned.source, nodes)?;
+    let gcc = provision::compiler(contexts, planned, outcomes)?;
+    let tree = sources::materialize(context, &planned.source, outcomes)?;
     // The build's own time (what a hit saves): toolchains, sysroots and
     // sources are nodes of their own.
     let start = Instant::now();
@@ -579,15 +511,13 @@ fn build_one(
     let excess = keys.len().saturating_sub(HISTORY_LENGTH);
     keys.drain(..excess);
     cache.put_entry("build-history", &history, &keys)?;
-    nodes.push(NodeReport {
-        kind: NodeKind::Build,
-        name: label.clone(),
-        target: Some(platform.name.clone()),
-        outcome: Outcome::Built,
-        bytes: record.layer.size,
-        seconds,
-        saved_seconds: 0.0,
-    });
+    outcomes.record(
+        NodeKind::Build,
+        &key,
+        NodeOutcome::new(Outcome::Built)
+            .with_bytes(record.layer.size)
+            .with_seconds(seconds),
+    );
     Ok(BuildLayer {
         label,
         record: record.layer,

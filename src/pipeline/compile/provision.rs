@@ -20,7 +20,7 @@ use crate::parallel::cores;
 use crate::plan::{KeyBuilder, NodeKind};
 use crate::platform::Platform;
 use crate::progress::Step;
-use crate::report::{NodeReport, Outcome};
+use crate::report::{NodeOutcome, Outcome, Outcomes};
 use crate::toolchain::{self, CrossGcc, Programs};
 use fs_err as fs;
 use serde::{Deserialize, Serialize};
@@ -48,8 +48,33 @@ fn toolchain_root(cache: &Cache, key: &Sha256Digest) -> PathBuf {
     cache.root().join("toolchains-v1").join(key.hex())
 }
 
+/// Where the sysroot with this key lives in the cache.
+fn sysroot_root(cache: &Cache, key: &Sha256Digest) -> PathBuf {
+    cache.root().join("sysroots-v3").join(key.hex())
+}
+
+/// Where the compiler composed of this toolchain and sysroot lives.
+fn compiler_root(cache: &Cache, key: &Sha256Digest) -> PathBuf {
+    cache.root().join("compilers-v1").join(key.hex())
+}
+
+/// Whether the planned sysroot is in the cache, complete.
+pub(in crate::pipeline) fn sysroot_cached(cache: &Cache, plan: &SysrootPlan) -> bool {
+    toolchain::sysroot::is_complete(&sysroot_root(cache, &plan.key))
+}
+
+/// Whether the compiler composed of these is in the cache.
+pub(in crate::pipeline) fn compiler_cached(
+    cache: &Cache,
+    toolchain: &ToolchainPlan,
+    sysroot: &SysrootPlan,
+) -> bool {
+    let key = compiler_key(&toolchain.key, &sysroot.key);
+    CrossGcc::open(&compiler_root(cache, &key)).is_ok()
+}
+
 /// Whether the planned toolchain is in the cache, complete.
-pub(super) fn toolchain_cached(cache: &Cache, plan: &ToolchainPlan) -> bool {
+pub(in crate::pipeline) fn toolchain_cached(cache: &Cache, plan: &ToolchainPlan) -> bool {
     let root = toolchain_root(cache, &plan.key);
     match plan.provider {
         ToolchainProvider::Debian { .. } => Programs::open(&root).is_ok(),
@@ -63,48 +88,35 @@ pub(super) fn toolchain_cached(cache: &Cache, plan: &ToolchainPlan) -> bool {
 pub(super) fn compiler(
     contexts: &Contexts,
     planned: &PlannedBuild,
-    nodes: &mut Vec<NodeReport>,
+    outcomes: &Outcomes,
 ) -> Result<Option<CrossGcc>, Error> {
     let plan = &planned.toolchain;
     match &plan.provider {
         ToolchainProvider::None => Ok(None),
-        ToolchainProvider::Source { .. } => source_gcc(contexts, plan, nodes).map(Some),
+        ToolchainProvider::Source { .. } => source_gcc(contexts, plan, outcomes).map(Some),
         ToolchainProvider::Debian { .. } => {
             let sysroot_plan = planned
                 .sysroot
                 .as_ref()
                 .expect("a Debian compiler is planned with a sysroot");
-            let programs = debian_programs(contexts, plan, nodes)?;
-            let sysroot = sysroot(contexts, sysroot_plan, &planned.target_platform, nodes)?;
+            let programs = debian_programs(contexts, plan, outcomes)?;
+            let sysroot = sysroot(contexts, sysroot_plan, &planned.target_platform, outcomes)?;
             compose(
                 contexts.image.cache,
                 plan,
                 &programs,
                 sysroot_plan,
                 &sysroot,
+                outcomes,
             )
             .map(Some)
         }
     }
 }
 
-/// The node of a toolchain part.
-fn node(
-    kind: NodeKind,
-    name: &str,
-    platform: &Platform,
-    outcome: Outcome,
-    seconds: f64,
-) -> NodeReport {
-    NodeReport {
-        kind,
-        name: name.to_owned(),
-        target: Some(platform.name.clone()),
-        outcome,
-        bytes: 0,
-        seconds,
-        saved_seconds: 0.0,
-    }
+/// What happened to a toolchain part.
+fn node(outcome: Outcome, seconds: f64) -> NodeOutcome {
+    NodeOutcome::new(outcome).with_seconds(seconds)
 }
 
 /// Debian's compiler programs for the pair, from the cache or fetched and
@@ -112,7 +124,7 @@ fn node(
 fn debian_programs(
     contexts: &Contexts,
     plan: &ToolchainPlan,
-    nodes: &mut Vec<NodeReport>,
+    outcomes: &Outcomes,
 ) -> Result<Programs, Error> {
     let context = &contexts.host;
     let root = toolchain_root(context.cache, &plan.key);
@@ -120,13 +132,7 @@ fn debian_programs(
         .cache
         .lock_item(&format!("toolchain-{}", plan.key.hex()))?;
     if let Ok(programs) = Programs::open(&root) {
-        nodes.push(node(
-            NodeKind::Toolchain,
-            &plan.name,
-            &plan.platform,
-            Outcome::Local,
-            0.0,
-        ));
+        outcomes.record(NodeKind::Toolchain, &plan.key, node(Outcome::Local, 0.0));
         return Ok(programs);
     }
     if root.exists() {
@@ -137,18 +143,20 @@ fn debian_programs(
     let step = Step::start(context.reporter, &format!("assembling {}", plan.name));
     let error = toolchain_error(&plan.platform);
     let assembly = toolchain::gcc::Assembly::begin(&plan.platform, &root).map_err(&error)?;
-    fetch_debs_then(context, &plan.packages, &plan.name, nodes, &|index, deb| {
-        assembly.add(index, deb).map_err(&error)
-    })?;
+    fetch_debs_then(
+        context,
+        &plan.packages,
+        &plan.name,
+        outcomes,
+        &|index, deb| assembly.add(index, deb).map_err(&error),
+    )?;
     let programs = assembly.finish().map_err(&error)?;
     step.finish();
-    nodes.push(node(
+    outcomes.record(
         NodeKind::Toolchain,
-        &plan.name,
-        &plan.platform,
-        Outcome::Built,
-        start.elapsed().as_secs_f64(),
-    ));
+        &plan.key,
+        node(Outcome::Built, start.elapsed().as_secs_f64()),
+    );
     Ok(programs)
 }
 
@@ -157,30 +165,15 @@ fn sysroot(
     contexts: &Contexts,
     plan: &SysrootPlan,
     platform: &Platform,
-    nodes: &mut Vec<NodeReport>,
+    outcomes: &Outcomes,
 ) -> Result<PathBuf, Error> {
     let context = &contexts.image;
     let cache = context.cache;
-    let root = cache.root().join("sysroots-v3").join(plan.key.hex());
+    let root = sysroot_root(cache, &plan.key);
     let _lock = cache.lock_item(&format!("sysroot-{}", plan.key.hex()))?;
-    let name = format!(
-        "sysroot {} ({})",
-        plan.packages
-            .iter()
-            .filter(|package| package.reason == "requested")
-            .map(|package| package.name.as_str())
-            .collect::<Vec<_>>()
-            .join(" "),
-        platform.name
-    );
+    let name = plan.name(platform);
     if toolchain::sysroot::is_complete(&root) {
-        nodes.push(node(
-            NodeKind::Sysroot,
-            &name,
-            platform,
-            Outcome::Local,
-            0.0,
-        ));
+        outcomes.record(NodeKind::Sysroot, &plan.key, node(Outcome::Local, 0.0));
         return Ok(root);
     }
     if root.exists() {
@@ -188,7 +181,7 @@ fn sysroot(
     }
     let start = Instant::now();
     let step = Step::start(context.reporter, &format!("assembling {name}"));
-    let debs = fetch_debs(context, &plan.packages, &platform.name, nodes)?;
+    let debs = fetch_debs(context, &plan.packages, &platform.name, outcomes)?;
     let names: Vec<String> = plan
         .packages
         .iter()
@@ -197,35 +190,54 @@ fn sysroot(
     toolchain::sysroot::assemble(&debs, &names, platform, &root)
         .map_err(toolchain_error(platform))?;
     step.finish();
-    nodes.push(node(
+    outcomes.record(
         NodeKind::Sysroot,
-        &name,
-        platform,
-        Outcome::Built,
-        start.elapsed().as_secs_f64(),
-    ));
+        &plan.key,
+        node(Outcome::Built, start.elapsed().as_secs_f64()),
+    );
     Ok(root)
 }
 
-/// The programs and the sysroot joined (cheap, derived: not a node).
+/// The programs and the sysroot joined: cheap and derived, so a hit when
+/// both parts were hits, whether or not the cache had the joined tree.
 fn compose(
     cache: &Cache,
     plan: &ToolchainPlan,
     programs: &Programs,
     sysroot_plan: &SysrootPlan,
     sysroot: &Path,
+    outcomes: &Outcomes,
 ) -> Result<CrossGcc, Error> {
     let key = compiler_key(&plan.key, &sysroot_plan.key);
-    let root = cache.root().join("compilers-v1").join(key.hex());
+    let root = compiler_root(cache, &key);
     let _lock = cache.lock_item(&format!("compiler-{}", key.hex()))?;
     if let Ok(gcc) = CrossGcc::open(&root) {
+        outcomes.record(NodeKind::Compiler, &key, node(Outcome::Local, 0.0));
         return Ok(gcc);
     }
     if fs::symlink_metadata(&root).is_ok() {
         fs::remove_dir_all(&root).map_err(io_error(&root))?;
     }
-    toolchain::compose(programs, sysroot, &root, &plan.identity)
-        .map_err(toolchain_error(&plan.platform))
+    let start = Instant::now();
+    let gcc = toolchain::compose(programs, sysroot, &root, &plan.identity)
+        .map_err(toolchain_error(&plan.platform))?;
+    let parts_hit = [
+        outcomes.get(NodeKind::Toolchain, &plan.key),
+        outcomes.get(NodeKind::Sysroot, &sysroot_plan.key),
+    ]
+    .iter()
+    .all(|part| part.is_some_and(|part| part.outcome.is_hit()));
+    let outcome = if parts_hit {
+        Outcome::Local
+    } else {
+        Outcome::Built
+    };
+    outcomes.record(
+        NodeKind::Compiler,
+        &key,
+        node(outcome, start.elapsed().as_secs_f64()),
+    );
+    Ok(gcc)
 }
 
 /// What the cache records of a toolchain built from source: how long it
@@ -250,9 +262,20 @@ fn toolchain_build_history_key() -> Sha256Digest {
         .finish()
 }
 
+/// How long building the cached toolchain from source took (what a hit
+/// saves), if this cache recorded it.
+pub(in crate::pipeline) fn recorded_toolchain_build(
+    cache: &Cache,
+    plan: &ToolchainPlan,
+) -> Result<Option<f64>, Error> {
+    Ok(cache
+        .get_entry::<ToolchainBuildRecord>("toolchain-build", &plan.key)?
+        .map(|record| record.seconds))
+}
+
 /// Estimated seconds of a source toolchain build here: scaled from the
 /// latest one this cache recorded, or from [`DEFAULT_TOOLCHAIN_BUILD_CORE_SECONDS`].
-pub(super) fn estimate_toolchain_build(cache: &Cache) -> Result<f64, Error> {
+pub(in crate::pipeline) fn estimate_toolchain_build(cache: &Cache) -> Result<f64, Error> {
     let core_seconds = cache
         .get_entry::<ToolchainBuildRecord>("toolchain-build-time", &toolchain_build_history_key())?
         .map(|record| record.seconds * record.cores as f64)
@@ -279,7 +302,7 @@ pub(in crate::pipeline) fn not_allowed(cache: &Cache, toolchain: &str) -> Result
 fn source_gcc(
     contexts: &Contexts,
     plan: &ToolchainPlan,
-    nodes: &mut Vec<NodeReport>,
+    outcomes: &Outcomes,
 ) -> Result<CrossGcc, Error> {
     let ToolchainProvider::Source {
         kernel_headers,
@@ -295,19 +318,12 @@ fn source_gcc(
     let root = toolchain_root(cache, &key);
     let _lock = cache.lock_item(&format!("toolchain-{}", key.hex()))?;
     if let Ok(gcc) = CrossGcc::open(&root) {
-        let saved = cache
-            .get_entry::<ToolchainBuildRecord>("toolchain-build", &key)?
-            .map(|record| record.seconds)
-            .unwrap_or_default();
-        let mut hit = node(
+        let saved = recorded_toolchain_build(cache, plan)?.unwrap_or_default();
+        outcomes.record(
             NodeKind::Toolchain,
-            &plan.name,
-            platform,
-            Outcome::Local,
-            0.0,
+            &key,
+            node(Outcome::Local, 0.0).with_saved_seconds(saved),
         );
-        hit.saved_seconds = saved;
-        nodes.push(hit);
         return Ok(gcc);
     }
     if !context.options.allow_toolchain_build {
@@ -325,14 +341,14 @@ fn source_gcc(
     // Host-side packages come from the build machine's suite, the kernel
     // headers (the plan's last package) from the target's.
     let (host_packages, _) = plan.packages.split_at(plan.packages.len() - 1);
-    let mut debs = fetch_debs(context, host_packages, &plan.name, nodes)?;
+    let mut debs = fetch_debs(context, host_packages, &plan.name, outcomes)?;
     debs.extend(fetch_debs(
         &contexts.image,
         std::slice::from_ref(kernel_headers.as_ref()),
         &platform.name,
-        nodes,
+        outcomes,
     )?);
-    let libc_tree = sources::materialize(context, libc, nodes)?;
+    let libc_tree = sources::materialize(context, libc, outcomes)?;
     let mut binutils = None;
     let mut gcc_source = None;
     let mut kernel = None;
@@ -387,12 +403,10 @@ fn source_gcc(
         &toolchain_build_history_key(),
         &record,
     )?;
-    nodes.push(node(
+    outcomes.record(
         NodeKind::Toolchain,
-        &plan.name,
-        platform,
-        Outcome::Built,
-        record.seconds,
-    ));
+        &key,
+        node(Outcome::Built, record.seconds),
+    );
     Ok(gcc)
 }

@@ -20,7 +20,7 @@
 //! keys, and a different one (arm64's native `gcc-12 12.2.0-14+deb12u1`
 //! against amd64's cross build of 12.2.0-14) gives other keys.
 
-use super::super::resolve::{ResolveContext, resolve_request};
+use super::super::resolve::{IndexUse, ResolveContext, resolve_request};
 use super::super::sources::{self, PlannedSource};
 use super::super::{BuildOptions, ResolvedPackage, TargetResolution};
 use crate::Error;
@@ -28,9 +28,9 @@ use crate::debian::resolve::Request;
 use crate::hash::Sha256Digest;
 use crate::plan::KeyBuilder;
 use crate::platform::Platform;
-use crate::report::NodeReport;
 use crate::toolchain;
 use crate::toolchain::gcc::{self, SKIPPED_HOST_PACKAGES};
+use serde::{Deserialize, Serialize};
 
 /// The repositories a build's parts are resolved in: the image's suite
 /// (target packages, sysroots, sources) and the build machine's suite
@@ -45,7 +45,8 @@ pub(in crate::pipeline) struct Contexts<'a> {
 const COMPOSE_LAYOUT: &str = "compose-wrappers-prefix-map-v1";
 
 /// Where a build's C compiler comes from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ToolchainProvider {
     /// Debian's compiler packages for the pair, joined with a sysroot of
     /// the target's own packages.
@@ -74,7 +75,7 @@ impl ToolchainProvider {
 
 /// A planned toolchain: what it is made from, its key and name, and the
 /// compiler identity builds with it are keyed by.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ToolchainPlan {
     /// The platform its compiler emits code for.
     pub platform: Platform,
@@ -88,7 +89,7 @@ pub struct ToolchainPlan {
 }
 
 /// A planned sysroot: the target's packages, and its key (their digests).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SysrootPlan {
     pub packages: Vec<ResolvedPackage>,
     pub key: Sha256Digest,
@@ -111,10 +112,28 @@ impl SysrootPlan {
             key: key.finish(),
         })
     }
+
+    /// `sysroot libc6-dev libssl-dev (aarch64-linux)`: its requested
+    /// packages and its target.
+    pub fn name(&self, platform: &Platform) -> String {
+        format!(
+            "sysroot {} ({})",
+            self.packages
+                .iter()
+                .filter(|package| package.reason == "requested")
+                .map(|package| package.name.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            platform.name
+        )
+    }
 }
 
 /// The key of the compiler composed of `toolchain` and `sysroot`.
-pub(super) fn compiler_key(toolchain: &Sha256Digest, sysroot: &Sha256Digest) -> Sha256Digest {
+pub(in crate::pipeline) fn compiler_key(
+    toolchain: &Sha256Digest,
+    sysroot: &Sha256Digest,
+) -> Sha256Digest {
     KeyBuilder::new("compiler")
         .text("layout", COMPOSE_LAYOUT)
         .digest("toolchain", toolchain)
@@ -131,7 +150,7 @@ fn pair(options: &BuildOptions, platform: &Platform) -> String {
 pub(super) fn plan_debian(
     contexts: &Contexts,
     platform: &Platform,
-    nodes: &mut Vec<NodeReport>,
+    indices: &mut Vec<IndexUse>,
 ) -> Result<ToolchainPlan, Error> {
     let options = contexts.host.options;
     let roots = gcc::debian_packages(&options.build_platform, platform);
@@ -147,7 +166,7 @@ pub(super) fn plan_debian(
         &pair,
         &options.build_platform.debian_arch,
         &request,
-        nodes,
+        indices,
     )
     .map_err(|error| no_compiler_for(error, &pair, &contexts.host))?
     .packages;
@@ -262,7 +281,7 @@ fn built_using_text(field: &str) -> String {
 
 /// The major version of the suite's default GCC for the build machine:
 /// `12` for bookworm.
-fn default_gcc_major(contexts: &Contexts, nodes: &mut Vec<NodeReport>) -> Result<String, Error> {
+fn default_gcc_major(contexts: &Contexts, indices: &mut Vec<IndexUse>) -> Result<String, Error> {
     let options = contexts.host.options;
     let request = Request {
         include: vec!["gcc".to_owned()],
@@ -278,7 +297,7 @@ fn default_gcc_major(contexts: &Contexts, nodes: &mut Vec<NodeReport>) -> Result
         &options.build_platform.name,
         &options.build_platform.debian_arch,
         &request,
-        nodes,
+        indices,
     )?
     .packages;
     packages
@@ -304,7 +323,7 @@ fn default_gcc_major(contexts: &Contexts, nodes: &mut Vec<NodeReport>) -> Result
 pub(super) fn plan_source(
     contexts: &Contexts,
     platform: &Platform,
-    nodes: &mut Vec<NodeReport>,
+    indices: &mut Vec<IndexUse>,
 ) -> Result<ToolchainPlan, Error> {
     let options = contexts.host.options;
     let pair = pair(options, platform);
@@ -314,13 +333,13 @@ pub(super) fn plan_source(
         install_time_dependencies: false,
         without_dependencies: true,
     };
-    let major = default_gcc_major(contexts, nodes)?;
+    let major = default_gcc_major(contexts, indices)?;
     let mut packages = resolve_request(
         &contexts.host,
         &pair,
         &options.build_platform.debian_arch,
         &only(toolchain::source::host_packages(&major)),
-        nodes,
+        indices,
     )?
     .packages;
     let kernel = resolve_request(
@@ -328,7 +347,7 @@ pub(super) fn plan_source(
         &platform.name,
         &platform.debian_arch,
         &only(vec!["linux-libc-dev".to_owned()]),
-        nodes,
+        indices,
     )?
     .packages;
     let kernel_headers = kernel

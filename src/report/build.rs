@@ -1,65 +1,12 @@
-//! The build report: every node with its outcome (cache hit, downloaded,
-//! built), bytes and time; per-target packages and layers; time per phase;
-//! and a summary. Serialised as JSON for machines and rendered as text for
-//! people.
+//! The report of `build`: per target, its packages and layers; every node
+//! realizing the plan touched, with its outcome, bytes and time; time per
+//! phase; and a summary that counts nodes by source, bytes moved per
+//! source, and the build time cache hits saved.
 
-use crate::plan::NodeKind;
+use super::{NodeReport, Outcome, human_bytes};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-
-/// How a node was satisfied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    /// Hit in the local cache.
-    Local,
-    /// Hit in a shared (remote) cache.
-    Remote,
-    /// Fetched from upstream (the Debian archive).
-    Downloaded,
-    /// Produced here (compressed, compiled).
-    Built,
-}
-
-impl Outcome {
-    pub fn label(self) -> &'static str {
-        match self {
-            Outcome::Local => "cached",
-            Outcome::Remote => "remote cache",
-            Outcome::Downloaded => "downloaded",
-            Outcome::Built => "built",
-        }
-    }
-}
-
-impl From<crate::cache::BlobOrigin> for Outcome {
-    fn from(origin: crate::cache::BlobOrigin) -> Outcome {
-        match origin {
-            crate::cache::BlobOrigin::Local => Outcome::Local,
-            crate::cache::BlobOrigin::Downloaded => Outcome::Downloaded,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct NodeReport {
-    pub kind: NodeKind,
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    pub outcome: Outcome,
-    /// Bytes transferred (downloads) or written (builds).
-    pub bytes: u64,
-    pub seconds: f64,
-    /// For a cache hit: how long producing it took when it was built.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub saved_seconds: f64,
-}
-
-fn is_zero(value: &f64) -> bool {
-    *value == 0.0
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PackageReport {
@@ -95,17 +42,39 @@ pub struct TargetReport {
     pub skipped_scripts: BTreeMap<String, Vec<String>>,
 }
 
+/// Nodes by how they were satisfied, bytes moved per source, and time.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
+    /// Nodes hit in the local cache (an image written from layers that
+    /// were all hits is one: writing its config and manifest is no build).
+    pub local: u64,
+    /// Nodes hit in a remote cache.
+    pub remote: u64,
+    /// Nodes downloaded upstream.
+    pub downloaded: u64,
+    /// Nodes built here.
+    pub built: u64,
+    /// Bytes moved, per source.
+    pub bytes: SourceBytes,
+    /// `bytes.downloaded`.
+    pub bytes_downloaded: u64,
+    /// `bytes.built`.
+    pub bytes_written: u64,
+    pub seconds: f64,
+    /// Build time that cache hits saved: the recorded durations of the
+    /// builds they stand for.
+    pub saved_seconds: f64,
+}
+
+/// Bytes per source: read from the local cache (hits whose size is
+/// known), fetched from remote caches, downloaded upstream, written by
+/// builds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SourceBytes {
     pub local: u64,
     pub remote: u64,
     pub downloaded: u64,
     pub built: u64,
-    pub bytes_downloaded: u64,
-    pub bytes_written: u64,
-    pub seconds: f64,
-    /// Build time that cache hits saved.
-    pub saved_seconds: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -139,19 +108,17 @@ impl BuildReport {
         };
         for node in &self.nodes {
             summary.saved_seconds += node.saved_seconds;
-            match node.outcome {
-                Outcome::Local => summary.local += 1,
-                Outcome::Remote => summary.remote += 1,
-                Outcome::Downloaded => {
-                    summary.downloaded += 1;
-                    summary.bytes_downloaded += node.bytes;
-                }
-                Outcome::Built => {
-                    summary.built += 1;
-                    summary.bytes_written += node.bytes;
-                }
-            }
+            let (count, bytes) = match node.outcome {
+                Outcome::Local => (&mut summary.local, &mut summary.bytes.local),
+                Outcome::Remote => (&mut summary.remote, &mut summary.bytes.remote),
+                Outcome::Downloaded => (&mut summary.downloaded, &mut summary.bytes.downloaded),
+                Outcome::Built => (&mut summary.built, &mut summary.bytes.built),
+            };
+            *count += 1;
+            *bytes += node.bytes;
         }
+        summary.bytes_downloaded = summary.bytes.downloaded;
+        summary.bytes_written = summary.bytes.built;
         self.summary = summary;
     }
 
@@ -200,8 +167,13 @@ impl BuildReport {
         let _ = writeln!(text, "OCI layout: {}", self.oci_layout);
         let _ = writeln!(
             text,
-            "{} cached, {} downloaded ({}), {} built ({}) in {:.2}s [resolve {:.2}s, build {:.2}s, fetch {:.2}s, layers {:.2}s, assemble {:.2}s]{}",
-            s.local + s.remote,
+            "{} local, {}{} downloaded ({}), {} built ({}) in {:.2}s [resolve {:.2}s, build {:.2}s, fetch {:.2}s, layers {:.2}s, assemble {:.2}s]{}",
+            s.local,
+            if s.remote > 0 {
+                format!("{} remote ({}), ", s.remote, human_bytes(s.bytes.remote))
+            } else {
+                String::new()
+            },
             s.downloaded,
             human_bytes(s.bytes_downloaded),
             s.built,
@@ -213,38 +185,11 @@ impl BuildReport {
             self.phases.layers,
             self.phases.assemble,
             if s.saved_seconds > 0.0 {
-                format!("; cache hits saved ~{:.1}s of building", s.saved_seconds)
+                format!("; cache hits saved ~{:.2}s of building", s.saved_seconds)
             } else {
                 String::new()
             }
         );
         text
-    }
-}
-
-/// `12.3 MB`-style sizes (powers of 1000, like most download tools).
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human_bytes_uses_decimal_units() {
-        assert_eq!(human_bytes(999), "999 B");
-        assert_eq!(human_bytes(15_100_000), "15.1 MB");
     }
 }
