@@ -10,7 +10,7 @@ use super::fetch::fetch_deb;
 use super::resolve::ResolveContext;
 use super::{BuildOptions, LAYER_FORMAT, ResolvedPackage, TargetResolution};
 use crate::Error;
-use crate::cache::Cache;
+use crate::cache::{BlobRef, Bucket, Cache, EntryMeta};
 use crate::hash::Sha256Digest;
 use crate::image::dir_layer::write_directory_layer;
 use crate::image::layer::{LayerOptions, LayerOutput, LayerPackage, write_layer};
@@ -32,6 +32,24 @@ pub struct PlannedLayer {
 }
 
 impl PlannedLayer {
+    /// What its entry is for: the Debian architecture of its packages
+    /// (`debian-arm64`), or `any` when all are `Architecture: all`.
+    pub fn platform(&self) -> String {
+        let mut architectures: Vec<&str> = self
+            .packages
+            .iter()
+            .map(|package| package.architecture.as_str())
+            .filter(|architecture| *architecture != "all")
+            .collect();
+        architectures.sort();
+        architectures.dedup();
+        if architectures.is_empty() {
+            "any".to_owned()
+        } else {
+            format!("debian-{}", architectures.join("+"))
+        }
+    }
+
     pub fn label(&self) -> String {
         match self.packages.as_slice() {
             [one] => one.name.clone(),
@@ -51,6 +69,11 @@ pub struct LayerRecord {
 }
 
 impl LayerRecord {
+    /// The blob the layer is.
+    pub fn blob(&self) -> BlobRef {
+        BlobRef::new(self.digest, self.size)
+    }
+
     /// The record of a layer just written.
     pub fn from_output(output: LayerOutput) -> LayerRecord {
         LayerRecord {
@@ -196,7 +219,7 @@ pub(super) fn realize_layers(
         if shared.layers.contains_key(&layer.key) || missing.contains_key(&layer.key) {
             continue;
         }
-        let record: Option<LayerRecord> = cache.get_entry("layer", &layer.key)?;
+        let record: Option<LayerRecord> = cache.get_entry(Bucket::Layer, &layer.key)?;
         // Verified by digest: a corrupt layer blob is dropped and rebuilt.
         let present = match &record {
             Some(record) => cache
@@ -280,8 +303,8 @@ fn build_one(
     let (options, cache, reporter) = (context.options, context.cache, context.reporter);
     // Another process may be building this layer: wait for it, and then
     // it is a local hit, nothing of it fetched or built here.
-    let _lock = cache.lock_item(&format!("layer-{}", layer.key.hex()))?;
-    if let Some(record) = cache.get_entry::<LayerRecord>("layer", &layer.key)?
+    let _lock = cache.lock(Bucket::Layer, &layer.key)?;
+    if let Some(record) = cache.get_entry::<LayerRecord>(Bucket::Layer, &layer.key)?
         && cache
             .verified_blob(&record.digest, Some(record.size))?
             .is_some()
@@ -366,7 +389,8 @@ fn build_one(
         temp.as_file().sync_data().map_err(io_error)?;
         cache.commit_blob(temp, &output.digest)?;
         let record = LayerRecord::from_output(output);
-        cache.put_entry("layer", &layer.key, &record)?;
+        let meta = EntryMeta::for_platform(layer.platform()).with_blob(record.blob());
+        cache.put_entry(Bucket::Layer, &layer.key, &record, meta)?;
         Ok(record)
     })();
     reporter.on_layer_complete(id);

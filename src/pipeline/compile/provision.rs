@@ -1,12 +1,12 @@
-//! Making a planned compiler real, each part once per cache and under its
-//! own lock, so that concurrent xbuild processes build it once and the
-//! others find it (and report it as a local hit):
+//! Making a planned compiler real: each part is a tree of the cache
+//! ([`Cache::get_or_build_tree`]), so concurrent xbuild processes build it
+//! once and the others find it (and report it as a local hit):
 //!
 //! ```text
 //! toolchains-v1/<key>/   compiler programs (Debian's, unpacked) or a toolchain built from source
 //! sysroots-v3/<key>/     the target's packages (toolchain::sysroot)
 //! compilers-v1/<key>/    programs + sysroot joined by wrapper scripts (toolchain::compose)
-//! logs/toolchain-<key>.log   the log of a source build
+//! logs-v1/toolchain-<key>.log   the log of a source build
 //! ```
 
 use super::super::fetch::{fetch_debs, fetch_debs_then};
@@ -14,7 +14,7 @@ use super::super::sources;
 use super::PlannedBuild;
 use super::toolchain::{Contexts, SysrootPlan, ToolchainPlan, ToolchainProvider, compiler_key};
 use crate::Error;
-use crate::cache::{Cache, CacheError};
+use crate::cache::{Bucket, Cache, EntryMeta, TreeOrigin};
 use crate::hash::Sha256Digest;
 use crate::parallel::cores;
 use crate::plan::{KeyBuilder, NodeKind};
@@ -22,19 +22,9 @@ use crate::platform::Platform;
 use crate::progress::Step;
 use crate::report::{NodeReport, Outcome};
 use crate::toolchain::{self, CrossGcc, Programs};
-use fs_err as fs;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| {
-        Error::Cache(CacheError::Io {
-            path: path.to_owned(),
-            source,
-        })
-    }
-}
 
 fn toolchain_error(platform: &Platform) -> impl Fn(toolchain::ToolchainError) -> Error + '_ {
     move |source| Error::ToolchainSource {
@@ -43,18 +33,45 @@ fn toolchain_error(platform: &Platform) -> impl Fn(toolchain::ToolchainError) ->
     }
 }
 
-/// Where the toolchain with this key lives in the cache.
-fn toolchain_root(cache: &Cache, key: &Sha256Digest) -> PathBuf {
-    cache.root().join("toolchains-v1").join(key.hex())
-}
-
 /// Whether the planned toolchain is in the cache, complete.
 pub(super) fn toolchain_cached(cache: &Cache, plan: &ToolchainPlan) -> bool {
-    let root = toolchain_root(cache, &plan.key);
+    let root = cache.tree_path(Bucket::Toolchains, &plan.key);
     match plan.provider {
         ToolchainProvider::Debian { .. } => Programs::open(&root).is_ok(),
         ToolchainProvider::Source { .. } => CrossGcc::open(&root).is_ok(),
         ToolchainProvider::None => true,
+    }
+}
+
+/// The tree `key` of `bucket`, opened with `open`: from the cache, or
+/// built now with `build`. A tree in place that does not open (one an
+/// older xbuild left in another layout, or a damaged one) is removed and
+/// built again.
+fn tree<T>(
+    cache: &Cache,
+    bucket: Bucket,
+    key: &Sha256Digest,
+    meta: EntryMeta,
+    open: impl Fn(&Path) -> Option<T>,
+    build: impl FnOnce(&Path) -> Result<(), Error>,
+) -> Result<(T, TreeOrigin), Error> {
+    let mut build = Some(build);
+    loop {
+        let (path, origin) = cache.get_or_build_tree(bucket, key, meta.clone(), |dir| {
+            (build.take().expect("a tree is built at most once"))(dir)
+        })?;
+        match open(&path) {
+            Some(opened) => return Ok((opened, origin)),
+            None if origin != TreeOrigin::Built && build.is_some() => {
+                cache.remove_tree(bucket, key)?;
+            }
+            None => {
+                return Err(Error::Cache(crate::cache::CacheError::NoTree {
+                    bucket,
+                    key: *key,
+                }));
+            }
+        }
     }
 }
 
@@ -76,14 +93,7 @@ pub(super) fn compiler(
                 .expect("a Debian compiler is planned with a sysroot");
             let programs = debian_programs(contexts, plan, nodes)?;
             let sysroot = sysroot(contexts, sysroot_plan, &planned.target_platform, nodes)?;
-            compose(
-                contexts.image.cache,
-                plan,
-                &programs,
-                sysroot_plan,
-                &sysroot,
-            )
-            .map(Some)
+            compose(contexts, plan, &programs, sysroot_plan, &sysroot).map(Some)
         }
     }
 }
@@ -115,41 +125,55 @@ fn debian_programs(
     nodes: &mut Vec<NodeReport>,
 ) -> Result<Programs, Error> {
     let context = &contexts.host;
-    let root = toolchain_root(context.cache, &plan.key);
-    let _lock = context
-        .cache
-        .lock_item(&format!("toolchain-{}", plan.key.hex()))?;
-    if let Ok(programs) = Programs::open(&root) {
-        nodes.push(node(
-            NodeKind::Toolchain,
-            &plan.name,
-            &plan.platform,
-            Outcome::Local,
-            0.0,
-        ));
-        return Ok(programs);
-    }
-    if root.exists() {
-        // Not complete (an older layout, or damaged): never used, rebuilt.
-        fs::remove_dir_all(&root).map_err(io_error(&root))?;
-    }
     let start = Instant::now();
-    let step = Step::start(context.reporter, &format!("assembling {}", plan.name));
-    let error = toolchain_error(&plan.platform);
-    let assembly = toolchain::gcc::Assembly::begin(&plan.platform, &root).map_err(&error)?;
-    fetch_debs_then(context, &plan.packages, &plan.name, nodes, &|index, deb| {
-        assembly.add(index, deb).map_err(&error)
-    })?;
-    let programs = assembly.finish().map_err(&error)?;
-    step.finish();
-    nodes.push(node(
+    let platform = EntryMeta::pair(&context.options.build_platform.name, &plan.platform.name);
+    let (programs, origin) = tree(
+        context.cache,
+        Bucket::Toolchains,
+        &plan.key,
+        EntryMeta::for_platform(platform),
+        |root| Programs::open(root).ok(),
+        |work| {
+            let step = Step::start(context.reporter, &format!("assembling {}", plan.name));
+            let error = toolchain_error(&plan.platform);
+            let assembly = toolchain::gcc::Assembly::begin(&plan.platform, work);
+            fetch_debs_then(context, &plan.packages, &plan.name, nodes, &|index, deb| {
+                assembly.add(index, deb).map_err(&error)
+            })?;
+            assembly.finish().map_err(&error)?;
+            step.finish();
+            Ok(())
+        },
+    )?;
+    nodes.push(tree_node(
         NodeKind::Toolchain,
         &plan.name,
         &plan.platform,
-        Outcome::Built,
-        start.elapsed().as_secs_f64(),
+        origin,
+        start,
     ));
     Ok(programs)
+}
+
+/// The node of a toolchain part that was in the cache (local), unpacked
+/// from the cache (local too: nothing fetched) or built now.
+fn tree_node(
+    kind: NodeKind,
+    name: &str,
+    platform: &Platform,
+    origin: TreeOrigin,
+    start: Instant,
+) -> NodeReport {
+    match origin {
+        TreeOrigin::Built => node(
+            kind,
+            name,
+            platform,
+            Outcome::Built,
+            start.elapsed().as_secs_f64(),
+        ),
+        TreeOrigin::Local | TreeOrigin::Unpacked => node(kind, name, platform, Outcome::Local, 0.0),
+    }
 }
 
 /// The target's sysroot, from the cache or fetched and unpacked.
@@ -160,9 +184,6 @@ fn sysroot(
     nodes: &mut Vec<NodeReport>,
 ) -> Result<PathBuf, Error> {
     let context = &contexts.image;
-    let cache = context.cache;
-    let root = cache.root().join("sysroots-v3").join(plan.key.hex());
-    let _lock = cache.lock_item(&format!("sysroot-{}", plan.key.hex()))?;
     let name = format!(
         "sysroot {} ({})",
         plan.packages
@@ -173,59 +194,62 @@ fn sysroot(
             .join(" "),
         platform.name
     );
-    if toolchain::sysroot::is_complete(&root) {
-        nodes.push(node(
-            NodeKind::Sysroot,
-            &name,
-            platform,
-            Outcome::Local,
-            0.0,
-        ));
-        return Ok(root);
-    }
-    if root.exists() {
-        fs::remove_dir_all(&root).map_err(io_error(&root))?;
-    }
     let start = Instant::now();
-    let step = Step::start(context.reporter, &format!("assembling {name}"));
-    let debs = fetch_debs(context, &plan.packages, &platform.name, nodes)?;
-    let names: Vec<String> = plan
-        .packages
-        .iter()
-        .map(|package| format!("{} {}", package.name, package.version))
-        .collect();
-    toolchain::sysroot::assemble(&debs, &names, platform, &root)
-        .map_err(toolchain_error(platform))?;
-    step.finish();
-    nodes.push(node(
-        NodeKind::Sysroot,
-        &name,
-        platform,
-        Outcome::Built,
-        start.elapsed().as_secs_f64(),
-    ));
+    let (root, origin) = tree(
+        context.cache,
+        Bucket::Sysroots,
+        &plan.key,
+        EntryMeta::for_platform(platform.name.clone()),
+        |root| toolchain::sysroot::is_complete(root).then(|| root.to_owned()),
+        |work| {
+            let step = Step::start(context.reporter, &format!("assembling {name}"));
+            let debs = fetch_debs(context, &plan.packages, &platform.name, nodes)?;
+            let names: Vec<String> = plan
+                .packages
+                .iter()
+                .map(|package| format!("{} {}", package.name, package.version))
+                .collect();
+            toolchain::sysroot::assemble(&debs, &names, platform, work)
+                .map_err(toolchain_error(platform))?;
+            step.finish();
+            Ok(())
+        },
+    )?;
+    nodes.push(tree_node(NodeKind::Sysroot, &name, platform, origin, start));
     Ok(root)
 }
 
-/// The programs and the sysroot joined (cheap, derived: not a node).
+/// The programs and the sysroot joined (cheap, derived: not a node). Its
+/// entry names the two trees its links point into.
 fn compose(
-    cache: &Cache,
+    contexts: &Contexts,
     plan: &ToolchainPlan,
     programs: &Programs,
     sysroot_plan: &SysrootPlan,
     sysroot: &Path,
 ) -> Result<CrossGcc, Error> {
+    let cache = contexts.image.cache;
     let key = compiler_key(&plan.key, &sysroot_plan.key);
-    let root = cache.root().join("compilers-v1").join(key.hex());
-    let _lock = cache.lock_item(&format!("compiler-{}", key.hex()))?;
-    if let Ok(gcc) = CrossGcc::open(&root) {
-        return Ok(gcc);
-    }
-    if fs::symlink_metadata(&root).is_ok() {
-        fs::remove_dir_all(&root).map_err(io_error(&root))?;
-    }
-    toolchain::compose(programs, sysroot, &root, &plan.identity)
-        .map_err(toolchain_error(&plan.platform))
+    let platform = EntryMeta::pair(
+        &contexts.host.options.build_platform.name,
+        &plan.platform.name,
+    );
+    let meta = EntryMeta::for_platform(platform)
+        .with_tree(Bucket::Toolchains, plan.key)
+        .with_tree(Bucket::Sysroots, sysroot_plan.key);
+    let (gcc, _) = tree(
+        cache,
+        Bucket::Compilers,
+        &key,
+        meta,
+        |root| CrossGcc::open(root).ok(),
+        |work| {
+            toolchain::compose(programs, sysroot, work, &plan.identity)
+                .map_err(toolchain_error(&plan.platform))?;
+            Ok(())
+        },
+    )?;
+    Ok(gcc)
 }
 
 /// What the cache records of a toolchain built from source: how long it
@@ -254,7 +278,10 @@ fn toolchain_build_history_key() -> Sha256Digest {
 /// latest one this cache recorded, or from [`DEFAULT_TOOLCHAIN_BUILD_CORE_SECONDS`].
 pub(super) fn estimate_toolchain_build(cache: &Cache) -> Result<f64, Error> {
     let core_seconds = cache
-        .get_entry::<ToolchainBuildRecord>("toolchain-build-time", &toolchain_build_history_key())?
+        .get_entry::<ToolchainBuildRecord>(
+            Bucket::ToolchainBuildTime,
+            &toolchain_build_history_key(),
+        )?
         .map(|record| record.seconds * record.cores as f64)
         .unwrap_or(DEFAULT_TOOLCHAIN_BUILD_CORE_SECONDS);
     Ok(core_seconds / cores() as f64)
@@ -292,11 +319,35 @@ fn source_gcc(
     let cache = context.cache;
     let key = plan.key;
     let platform = &plan.platform;
-    let root = toolchain_root(cache, &key);
-    let _lock = cache.lock_item(&format!("toolchain-{}", key.hex()))?;
-    if let Ok(gcc) = CrossGcc::open(&root) {
+    let start = Instant::now();
+    let mut built = None;
+    let pair = EntryMeta::pair(&context.options.build_platform.name, &platform.name);
+    let (gcc, origin) = tree(
+        cache,
+        Bucket::Toolchains,
+        &key,
+        EntryMeta::for_platform(pair),
+        |root| CrossGcc::open(root).ok(),
+        |work| {
+            if !context.options.allow_toolchain_build {
+                return Err(not_allowed(cache, &plan.name)?);
+            }
+            let step = Step::start(
+                context.reporter,
+                &format!("building {} from source", plan.name),
+            );
+            build_source_gcc(contexts, plan, kernel_headers, libc, work, nodes)?;
+            step.finish();
+            built = Some(ToolchainBuildRecord {
+                seconds: start.elapsed().as_secs_f64(),
+                cores: cores(),
+            });
+            Ok(())
+        },
+    )?;
+    let Some(record) = built.filter(|_| origin == TreeOrigin::Built) else {
         let saved = cache
-            .get_entry::<ToolchainBuildRecord>("toolchain-build", &key)?
+            .get_entry::<ToolchainBuildRecord>(Bucket::ToolchainBuild, &key)?
             .map(|record| record.seconds)
             .unwrap_or_default();
         let mut hit = node(
@@ -309,26 +360,47 @@ fn source_gcc(
         hit.saved_seconds = saved;
         nodes.push(hit);
         return Ok(gcc);
-    }
-    if !context.options.allow_toolchain_build {
-        return Err(not_allowed(cache, &plan.name)?);
-    }
-    if root.exists() {
-        // Left by an interrupted build: never used, rebuilt.
-        fs::remove_dir_all(&root).map_err(io_error(&root))?;
-    }
-    let start = Instant::now();
-    let step = Step::start(
-        context.reporter,
-        &format!("building {} from source", plan.name),
-    );
+    };
+    let meta = EntryMeta::for_platform(EntryMeta::pair(
+        &context.options.build_platform.name,
+        &platform.name,
+    ));
+    cache.put_entry(Bucket::ToolchainBuild, &key, &record, meta.clone())?;
+    cache.put_entry(
+        Bucket::ToolchainBuildTime,
+        &toolchain_build_history_key(),
+        &record,
+        meta,
+    )?;
+    nodes.push(node(
+        NodeKind::Toolchain,
+        &plan.name,
+        platform,
+        Outcome::Built,
+        record.seconds,
+    ));
+    Ok(gcc)
+}
+
+/// Fetches the inputs of a source toolchain and builds it into `work`.
+fn build_source_gcc(
+    contexts: &Contexts,
+    plan: &ToolchainPlan,
+    kernel_headers: &crate::pipeline::ResolvedPackage,
+    libc: &sources::PlannedSource,
+    work: &Path,
+    nodes: &mut Vec<NodeReport>,
+) -> Result<(), Error> {
+    let context = &contexts.host;
+    let cache = context.cache;
+    let platform = &plan.platform;
     // Host-side packages come from the build machine's suite, the kernel
     // headers (the plan's last package) from the target's.
     let (host_packages, _) = plan.packages.split_at(plan.packages.len() - 1);
     let mut debs = fetch_debs(context, host_packages, &plan.name, nodes)?;
     debs.extend(fetch_debs(
         &contexts.image,
-        std::slice::from_ref(kernel_headers.as_ref()),
+        std::slice::from_ref(kernel_headers),
         &platform.name,
         nodes,
     )?);
@@ -364,35 +436,15 @@ fn source_gcc(
         libc: libc_tree,
         identity,
     };
-    let log = cache
-        .root()
-        .join("logs")
-        .join(format!("toolchain-{}.log", key.hex()));
+    let log = cache.log_path(&format!("toolchain-{}.log", plan.key.hex()))?;
     context.reporter.on_note(&format!(
         "building {} (~{:.0} min estimated; log: {})",
         plan.name,
         estimate_toolchain_build(cache)? / 60.0,
         log.display()
     ));
-    let gcc = toolchain::source::build(&inputs, platform, &root, cores(), &log)
+    let scratch = cache.temp_dir(".build-")?;
+    toolchain::source::build(&inputs, platform, work, scratch, cores(), &log)
         .map_err(toolchain_error(platform))?;
-    step.finish();
-    let record = ToolchainBuildRecord {
-        seconds: start.elapsed().as_secs_f64(),
-        cores: cores(),
-    };
-    cache.put_entry("toolchain-build", &key, &record)?;
-    cache.put_entry(
-        "toolchain-build-time",
-        &toolchain_build_history_key(),
-        &record,
-    )?;
-    nodes.push(node(
-        NodeKind::Toolchain,
-        &plan.name,
-        platform,
-        Outcome::Built,
-        record.seconds,
-    ));
-    Ok(gcc)
+    Ok(())
 }
