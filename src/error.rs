@@ -92,6 +92,11 @@ pub enum Error {
         #[source]
         source: crate::build::cargo::CargoError,
     },
+    #[error(
+        "cache verify found {problems} problem{}; what was corrupt is removed",
+        if *.problems == 1 { "" } else { "s" }
+    )]
+    CacheCorrupt { problems: usize },
     #[error("package {package} ({target})")]
     Package {
         package: String,
@@ -175,7 +180,9 @@ impl Error {
                 ErrorClass::Input
             }
             Error::Build { .. } | Error::CBuild { .. } => ErrorClass::Build,
+            Error::Cache(error) if error.is_integrity() => ErrorClass::Integrity,
             Error::Cache(_) => ErrorClass::Local,
+            Error::CacheCorrupt { .. } => ErrorClass::Integrity,
             Error::Fetch(error) => fetch_class(error),
             Error::Deb(_) | Error::Layer(_) => ErrorClass::Integrity,
             Error::Layout(_) | Error::LayerOutput { .. } => ErrorClass::Local,
@@ -212,6 +219,9 @@ impl Error {
             Error::CBuild { source, .. } => source.hint(),
             Error::Build { .. } => Some(
                 "cargo's output above says why; xbuild exits with status 7 whatever cargo's status (it is in the message)".into(),
+            ),
+            Error::CacheCorrupt { .. } => Some(
+                "the next build fetches or builds again what was removed; a second `xbuild cache verify` finds the cache clean".into(),
             ),
             Error::ToolchainBuildNotAllowed { .. } => Some(
                 "run again with --allow-toolchain-build to build it once into the cache (every later build and every machine sharing the cache reuses it), or prewarm a shared cache with it; `xbuild plan --explain` shows what it is built from".into(),

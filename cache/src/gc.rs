@@ -42,9 +42,9 @@ pub struct GcReport {
     pub removed: Vec<Removed>,
 }
 
-/// Parses a size: a number of bytes with an optional suffix `K`, `M`, `G`,
-/// `T` (powers of 1024; `KB`, `MiB`, `GiB` and lowercase too), fractions
-/// allowed (`1.5G`).
+/// Parses a size: a number of bytes with an optional unit, decimal as
+/// xbuild prints sizes (`K`/`kB` = 1000, `M`/`MB`, `G`/`GB`, `T`/`TB`) or
+/// binary (`KiB` = 1024, `MiB`, `GiB`, `TiB`); fractions allowed (`1.5G`).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text
@@ -55,19 +55,23 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .parse()
         .map_err(|_| format!("{text:?} is not a size such as 500M, 10G or 1048576"))?;
     let unit = unit.trim().to_ascii_lowercase();
-    let unit = unit
-        .strip_suffix("ib")
-        .or_else(|| unit.strip_suffix('b'))
-        .unwrap_or(&unit);
-    let factor: u64 = match unit {
-        "" => 1,
-        "k" => 1 << 10,
-        "m" => 1 << 20,
-        "g" => 1 << 30,
-        "t" => 1 << 40,
-        _ => return Err(format!("{text:?}: unknown unit (use K, M, G or T)")),
+    let (unit, base) = match unit.strip_suffix("ib") {
+        Some(unit) => (unit, 1024f64),
+        None => (unit.strip_suffix('b').unwrap_or(&unit), 1000f64),
     };
-    let bytes = number * factor as f64;
+    let power = match unit {
+        "" => 0,
+        "k" => 1,
+        "m" => 2,
+        "g" => 3,
+        "t" => 4,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit (use K, M, G, T, or KiB, MiB, GiB, TiB)"
+            ));
+        }
+    };
+    let bytes = number * base.powi(power);
     if !bytes.is_finite() || bytes > u64::MAX as f64 {
         return Err(format!("{text:?} is too large"));
     }

@@ -23,11 +23,12 @@ fn blob(cache: &Cache, fill: u8, size: usize) -> BlobRef {
 
 #[test]
 fn sizes_parse_with_and_without_units() {
-    assert_eq!(parse_size("10G").unwrap(), 10 << 30);
-    assert_eq!(parse_size("500M").unwrap(), 500 << 20);
-    assert_eq!(parse_size("1.5k").unwrap(), 1536);
+    assert_eq!(parse_size("10G").unwrap(), 10_000_000_000);
+    assert_eq!(parse_size("500M").unwrap(), 500_000_000);
+    assert_eq!(parse_size("1.5k").unwrap(), 1500);
     assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
-    assert_eq!(parse_size("64 MB").unwrap(), 64 << 20);
+    assert_eq!(parse_size("1.5KiB").unwrap(), 1536);
+    assert_eq!(parse_size("64 MB").unwrap(), 64_000_000);
     assert_eq!(parse_size("4096").unwrap(), 4096);
     assert!(parse_size("ten").is_err());
     assert!(parse_size("10X").is_err());
