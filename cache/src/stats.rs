@@ -1,4 +1,4 @@
-//! What the cache holds ([`Inventory`], shared with `gc`), summed up per
+//! What the cache holds (an inventory, shared with `gc`), summed up per
 //! bucket, with the hit rates of the last builds ([`Stats`], for `xbuild
 //! cache stats`).
 

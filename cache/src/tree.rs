@@ -20,11 +20,15 @@
 //! `../../toolchains-v1/<key>` work again once those trees are unpacked
 //! beside it (the compiler's entry lists them in `trees`).
 //!
-//! Packing is on demand (a remote push, `pack_tree`), not after every
-//! build: a Debian toolchain of ~400 MB takes a few seconds of one core to
-//! compress, and its packed copy doubles its space in the cache, while
-//! most caches never push; a tree is packed at most once (the entry
-//! remembers the blob).
+//! Packing is on demand (a remote push calls [`Cache::pack_tree`]), not
+//! after every build. Measured on a 2-core machine under load: a Debian
+//! cross toolchain of 233 MB packs in 1.9 s of one core into 81 MB (and
+//! unpacks in 0.9 s); its sysroot of 45 MB in 0.3 s into 12 MB. Cheap next
+//! to fetching and assembling them, but the packed copy would add a third
+//! to the tree's space in every cache, and most caches never push. A tree
+//! is packed at most once: the entry records the blob (and the digest of
+//! the uncompressed archive, which `verify` checks the tree in place
+//! against).
 
 use crate::blob::BlobRef;
 use crate::entry::{Entry, EntryMeta};

@@ -263,6 +263,10 @@ mod tests {
             words(&["xbuild", "-q", "plan", "-t", "arm64"])
         );
         assert_eq!(with(&["xbuild", "targets"]), words(&["xbuild", "targets"]));
+        assert_eq!(
+            with(&["xbuild", "cache", "gc", "--max-size", "1G"]),
+            words(&["xbuild", "cache", "gc", "--max-size", "1G"])
+        );
         assert_eq!(with(&["xbuild", "--help"]), words(&["xbuild", "--help"]));
         assert_eq!(with(&["xbuild"]), words(&["xbuild"]));
         assert_eq!(with(&["xbuild", "-q"]), words(&["xbuild", "-q", "build"]));

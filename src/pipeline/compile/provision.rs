@@ -52,7 +52,7 @@ fn tree<T>(
     bucket: Bucket,
     key: &Sha256Digest,
     meta: EntryMeta,
-    open: impl Fn(&Path) -> Option<T>,
+    open: impl Fn(&Path) -> Result<T, Error>,
     build: impl FnOnce(&Path) -> Result<(), Error>,
 ) -> Result<(T, TreeOrigin), Error> {
     let mut build = Some(build);
@@ -61,16 +61,11 @@ fn tree<T>(
             (build.take().expect("a tree is built at most once"))(dir)
         })?;
         match open(&path) {
-            Some(opened) => return Ok((opened, origin)),
-            None if origin != TreeOrigin::Built && build.is_some() => {
+            Ok(opened) => return Ok((opened, origin)),
+            Err(_) if origin != TreeOrigin::Built && build.is_some() => {
                 cache.remove_tree(bucket, key)?;
             }
-            None => {
-                return Err(Error::Cache(crate::cache::CacheError::NoTree {
-                    bucket,
-                    key: *key,
-                }));
-            }
+            Err(error) => return Err(error),
         }
     }
 }
@@ -132,7 +127,7 @@ fn debian_programs(
         Bucket::Toolchains,
         &plan.key,
         EntryMeta::for_platform(platform),
-        |root| Programs::open(root).ok(),
+        |root| Programs::open(root).map_err(toolchain_error(&plan.platform)),
         |work| {
             let step = Step::start(context.reporter, &format!("assembling {}", plan.name));
             let error = toolchain_error(&plan.platform);
@@ -200,7 +195,16 @@ fn sysroot(
         Bucket::Sysroots,
         &plan.key,
         EntryMeta::for_platform(platform.name.clone()),
-        |root| toolchain::sysroot::is_complete(root).then(|| root.to_owned()),
+        |root| {
+            if toolchain::sysroot::is_complete(root) {
+                Ok(root.to_owned())
+            } else {
+                Err(Error::Toolchain {
+                    target: platform.name.clone(),
+                    message: format!("the sysroot {} is incomplete", root.display()),
+                })
+            }
+        },
         |work| {
             let step = Step::start(context.reporter, &format!("assembling {name}"));
             let debs = fetch_debs(context, &plan.packages, &platform.name, nodes)?;
@@ -242,7 +246,7 @@ fn compose(
         Bucket::Compilers,
         &key,
         meta,
-        |root| CrossGcc::open(root).ok(),
+        |root| CrossGcc::open(root).map_err(toolchain_error(&plan.platform)),
         |work| {
             toolchain::compose(programs, sysroot, work, &plan.identity)
                 .map_err(toolchain_error(&plan.platform))?;
@@ -327,7 +331,7 @@ fn source_gcc(
         Bucket::Toolchains,
         &key,
         EntryMeta::for_platform(pair),
-        |root| CrossGcc::open(root).ok(),
+        |root| CrossGcc::open(root).map_err(toolchain_error(&plan.platform)),
         |work| {
             if !context.options.allow_toolchain_build {
                 return Err(not_allowed(cache, &plan.name)?);
