@@ -304,7 +304,10 @@ impl Cache {
     /// Stores an entry from its bytes (from a remote), as they are, once
     /// they decode as the entry `key` of `bucket`
     /// ([`CacheError::BadEntry`] otherwise, and nothing is stored). Returns
-    /// its meta: the blobs and trees to fetch with it.
+    /// its meta: the blobs and trees to fetch with it. Commit the blobs it
+    /// lists first (a reader finds them then; `verify` drops an entry whose
+    /// blobs are missing); for a tree, [`Cache::get_or_build_tree`] then
+    /// unpacks its packed blob, or call [`Cache::unpack_tree`].
     pub fn write_entry_raw(
         &self,
         bucket: Bucket,
