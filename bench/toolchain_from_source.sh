@@ -62,7 +62,7 @@ run source_warm "$work/cache-source" aarch64-linux-musl
 run debian_cold "$work/cache-debian" aarch64-linux
 run debian_warm "$work/cache-debian" aarch64-linux
 
-log=$(ls "$work"/cache-source/logs/toolchain-*.log)
+log=$(ls "$work"/cache-source/logs-v1/toolchain-*.log)
 toolchain_seconds() {
     perl -MJSON::PP -e '
         local $/; my $r = decode_json(<STDIN>);

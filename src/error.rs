@@ -106,6 +106,11 @@ pub enum Error {
         #[source]
         source: crate::build::cargo::CargoError,
     },
+    #[error(
+        "cache verify found {problems} problem{}; what was corrupt is removed",
+        if *.problems == 1 { "" } else { "s" }
+    )]
+    CacheCorrupt { problems: usize },
     #[error("package {package} ({target})")]
     Package {
         package: String,
@@ -193,7 +198,9 @@ impl Error {
             }
             Error::Build { .. } | Error::CBuild { .. } => ErrorClass::Build,
             Error::MissingHits { .. } => ErrorClass::MissingHits,
+            Error::Cache(error) if error.is_integrity() => ErrorClass::Integrity,
             Error::Cache(_) => ErrorClass::Local,
+            Error::CacheCorrupt { .. } => ErrorClass::Integrity,
             Error::Fetch(error) => fetch_class(error),
             Error::Deb(_) | Error::Layer(_) => ErrorClass::Integrity,
             Error::Layout(_) | Error::LayerOutput { .. } => ErrorClass::Local,
@@ -235,6 +242,9 @@ impl Error {
                 crate::plan::RequireHits::Builds => "nothing was fetched or built; run without --require-hits to build them once into the cache, or prewarm a shared cache; `xbuild plan --explain` shows every node and why it misses".into(),
                 crate::plan::RequireHits::All => "nothing was fetched or built; run without --require-hits=all to download and build them once into the cache, or prewarm a shared cache; `xbuild plan --explain` shows every node and why it misses".into(),
             }),
+            Error::CacheCorrupt { .. } => Some(
+                "the next build fetches or builds again what was removed; a second `xbuild cache verify` finds the cache clean".into(),
+            ),
             Error::ToolchainBuildNotAllowed { .. } => Some(
                 "run again with --allow-toolchain-build to build it once into the cache (every later build and every machine sharing the cache reuses it), or prewarm a shared cache with it; `xbuild plan --explain` shows what it is built from".into(),
             ),

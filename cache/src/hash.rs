@@ -124,6 +124,12 @@ impl<R: Read> HashingReader<R> {
     pub fn get_ref(&self) -> &R {
         &self.inner
     }
+    /// The inner reader back, with the digest and byte count of what was
+    /// read through it.
+    pub fn into_parts(self) -> (R, Sha256Digest, u64) {
+        let (digest, len) = self.hasher.finish();
+        (self.inner, digest, len)
+    }
 }
 
 impl<R: Read> Read for HashingReader<R> {

@@ -1,142 +1,104 @@
-//! The local, content-addressed cache.
+//! The local, content-addressed cache of xbuild.
+//!
+//! A tour:
+//! - [`Cache`] is the store, open with a shared lock while a build runs
+//!   ([`Cache::open`]) or an exclusive one for maintenance
+//!   ([`Cache::open_exclusive`]). Nothing outside this crate builds a path
+//!   inside it: every place is named by a [`Bucket`] and a key.
+//! - **Blobs** ([`blob`]): immutable content named by its sha256 — `.deb`s,
+//!   indices, InRelease files, layers, source tarballs, packed trees.
+//! - **Entries** ([`entry`]): a small record per (bucket, key), plus what
+//!   every remote, `verify` and `gc` need without knowing the record's
+//!   type: the blobs it needs, the trees it needs, and its platform
+//!   ([`EntryMeta`]).
+//! - **Trees** ([`tree`]): directories (toolchains, sysroots, compilers,
+//!   sources) built aside and renamed into place once
+//!   ([`Cache::get_or_build_tree`]), packed into one deterministic blob on
+//!   demand so they can travel ([`Cache::pack_tree`], [`Cache::unpack_tree`]).
+//! - **Maintenance**: [`stats`], [`gc`] (least recently used first, never
+//!   what a kept entry needs), [`verify`] (re-hash everything, drop what is
+//!   corrupt), and the summaries of recent builds ([`history`]).
 //!
 //! On disk, under the cache root (`--cache-dir`, `$XBUILD_CACHE_DIR`, or the
 //! user's cache directory + `xbuild`):
 //!
 //! ```text
-//! CACHEDIR.TAG                        marks the tree for backup tools
-//! .lock                               shared while a build runs, exclusive for cleaning
-//! blobs-v1/sha256/<hex>               immutable content; the name is the sha256 of the bytes
-//!                                     (.debs, Packages indices, InRelease files, layers, source tarballs)
-//! entries-v1/<bucket>/<key-hex>.json  small records: key → outputs (digests, sizes, validators);
-//!                                     buckets: inrelease, resolution, layer, build, build-history,
-//!                                     source-lookup, toolchain-build, toolchain-build-time,
-//!                                     cargo-build-script-env, outputs-v1
-//! locks-v1/<name>.lock                per-item locks so two processes never fetch or build one thing twice
-//! tmp/                                temp files (.part-*) and build dirs (.staging-*, .build-*),
-//!                                     renamed into place when complete
-//! toolchains-v1/<key-hex>/            compiler programs (Debian's, unpacked) or a toolchain built from source
-//! sysroots-v3/<key-hex>/              a target's libc6-dev and -dev packages, unpacked (merged /usr)
-//! compilers-v1/<key-hex>/             wrappers joining programs and a sysroot (two relative symlinks)
-//! sources-v1/<digest-hex>/<tree>/     unpacked sources of [[build]] entries and source toolchains
-//! cargo-target-v1/<key-hex>/          cargo's target directory per project (cargo's own layout and locks)
-//! logs/toolchain-<key-hex>.log        the log of a toolchain built from source
+//! CACHEDIR.TAG                 marks the tree for backup tools
+//! .lock                        shared while a build runs, exclusive for gc and verify
+//! blobs-v1/sha256/<hex>        immutable content; the name is the sha256 of the bytes
+//! entries-v2/<bucket>/<key-hex>.json
+//!                              {bucket, key, platform, blobs, trees, record}: see [`entry`]
+//! locks-v1/<bucket>-<key>.lock per-item locks, so two processes never fetch or build one thing twice
+//! tmp/                         temp files (.part-*) and build dirs (.staging-*, .build-*)
+//! <tree bucket>/<key-hex>/     trees (toolchains-v1, sysroots-v3, compilers-v1, sources-v1)
+//! cargo-target-v1/<key-hex>/   scratch: cargo's target directory per project
+//! logs-v1/                     toolchain build logs; builds-v1.jsonl (the last builds' summaries)
 //! ```
 //!
+//! The buckets, their versioned names and what each holds are in
+//! [`bucket`].
+//!
 //! Every write is a temp file in `tmp/` renamed into place, and every tree
-//! (`toolchains-v1`, `sysroots-v3`, `compilers-v1`, `sources-v1`) is built in a hidden
-//! directory beside its final place (`.<name>.partial-*`, made with
-//! [`LockedTempDir::beside`]) and renamed, so a crash never leaves a
-//! half-written blob, record or tree at a final path. Whoever makes a temp
-//! file or directory holds an exclusive lock on it while it lives
-//! ([`temp`]); [`Cache::open`] removes the ones nobody holds, which a killed
-//! build left behind, and never one that another process or thread is
-//! still writing. Blobs are verified by digest before they are used; one
-//! that does not match is deleted and reported as absent, so the caller
-//! fetches it again.
+//! is built in a hidden directory beside its final place
+//! (`.<name>.partial-*`, made with [`LockedTempDir::beside`]) and renamed,
+//! so a crash never leaves a half-written blob, record or tree at a final
+//! path. Whoever makes a temp file or directory holds an exclusive lock on
+//! it while it lives ([`temp`]); [`Cache::open`] removes the ones nobody
+//! holds, which a killed build left behind, and never one that another
+//! process or thread is still writing. Blobs are verified by digest before
+//! they are used; one that does not match is deleted and reported as
+//! absent, so the caller fetches it again.
 
 pub mod backend;
+pub mod blob;
+pub mod bucket;
+pub mod entry;
+mod error;
+pub mod gc;
 pub mod hash;
+pub mod history;
+mod pack;
 pub mod remote;
 pub mod sign;
+pub mod stats;
+pub mod temp;
+pub mod tree;
+pub mod verify;
+
+pub use blob::{BlobInfo, BlobRef};
+pub use bucket::{Bucket, BucketKind};
+pub use entry::{ENTRY_FORMAT, Entry, EntryInfo, EntryMeta, RawEntry, TreeRef};
+pub use error::{CacheError, local_io_hint};
+pub use temp::LockedTempDir;
+pub use tree::{PackedTree, TreeOrigin, TreeRecord};
 
 use fs_err as fs;
-use hash::{HashingReader, Sha256Digest};
-use serde::{Serialize, de::DeserializeOwned};
+use hash::Sha256Digest;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub mod temp;
-pub use temp::LockedTempDir;
-
 const BLOBS: &str = "blobs-v1/sha256";
-const ENTRIES: &str = "entries-v1";
+const ENTRIES: &str = "entries-v2";
 const LOCKS: &str = "locks-v1";
 const TMP: &str = "tmp";
-/// The buckets holding trees built beside their final place: their hidden
-/// entries are temporaries, swept when abandoned. (The names the pipeline
-/// uses for these trees.)
-const TREE_BUCKETS: [&str; 5] = [
-    "toolchains-v1",
-    "sysroots-v3",
-    "compilers-v1",
-    "sources-v1",
-    // Written by xbuild before sysroots-v3; its abandoned temporaries too.
-    "sysroots-v2",
-];
 
-/// Errors of the cache; each names the path concerned.
-#[derive(Debug, thiserror::Error)]
-pub enum CacheError {
-    #[error("failed to initialize the cache at {path}")]
-    Init {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("cache I/O failed at {path}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("timed out after {seconds} s waiting for the lock {path}")]
-    LockTimeout { path: PathBuf, seconds: u64 },
-    #[error("failed to encode the cache record {path}")]
-    Encode {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
-}
+/// How long [`Cache::open`] waits for a running `gc` or `verify`.
+const OPEN_WAIT: Duration = Duration::from_secs(300);
 
-impl CacheError {
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            CacheError::LockTimeout { .. } => Some(
-                "another xbuild process holds this lock; wait for it to finish (look for it with `pgrep -a xbuild`), or use another --cache-dir".into(),
-            ),
-            CacheError::Init { .. } => Some(
-                "choose a writable cache location with --cache-dir or XBUILD_CACHE_DIR".into(),
-            ),
-            CacheError::Io { path, source } => Some(local_io_hint(path, source)),
-            _ => None,
-        }
-    }
-}
-
-/// The hint for a failed local read or write at `path`.
-pub fn local_io_hint(path: &Path, source: &io::Error) -> String {
-    if source.kind() == io::ErrorKind::StorageFull || source.raw_os_error() == Some(28) {
-        // A temp file is gone by now: name the directory it was in.
-        let directory = match path.parent() {
-            Some(parent) if !path.is_dir() => parent,
-            _ => path,
-        };
-        format!(
-            "the file system holding {} is full: free space there, or point --cache-dir (XBUILD_CACHE_DIR) or --out at one with room",
-            directory.display()
-        )
-    } else {
-        format!(
-            "check that {} is writable and its file system healthy",
-            path.display()
-        )
-    }
-}
-
-fn io_error(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
+pub(crate) fn io_error(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
     move |source| CacheError::Io {
         path: path.to_owned(),
         source,
     }
 }
 
-/// The local cache, held open with a shared lock for the life of the value.
+/// The local cache, held open with a lock on its root for the life of the
+/// value: shared while builds run, exclusive for maintenance.
 pub struct Cache {
     root: PathBuf,
     _root_lock: std::fs::File,
+    exclusive: bool,
 }
 
 /// An exclusive per-item lock; released when dropped.
@@ -154,8 +116,19 @@ impl Cache {
         dirs::cache_dir().map(|dir| dir.join("xbuild"))
     }
 
-    /// Opens (creating if needed) the cache at `root`.
+    /// Opens (creating if needed) the cache at `root` for a build: a shared
+    /// lock, so any number of builds run at once, and `gc` waits for them.
     pub fn open(root: &Path) -> Result<Cache, CacheError> {
+        Cache::open_with(root, false)
+    }
+
+    /// Opens the cache at `root` alone (waiting for running builds to
+    /// finish): what `gc` and `verify` need to delete anything.
+    pub fn open_exclusive(root: &Path) -> Result<Cache, CacheError> {
+        Cache::open_with(root, true)
+    }
+
+    fn open_with(root: &Path, exclusive: bool) -> Result<Cache, CacheError> {
         let init = |source| CacheError::Init {
             path: root.to_owned(),
             source,
@@ -175,174 +148,101 @@ impl Cache {
             .write(true)
             .open(&lock_path)
             .map_err(init)?;
-        wait_for(&lock_path, Duration::from_secs(300), || {
-            lock.try_lock_shared()
+        wait_for(&lock_path, OPEN_WAIT, || {
+            if exclusive {
+                lock.try_lock()
+            } else {
+                lock.try_lock_shared()
+            }
         })?;
         // What killed builds left: every temp entry that no live process
         // or thread holds locked.
         temp::sweep(&root.join(TMP), true);
-        for bucket in TREE_BUCKETS {
-            temp::sweep(&root.join(bucket), false);
+        for bucket in Bucket::trees() {
+            temp::sweep(&root.join(bucket.name()), false);
         }
         Ok(Cache {
             root: root.to_owned(),
             _root_lock: lock,
+            exclusive,
         })
     }
 
-    pub fn root(&self) -> &Path {
+    /// Where the cache is, for messages and for leaving it out of a walk
+    /// of the user's files. Never a base to build paths on: ask the cache
+    /// for the place you need.
+    pub fn location(&self) -> &Path {
         &self.root
     }
 
-    /// Where the blob with this digest lives (whether or not it exists).
-    pub fn blob_path(&self, digest: &Sha256Digest) -> PathBuf {
-        self.root.join(BLOBS).join(digest.hex())
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
     }
 
-    /// True if a blob with this digest is present (not verified).
-    pub fn has_blob(&self, digest: &Sha256Digest) -> bool {
-        self.blob_path(digest).is_file()
+    /// For what deletes what a running build may use (gc, verify).
+    pub(crate) fn assert_exclusive(&self, what: &str) {
+        assert!(
+            self.exclusive,
+            "{what} needs the cache opened with Cache::open_exclusive"
+        );
     }
 
-    /// The blob's path if present and its content matches its digest (and
-    /// `size`, when given). A blob that does not match is deleted and `None`
-    /// returned, so the caller fetches it again.
-    pub fn verified_blob(
-        &self,
-        digest: &Sha256Digest,
-        size: Option<u64>,
-    ) -> Result<Option<PathBuf>, CacheError> {
-        let path = self.blob_path(digest);
-        let file = match std::fs::File::open(&path) {
-            Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(CacheError::Io { path, source }),
-        };
-        let mut reader = HashingReader::new(io::BufReader::with_capacity(256 * 1024, file));
-        io::copy(&mut reader, &mut io::sink()).map_err(io_error(&path))?;
-        let (actual, actual_size) = reader.finish();
-        if actual == *digest && size.is_none_or(|size| size == actual_size) {
-            Ok(Some(path))
-        } else {
-            self.drop_blob(digest)?;
-            Ok(None)
-        }
-    }
-
-    /// Deletes a blob (a corrupt one, typically).
-    pub fn drop_blob(&self, digest: &Sha256Digest) -> Result<(), CacheError> {
-        let path = self.blob_path(digest);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(CacheError::Io { path, source }),
-        }
+    pub(crate) fn tmp_dir(&self) -> PathBuf {
+        self.root.join(TMP)
     }
 
     /// A new temp file inside the cache (same filesystem as the blobs, so it
     /// can be renamed into place), locked while it lives. Deleted on drop
     /// unless committed.
     pub fn temp_file(&self) -> Result<tempfile::NamedTempFile, CacheError> {
-        let dir = self.root.join(TMP);
+        let dir = self.tmp_dir();
         temp::locked_temp_file(&dir, ".part-").map_err(io_error(&dir))
     }
 
     /// A new locked temp directory in `tmp/` named `<prefix><random>`
     /// (staging for a layer, a build directory), removed on drop.
     pub fn temp_dir(&self, prefix: &str) -> Result<LockedTempDir, CacheError> {
-        let dir = self.root.join(TMP);
+        let dir = self.tmp_dir();
         LockedTempDir::new_in(&dir, prefix).map_err(io_error(&dir))
     }
 
-    /// Moves a completed temp file into place as the blob `digest`. The
-    /// caller has computed the digest while writing it.
-    pub fn commit_blob(
-        &self,
-        temp: tempfile::NamedTempFile,
-        digest: &Sha256Digest,
-    ) -> Result<PathBuf, CacheError> {
-        let path = self.blob_path(digest);
-        temp.persist(&path).map_err(|error| CacheError::Io {
-            path: path.clone(),
-            source: error.error,
-        })?;
+    /// The scratch directory `key` of a scratch bucket
+    /// ([`Bucket::CargoTarget`]), created if needed and marked used now (so
+    /// `gc` removes the ones unused longest first).
+    pub fn scratch_dir(&self, bucket: Bucket, key: &Sha256Digest) -> Result<PathBuf, CacheError> {
+        assert_eq!(
+            bucket.kind(),
+            BucketKind::Scratch,
+            "{bucket} is no scratch bucket"
+        );
+        let path = self.root.join(bucket.name()).join(key.hex());
+        fs::create_dir_all(&path).map_err(io_error(&path))?;
+        touch(&path);
         Ok(path)
     }
 
-    /// Stores `bytes` as a blob and returns its digest.
-    pub fn put_blob_bytes(&self, bytes: &[u8]) -> Result<Sha256Digest, CacheError> {
-        let digest = Sha256Digest::of(bytes);
-        let path = self.blob_path(&digest);
-        if !path.is_file() {
-            atomic_write(&self.root.join(TMP), &path, bytes).map_err(io_error(&path))?;
-        }
-        Ok(digest)
+    /// The log file `name` (e.g. `toolchain-<key>.log`) in `logs-v1/`, its
+    /// directory created.
+    pub fn log_path(&self, name: &str) -> Result<PathBuf, CacheError> {
+        let dir = self.root.join(Bucket::Logs.name());
+        fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+        Ok(dir.join(name))
     }
 
-    /// Reads a blob whole, verifying it. Meant for small blobs (indices,
-    /// configs); `None` if absent or corrupt (then it is deleted).
-    pub fn read_blob(&self, digest: &Sha256Digest) -> Result<Option<Vec<u8>>, CacheError> {
-        let path = self.blob_path(digest);
-        match std::fs::read(&path) {
-            Ok(bytes) if Sha256Digest::of(&bytes) == *digest => Ok(Some(bytes)),
-            Ok(_) => {
-                self.drop_blob(digest)?;
-                Ok(None)
-            }
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(CacheError::Io { path, source }),
-        }
+    /// Takes the exclusive lock of `key` in `bucket` (a layer being built,
+    /// an InRelease being fetched), waiting up to ten minutes for another
+    /// process or thread that holds it.
+    pub fn lock(&self, bucket: Bucket, key: &Sha256Digest) -> Result<ItemLock, CacheError> {
+        self.lock_named(&format!("{}-{}", bucket.name(), key.hex()))
     }
 
-    fn entry_path(&self, bucket: &str, key: &Sha256Digest) -> PathBuf {
-        self.root
-            .join(ENTRIES)
-            .join(bucket)
-            .join(format!("{}.json", key.hex()))
+    /// Takes the exclusive lock of the blob `digest` (one download of it
+    /// at a time), waiting like [`Cache::lock`].
+    pub fn lock_blob(&self, digest: &Sha256Digest) -> Result<ItemLock, CacheError> {
+        self.lock_named(&format!("blob-{}", digest.hex()))
     }
 
-    /// Reads the record `key` of `bucket`. A record that cannot be decoded
-    /// (truncated, or from an incompatible version) is deleted and `None`
-    /// returned.
-    pub fn get_entry<T: DeserializeOwned>(
-        &self,
-        bucket: &str,
-        key: &Sha256Digest,
-    ) -> Result<Option<T>, CacheError> {
-        let path = self.entry_path(bucket, key);
-        match std::fs::read(&path) {
-            Ok(bytes) => match serde_json::from_slice(&bytes) {
-                Ok(value) => Ok(Some(value)),
-                Err(_) => {
-                    let _ = std::fs::remove_file(&path);
-                    Ok(None)
-                }
-            },
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(CacheError::Io { path, source }),
-        }
-    }
-
-    /// Writes the record `key` of `bucket` atomically.
-    pub fn put_entry<T: Serialize>(
-        &self,
-        bucket: &str,
-        key: &Sha256Digest,
-        value: &T,
-    ) -> Result<(), CacheError> {
-        let path = self.entry_path(bucket, key);
-        let bytes = serde_json::to_vec(value).map_err(|source| CacheError::Encode {
-            path: path.clone(),
-            source,
-        })?;
-        let dir = path.parent().expect("entry paths have a parent");
-        fs::create_dir_all(dir).map_err(io_error(dir))?;
-        atomic_write(&self.root.join(TMP), &path, &bytes).map_err(io_error(&path))
-    }
-
-    /// Takes the exclusive lock named `name` (e.g. a blob digest), waiting up
-    /// to ten minutes for another process or thread that holds it.
-    pub fn lock_item(&self, name: &str) -> Result<ItemLock, CacheError> {
+    pub(crate) fn lock_named(&self, name: &str) -> Result<ItemLock, CacheError> {
         let path = self.root.join(LOCKS).join(format!("{name}.lock"));
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -352,6 +252,31 @@ impl Cache {
             .map_err(io_error(&path))?;
         wait_for(&path, Duration::from_secs(600), || file.try_lock())?;
         Ok(ItemLock { _file: file })
+    }
+}
+
+/// Marks `path` used now (its modification time, which is what `gc`
+/// orders by), unless that was less than a minute ago: one cheap metadata
+/// write, skipped for what a build reads again and again. Best effort: a
+/// cache shared between users may hold files this one does not own.
+pub(crate) fn touch(path: &Path) {
+    let now = std::time::SystemTime::now();
+    let Ok(file) = std::fs::File::open(path) else {
+        return;
+    };
+    touch_open(&file, now);
+}
+
+pub(crate) fn touch_open(file: &std::fs::File, now: std::time::SystemTime) {
+    let recent = file
+        .metadata()
+        .and_then(|metadata| metadata.modified())
+        .is_ok_and(|modified| {
+            now.duration_since(modified)
+                .is_ok_and(|age| age < Duration::from_secs(60))
+        });
+    if !recent {
+        let _ = file.set_modified(now);
     }
 }
 
@@ -386,7 +311,7 @@ fn wait_for(
 }
 
 /// Writes `bytes` to `path` through a temp file in `temp_dir` + rename.
-pub fn atomic_write(temp_dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn atomic_write(temp_dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
     let mut temp = temp::locked_temp_file(temp_dir, ".part-")?;
     temp.write_all(bytes)?;
@@ -395,46 +320,35 @@ pub fn atomic_write(temp_dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()
     Ok(())
 }
 
+/// The size of everything under `path` (files' lengths, not blocks), and
+/// how many files, symlinks and directories it holds. Missing is empty.
+pub(crate) fn tree_size(path: &Path) -> (u64, u64) {
+    let mut bytes = 0;
+    let mut count = 0;
+    let mut pending = vec![path.to_owned()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(metadata) = entry.metadata() else {
+                continue;
+            };
+            count += 1;
+            if metadata.is_dir() {
+                pending.push(entry.path());
+            } else {
+                bytes += metadata.len();
+            }
+        }
+    }
+    (bytes, count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
-
-    #[test]
-    fn blobs_round_trip_and_corruption_is_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path()).unwrap();
-        let digest = cache.put_blob_bytes(b"layer bytes").unwrap();
-        assert_eq!(cache.read_blob(&digest).unwrap().unwrap(), b"layer bytes");
-        assert!(cache.verified_blob(&digest, Some(11)).unwrap().is_some());
-        // A size mismatch alone is enough to refuse the blob.
-        assert!(cache.verified_blob(&digest, Some(12)).unwrap().is_none());
-        assert!(!cache.has_blob(&digest));
-
-        let digest = cache.put_blob_bytes(b"layer bytes").unwrap();
-        std::fs::write(cache.blob_path(&digest), b"tampered!!!").unwrap();
-        assert!(cache.verified_blob(&digest, None).unwrap().is_none());
-        assert!(
-            !cache.blob_path(&digest).exists(),
-            "corrupt blob must be deleted"
-        );
-        assert!(dir.path().join("CACHEDIR.TAG").is_file());
-    }
-
-    #[test]
-    fn entries_round_trip_and_garbage_is_treated_as_absent() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path()).unwrap();
-        let key = Sha256Digest::of(b"key");
-        cache.put_entry("layer", &key, &vec![1u32, 2, 3]).unwrap();
-        assert_eq!(
-            cache.get_entry::<Vec<u32>>("layer", &key).unwrap(),
-            Some(vec![1, 2, 3])
-        );
-        std::fs::write(cache.entry_path("layer", &key), b"{trunc").unwrap();
-        assert_eq!(cache.get_entry::<Vec<u32>>("layer", &key).unwrap(), None);
-        assert!(!cache.entry_path("layer", &key).exists());
-    }
 
     #[test]
     fn uncommitted_temp_files_vanish() {
@@ -458,10 +372,10 @@ mod tests {
         // What a killed build leaves: the same shapes, unlocked.
         std::fs::write(dir.path().join("tmp/.part-killed"), b"half").unwrap();
         std::fs::create_dir_all(dir.path().join("tmp/.build-killed/src")).unwrap();
-        for bucket in TREE_BUCKETS {
-            std::fs::create_dir_all(dir.path().join(bucket).join(".bbbb.partial-killed/bin"))
-                .unwrap();
-            std::fs::create_dir_all(dir.path().join(bucket).join("cccc")).unwrap();
+        for bucket in Bucket::trees() {
+            let bucket = dir.path().join(bucket.name());
+            std::fs::create_dir_all(bucket.join(".bbbb.partial-killed/bin")).unwrap();
+            std::fs::create_dir_all(bucket.join("cccc")).unwrap();
         }
         let second = Cache::open(dir.path()).unwrap();
         assert!(live_file.path().is_file(), "a live download was swept");
@@ -469,17 +383,10 @@ mod tests {
         assert!(live_tree.path().is_dir(), "a live tree was swept");
         assert!(!dir.path().join("tmp/.part-killed").exists());
         assert!(!dir.path().join("tmp/.build-killed").exists());
-        for bucket in TREE_BUCKETS {
-            assert!(
-                !dir.path()
-                    .join(bucket)
-                    .join(".bbbb.partial-killed")
-                    .exists()
-            );
-            assert!(
-                dir.path().join(bucket).join("cccc").is_dir(),
-                "a final entry was swept"
-            );
+        for bucket in Bucket::trees() {
+            let bucket = dir.path().join(bucket.name());
+            assert!(!bucket.join(".bbbb.partial-killed").exists());
+            assert!(bucket.join("cccc").is_dir(), "a final entry was swept");
         }
         drop((live_file, live_dir, live_tree, first, second));
         let _third = Cache::open(dir.path()).unwrap();
@@ -491,12 +398,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = std::sync::Arc::new(Cache::open(dir.path()).unwrap());
         let counter = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let key = Sha256Digest::of(b"x");
         let handles: Vec<_> = (0..4)
             .map(|_| {
                 let cache = cache.clone();
                 let counter = counter.clone();
                 std::thread::spawn(move || {
-                    let _lock = cache.lock_item("x").unwrap();
+                    let _lock = cache.lock(Bucket::Layer, &key).unwrap();
                     let inside = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     assert_eq!(inside, 0, "two holders of one item lock");
                     std::thread::sleep(Duration::from_millis(20));
@@ -507,5 +415,29 @@ mod tests {
         for handle in handles {
             handle.join().unwrap();
         }
+    }
+
+    #[test]
+    fn an_exclusive_open_waits_for_builds_and_builds_wait_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let build = Cache::open(dir.path()).unwrap();
+        let root = dir.path().to_owned();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let maintenance = std::thread::spawn(move || {
+            let cache = Cache::open_exclusive(&root).unwrap();
+            sender.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            drop(cache);
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            receiver.try_recv().is_err(),
+            "gc opened the cache under a running build"
+        );
+        drop(build);
+        receiver.recv().unwrap();
+        // The build that starts now waits for the exclusive holder.
+        let _next = Cache::open(dir.path()).unwrap();
+        maintenance.join().unwrap();
     }
 }

@@ -30,7 +30,7 @@
 use crate::backend::{self, Backend, BlobRef, RemoteConfig, RemoteError, parallel_map};
 use crate::hash::{Hasher, Sha256Digest};
 use crate::sign::{self, EntryToSign, SecretKey, TrustError, TrustedKey, VerifiedPointer};
-use crate::{Cache, CacheError};
+use crate::{Bucket, Cache, CacheError};
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -62,18 +62,21 @@ mod local {
         cache.commit_blob(temp, digest).map(drop)
     }
 
-    /// Writes the record bytes, unchanged, as the entry `key` of `bucket`.
+    /// Writes the entry's canonical bytes, unchanged, as the entry `key`
+    /// of `bucket` (refused unless they are that entry).
     pub(super) fn put_record(
         cache: &Cache,
-        bucket: &str,
+        bucket: Bucket,
         key: &Sha256Digest,
         record: &[u8],
     ) -> Result<(), Problem> {
-        let text = String::from_utf8(record.to_vec())
-            .map_err(|_| Problem::BadRecord("the record is not UTF-8 JSON".into()))?;
-        let raw = serde_json::value::RawValue::from_string(text)
-            .map_err(|error| Problem::BadRecord(format!("the record is not JSON: {error}")))?;
-        cache.put_entry(bucket, key, &raw).map_err(Problem::Local)
+        cache
+            .write_entry_raw(bucket, key, record)
+            .map(drop)
+            .map_err(|error| match error {
+                CacheError::BadEntry { reason, .. } => Problem::BadRecord(reason),
+                other => Problem::Local(other),
+            })
     }
 }
 
@@ -190,14 +193,33 @@ pub struct RemoteHit {
 /// One entry to upload: what the local cache holds for `(bucket, key)`.
 #[derive(Debug, Clone)]
 pub struct UploadEntry {
-    pub bucket: String,
+    pub bucket: Bucket,
     pub key: Sha256Digest,
-    /// The record bytes as the local cache holds them (JSON).
+    /// The entry's canonical bytes as the local cache holds them
+    /// ([`Cache::read_entry_raw`]): bucket, key, meta and record.
     pub record: Vec<u8>,
     /// Every blob the entry needs, all in the local cache.
     pub blobs: Vec<BlobRef>,
     /// The platform the output depends on, or "".
     pub platform: String,
+}
+
+impl UploadEntry {
+    /// The entry `key` of `bucket` as the local cache holds it, with the
+    /// blobs and platform its meta lists; `None` if the cache lacks it.
+    pub fn from_local(
+        cache: &Cache,
+        bucket: Bucket,
+        key: &Sha256Digest,
+    ) -> Result<Option<UploadEntry>, CacheError> {
+        Ok(cache.read_entry_raw(bucket, key)?.map(|raw| UploadEntry {
+            bucket,
+            key: *key,
+            blobs: raw.meta.blobs.clone(),
+            platform: raw.meta.platform.clone(),
+            record: raw.bytes,
+        }))
+    }
 }
 
 /// What [`Remotes::upload`] did, per remote.
@@ -347,8 +369,8 @@ impl Remotes {
 
     /// Fetches the entry `key` of `bucket` into the local cache from the
     /// first remote that has it signed by a trusted key, with every blob.
-    pub fn fetch_entry(&self, cache: &Cache, bucket: &str, key: &Sha256Digest) -> Fetch {
-        let subject = format!("{bucket}/{}", key.hex());
+    pub fn fetch_entry(&self, cache: &Cache, bucket: Bucket, key: &Sha256Digest) -> Fetch {
+        let subject = format!("{}/{}", bucket.name(), key.hex());
         let mut warnings = Vec::new();
         for remote in &self.remotes {
             if remote.down.load(Ordering::Relaxed) {
@@ -379,17 +401,17 @@ impl Remotes {
         &self,
         remote: &Remote,
         cache: &Cache,
-        bucket: &str,
+        bucket: Bucket,
         key: &Sha256Digest,
     ) -> Result<Option<RemoteHit>, Problem> {
         let start = Instant::now();
-        let envelope = match remote.backend.get_entry(bucket, key) {
+        let envelope = match remote.backend.get_entry(bucket.name(), key) {
             Ok(Some(envelope)) => envelope,
             Ok(None) => return Ok(None),
             Err(error) => return Err(remote.problem(error)),
         };
         let entry =
-            sign::verify(&envelope, bucket, key, &self.trusted).map_err(Problem::Refused)?;
+            sign::verify(&envelope, bucket.name(), key, &self.trusted).map_err(Problem::Refused)?;
         let missing: Vec<BlobRef> = entry
             .outputs
             .iter()
@@ -438,7 +460,7 @@ impl Remotes {
             .iter()
             .map(|entry| {
                 let to_sign = EntryToSign {
-                    bucket: &entry.bucket,
+                    bucket: entry.bucket.name(),
                     key: &entry.key,
                     platform: &entry.platform,
                     record: &entry.record,
@@ -497,7 +519,7 @@ impl Remotes {
         let entry_present = parallel_map(self.jobs.max(8), entries, |entry| {
             remote
                 .backend
-                .has_entry(&entry.bucket, &entry.key)
+                .has_entry(entry.bucket.name(), &entry.key)
                 .unwrap_or(false)
         });
         let mut to_upload = Vec::new();
@@ -545,7 +567,7 @@ impl Remotes {
             to_upload.iter().map(|blob| blob.digest).collect();
         let mut pending = Vec::new();
         for (index, entry) in entries.iter().enumerate() {
-            let subject = format!("entry {}/{}", entry.bucket, entry.key.hex());
+            let subject = format!("entry {}/{}", entry.bucket.name(), entry.key.hex());
             if let Some(blob) = entry
                 .blobs
                 .iter()
@@ -578,7 +600,7 @@ impl Remotes {
                 .expect("only sealed entries are pending");
             remote
                 .backend
-                .put_entry(&entry.bucket, &entry.key, envelope, &entry.blobs)
+                .put_entry(entry.bucket.name(), &entry.key, envelope, &entry.blobs)
                 .map_err(|error| error_chain(&remote.problem(error)))
         });
         for (&index, result) in pending.iter().zip(results) {
@@ -588,7 +610,7 @@ impl Remotes {
                     let entry = &entries[index];
                     fail(
                         &mut report,
-                        format!("entry {}/{}", entry.bucket, entry.key.hex()),
+                        format!("entry {}/{}", entry.bucket.name(), entry.key.hex()),
                         error,
                     );
                 }

@@ -180,7 +180,7 @@ fn remove_if_abandoned(path: &Path) -> bool {
 
 /// `remove_dir_all`, making directories writable first when a tree holds
 /// read-only ones (unpacked packages may).
-fn remove_tree(path: &Path) -> io::Result<()> {
+pub fn remove_tree(path: &Path) -> io::Result<()> {
     match std::fs::remove_dir_all(path) {
         Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
             make_writable(path);

@@ -92,7 +92,7 @@ impl FetchVerified for Cache {
         if let Some(path) = self.verified_blob(digest, size)? {
             return Ok((path, BlobOrigin::Local, 0));
         }
-        let _lock = self.lock_item(&digest.hex())?;
+        let _lock = self.lock_blob(digest)?;
         // Another process may have fetched it while we waited for the lock.
         if let Some(path) = self.verified_blob(digest, size)? {
             return Ok((path, BlobOrigin::Local, 0));

@@ -6,7 +6,7 @@ use super::{BuildArgs, CommonArgs, PlanArgs};
 use std::io::Write;
 use std::time::SystemTime;
 use xbuild::Error;
-use xbuild::cache::{Cache, CacheError};
+use xbuild::cache::Cache;
 use xbuild::manifest::Manifest;
 use xbuild::pipeline::{self, BuildOptions};
 use xbuild::platform::Platforms;
@@ -59,20 +59,7 @@ fn options(
         })?,
         None => last_commit_time(&options.manifest.dir).unwrap_or(0),
     };
-    let root = match &common.cache_dir {
-        Some(dir) => dir.clone(),
-        None => Cache::default_root().ok_or_else(|| CacheError::Init {
-            path: "~/.cache/xbuild".into(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "no home or cache directory is known; set XBUILD_CACHE_DIR",
-            ),
-        })?,
-    };
-    // Absolute: build scripts and toolchain wrappers run from other
-    // directories and are given paths inside the cache.
-    let root = std::path::absolute(&root).unwrap_or(root);
-    let cache = Cache::open(&root)?;
+    let cache = Cache::open(&super::cache::root(common.cache_dir.as_deref())?)?;
     Ok((options, cache))
 }
 
@@ -117,6 +104,7 @@ pub fn build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
     let result = pipeline::build(&options, &cache, &reporter);
     reporter.finish_after(result.is_err());
     let report = result?;
+    super::cache::record_build(&cache, &report);
     if args.common.json {
         print_json(&report);
     }

@@ -3,6 +3,7 @@
 //! the crate prints.
 
 mod build;
+mod cache;
 mod progress;
 mod targets;
 
@@ -34,6 +35,8 @@ enum Command {
     Plan(PlanArgs),
     /// List the platforms xbuild knows.
     Targets(TargetsArgs),
+    /// Inspect and maintain the cache: stats, gc, verify.
+    Cache(CacheArgs),
 }
 
 #[derive(Args)]
@@ -143,6 +146,44 @@ struct PlanArgs {
 }
 
 #[derive(Args)]
+struct CacheArgs {
+    #[command(subcommand)]
+    command: CacheCommand,
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Entries and bytes per bucket, blobs, trees, and the hit rates of recent builds.
+    Stats(CacheDirArgs),
+    /// Remove the least recently used entries, blobs and trees until the cache fits
+    /// (never one a kept entry needs; waits for running builds).
+    Gc(GcArgs),
+    /// Re-hash every blob and check every entry and packed tree; remove what is
+    /// corrupt, and exit with status 4 if anything was.
+    Verify(CacheDirArgs),
+}
+
+#[derive(Args)]
+struct CacheDirArgs {
+    /// Cache directory [default: the user's cache directory + /xbuild].
+    #[arg(long, env = "XBUILD_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Print as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct GcArgs {
+    #[command(flatten)]
+    cache: CacheDirArgs,
+    /// The size to shrink the cache to: 10G, 500M, 1.5GiB, bytes (K, M, G, T are
+    /// powers of 1000, KiB, MiB, GiB, TiB of 1024).
+    #[arg(long, value_name = "SIZE", value_parser = xbuild::cache::gc::parse_size)]
+    max_size: u64,
+}
+
+#[derive(Args)]
 struct TargetsArgs {
     /// Print as JSON.
     #[arg(long)]
@@ -174,6 +215,7 @@ pub fn run() -> i32 {
         Command::Build(args) => build::build(args, cli.quiet),
         Command::Plan(args) => build::plan(args, cli.quiet),
         Command::Targets(args) => targets::list(args),
+        Command::Cache(args) => cache::run(args),
     };
     match result {
         Ok(()) => 0,
@@ -188,7 +230,7 @@ pub fn run() -> i32 {
 /// `xbuild --target T` is `xbuild build --target T` (global flags such as
 /// `-q` may come first; `--help` and `--version` stay xbuild's own).
 fn with_default_command(mut arguments: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    const COMMANDS: [&str; 4] = ["build", "plan", "targets", "help"];
+    const COMMANDS: [&str; 5] = ["build", "plan", "targets", "cache", "help"];
     const OWN: [&str; 4] = ["-h", "--help", "-V", "--version"];
     let first = arguments
         .iter()
@@ -250,6 +292,10 @@ mod tests {
             words(&["xbuild", "-q", "plan", "-t", "arm64"])
         );
         assert_eq!(with(&["xbuild", "targets"]), words(&["xbuild", "targets"]));
+        assert_eq!(
+            with(&["xbuild", "cache", "gc", "--max-size", "1G"]),
+            words(&["xbuild", "cache", "gc", "--max-size", "1G"])
+        );
         assert_eq!(with(&["xbuild", "--help"]), words(&["xbuild", "--help"]));
         assert_eq!(with(&["xbuild"]), words(&["xbuild"]));
         assert_eq!(with(&["xbuild", "-q"]), words(&["xbuild", "-q", "build"]));

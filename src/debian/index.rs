@@ -5,7 +5,7 @@
 //! There is no unsigned fallback.
 
 use crate::cache::FetchVerified as _;
-use crate::cache::{BlobOrigin, Cache, CacheError, FetchError};
+use crate::cache::{BlobOrigin, BlobRef, Bucket, Cache, CacheError, EntryMeta, FetchError};
 use crate::debian::control::ParagraphReader;
 use crate::debian::package::{Package, PackageError};
 use crate::debian::release::FileHash;
@@ -122,6 +122,11 @@ struct InReleaseRecord {
     checked_at: u64,
 }
 
+/// An InRelease entry needs its blob, and is the same for every platform.
+fn inrelease_meta(blob: Sha256Digest, size: usize) -> EntryMeta {
+    EntryMeta::any().with_blob(BlobRef::new(blob, size as u64))
+}
+
 fn unix_seconds(time: SystemTime) -> u64 {
     time.duration_since(SystemTime::UNIX_EPOCH)
         .map(|duration| duration.as_secs())
@@ -147,8 +152,8 @@ pub fn fetch_release(
     let key = KeyBuilder::new("inrelease-location")
         .text("url", &url)
         .finish();
-    let _lock = cache.lock_item(&format!("inrelease-{}", key.hex()))?;
-    let record: Option<InReleaseRecord> = cache.get_entry("inrelease", &key)?;
+    let _lock = cache.lock(Bucket::InRelease, &key)?;
+    let record: Option<InReleaseRecord> = cache.get_entry(Bucket::InRelease, &key)?;
     let cached = match &record {
         Some(record) => cache.read_blob(&record.blob)?.map(|bytes| (record, bytes)),
         None => None,
@@ -187,12 +192,13 @@ pub fn fetch_release(
     let (bytes, digest, origin, transferred) = match (fetched, cached) {
         (Fetched::NotModified, Some((record, bytes))) => {
             cache.put_entry(
-                "inrelease",
+                Bucket::InRelease,
                 &key,
                 &InReleaseRecord {
                     checked_at: unix_seconds(now),
                     ..record.clone()
                 },
+                inrelease_meta(record.blob, bytes.len()),
             )?;
             (bytes, record.blob, BlobOrigin::Local, 0)
         }
@@ -213,7 +219,7 @@ pub fn fetch_release(
             verify_inrelease(&bytes, keyring, &shown, now)?;
             cache.commit_blob(temp, &digest)?;
             cache.put_entry(
-                "inrelease",
+                Bucket::InRelease,
                 &key,
                 &InReleaseRecord {
                     url: url.clone(),
@@ -221,6 +227,7 @@ pub fn fetch_release(
                     blob: digest,
                     checked_at: unix_seconds(now),
                 },
+                inrelease_meta(digest, bytes.len()),
             )?;
             (bytes, digest, BlobOrigin::Downloaded, size)
         }

@@ -8,7 +8,7 @@ use super::compile::BuildLayer;
 use super::realize::{LayerRecord, Realized, store_directory_layer};
 use super::resolve::Resolved;
 use crate::Error;
-use crate::cache::Cache;
+use crate::cache::{Bucket, Cache, EntryMeta};
 use crate::hash::Sha256Digest;
 use crate::http::redact;
 use crate::image::layout::{
@@ -84,13 +84,13 @@ fn write_docker_archive_if_changed(
         .text("path", &absolute.to_string_lossy())
         .finish();
     let contents = format!("{} {}", image.manifest.1.oci(), image.reference());
-    let recorded = cache.get_entry::<OutputRecord>("outputs-v1", &key)?;
+    let recorded = cache.get_entry::<OutputRecord>(Bucket::Outputs, &key)?;
     if recorded.is_some() && recorded == OutputRecord::of(path, contents.clone()) {
         return Ok(());
     }
     write_docker_archive(path, image, cache)?;
     if let Some(record) = OutputRecord::of(path, contents) {
-        cache.put_entry("outputs-v1", &key, &record)?;
+        cache.put_entry(Bucket::Outputs, &key, &record, EntryMeta::any())?;
     }
     Ok(())
 }
@@ -121,7 +121,7 @@ fn merged_usr_layer(
     outcomes: &Outcomes,
 ) -> Result<(LayerRecord, Outcome), Error> {
     let key = merged_usr_key(options);
-    if let Some(record) = cache.get_entry::<LayerRecord>("layer", &key)?
+    if let Some(record) = cache.get_entry::<LayerRecord>(Bucket::Layer, &key)?
         && cache
             .verified_blob(&record.digest, Some(record.size))?
             .is_some()
@@ -149,7 +149,8 @@ fn merged_usr_layer(
     }
     // Fixed times: the same layer for every image, whatever its epoch.
     let record = store_directory_layer(options, cache, staging.path(), 0, "merged-/usr")?;
-    cache.put_entry("layer", &key, &record)?;
+    let meta = EntryMeta::any().with_blob(record.blob());
+    cache.put_entry(Bucket::Layer, &key, &record, meta)?;
     outcomes.record(
         NodeKind::Layer,
         &key,

@@ -330,7 +330,15 @@ fn a_cached_layer_is_a_local_hit_that_needs_none_of_its_debs() {
         skipped_scripts: Vec::new(),
         seconds: 2.5,
     };
-    fixture.cache.put_entry("layer", &layer, &record).unwrap();
+    fixture
+        .cache
+        .put_entry(
+            crate::cache::Bucket::Layer,
+            &layer,
+            &record,
+            crate::cache::EntryMeta::any(),
+        )
+        .unwrap();
     let warm = fixture.plan();
     let node = named(&warm, "hello");
     assert_eq!((node.source, node.needed), (NodeSource::Local, true));

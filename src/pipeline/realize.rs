@@ -11,7 +11,7 @@ use super::fetch::fetch_deb;
 use super::resolve::ResolveContext;
 use super::{BuildOptions, LAYER_FORMAT, ResolvedPackage, TargetResolution};
 use crate::Error;
-use crate::cache::Cache;
+use crate::cache::{BlobRef, Bucket, Cache, EntryMeta};
 use crate::hash::Sha256Digest;
 use crate::image::dir_layer::write_directory_layer;
 use crate::image::layer::{LayerOptions, LayerOutput, LayerPackage, write_layer};
@@ -56,6 +56,11 @@ pub struct LayerRecord {
 }
 
 impl LayerRecord {
+    /// The blob the layer is.
+    pub fn blob(&self) -> BlobRef {
+        BlobRef::new(self.digest, self.size)
+    }
+
     /// The record of a layer just written.
     pub fn from_output(output: LayerOutput) -> LayerRecord {
         LayerRecord {
@@ -162,7 +167,7 @@ pub(super) fn cached_layer(
     key: &Sha256Digest,
 ) -> Result<Option<LayerRecord>, Error> {
     Ok(cache
-        .get_entry::<LayerRecord>("layer", key)?
+        .get_entry::<LayerRecord>(Bucket::Layer, key)?
         .filter(|record| cache.has_blob(&record.digest)))
 }
 
@@ -200,6 +205,28 @@ struct LayerWork<'a> {
     packages: Vec<&'a ResolvedPackage>,
 }
 
+impl LayerWork<'_> {
+    fn platform(&self) -> String {
+        layer_platform(self.packages.iter().copied())
+    }
+}
+
+/// What a layer's entry is for: the Debian architecture of its packages
+/// (`debian-arm64`), or `any` when all are `Architecture: all`.
+fn layer_platform<'a>(packages: impl Iterator<Item = &'a ResolvedPackage>) -> String {
+    let mut architectures: Vec<&str> = packages
+        .map(|package| package.architecture.as_str())
+        .filter(|architecture| *architecture != "all")
+        .collect();
+    architectures.sort();
+    architectures.dedup();
+    if architectures.is_empty() {
+        "any".to_owned()
+    } else {
+        format!("debian-{}", architectures.join("+"))
+    }
+}
+
 /// Walks the plan's needed package layer nodes: the cached ones are hits,
 /// the others are built.
 pub(super) fn realize_layers(
@@ -224,7 +251,7 @@ pub(super) fn realize_layers(
         ) {
             continue;
         }
-        let record: Option<LayerRecord> = cache.get_entry("layer", &node.key)?;
+        let record: Option<LayerRecord> = cache.get_entry(Bucket::Layer, &node.key)?;
         // Verified by digest: a corrupt layer blob is dropped and rebuilt.
         let present = match &record {
             Some(record) => cache
@@ -314,8 +341,8 @@ fn build_one(
     let (options, cache, reporter) = (context.options, context.cache, context.reporter);
     // Another process may be building this layer: wait for it, and then
     // it is a local hit, nothing of it fetched or built here.
-    let _lock = cache.lock_item(&format!("layer-{}", layer.key.hex()))?;
-    if let Some(record) = cache.get_entry::<LayerRecord>("layer", &layer.key)?
+    let _lock = cache.lock(Bucket::Layer, &layer.key)?;
+    if let Some(record) = cache.get_entry::<LayerRecord>(Bucket::Layer, &layer.key)?
         && cache
             .verified_blob(&record.digest, Some(record.size))?
             .is_some()
@@ -390,7 +417,8 @@ fn build_one(
             seconds: build_start.elapsed().as_secs_f64(),
             ..LayerRecord::from_output(output)
         };
-        cache.put_entry("layer", &layer.key, &record)?;
+        let meta = EntryMeta::for_platform(layer.platform()).with_blob(record.blob());
+        cache.put_entry(Bucket::Layer, &layer.key, &record, meta)?;
         Ok(record)
     })();
     reporter.on_layer_complete(id);

@@ -5,7 +5,7 @@
 
 use super::BuildOptions;
 use crate::Error;
-use crate::cache::{BlobOrigin, Cache};
+use crate::cache::{BlobOrigin, Bucket, Cache, EntryMeta};
 use crate::debian::index::{self, IndexFetch, SignedRelease};
 use crate::debian::release::Keyring;
 use crate::debian::repository::{self, Repository};
@@ -514,7 +514,7 @@ pub(super) fn resolve_request(
         }
     }
     let key = key.finish();
-    if let Some(record) = cache.get_entry::<ResolutionRecord>("resolution", &key)? {
+    if let Some(record) = cache.get_entry::<ResolutionRecord>(Bucket::Resolution, &key)? {
         for (path, digest) in &index_paths {
             indices.push(IndexUse {
                 name: format!("{}/{path}", repository.suite),
@@ -583,7 +583,14 @@ pub(super) fn resolve_request(
         skipped,
         choices,
     };
-    cache.put_entry("resolution", &key, &record)?;
+    // Needs no blob: the packages it names are fetched when used. For a
+    // compiler, `target` is the pair `build → target`.
+    cache.put_entry(
+        Bucket::Resolution,
+        &key,
+        &record,
+        EntryMeta::for_platform(target.replace(" → ", "->")),
+    )?;
     Ok(RequestResolution {
         packages: record.packages,
         skipped: record.skipped,

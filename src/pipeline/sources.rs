@@ -9,8 +9,8 @@
 use super::resolve::ResolveContext;
 use crate::Error;
 use crate::cache::Cache;
-use crate::cache::CacheError;
 use crate::cache::FetchVerified as _;
+use crate::cache::{Bucket, CacheError, EntryMeta, TreeOrigin};
 use crate::debian::source::{
     SourceFile, SourcePackage, find_source_in_file, source_file_url, sources_index_path,
     unpack_source,
@@ -126,7 +126,7 @@ pub(super) fn plan_debian_source(
             .finish();
         if let Some(package) = context
             .cache
-            .get_entry::<SourcePackage>("source-lookup", &lookup)?
+            .get_entry::<SourcePackage>(Bucket::SourceLookup, &lookup)?
         {
             return Ok(PlannedSource::Debian(package));
         }
@@ -146,7 +146,7 @@ pub(super) fn plan_debian_source(
         if let Some(package) = found {
             context
                 .cache
-                .put_entry("source-lookup", &lookup, &package)?;
+                .put_entry(Bucket::SourceLookup, &lookup, &package, EntryMeta::any())?;
             return Ok(PlannedSource::Debian(package));
         }
     }
@@ -163,7 +163,7 @@ pub(super) fn plan_debian_source(
 
 /// Where the unpacked tree of sources with this digest lives.
 fn source_root(cache: &Cache, digest: &Sha256Digest) -> PathBuf {
-    cache.root().join("sources-v1").join(digest.hex())
+    cache.tree_path(Bucket::Sources, digest)
 }
 
 /// Whether the cache holds the unpacked tree of a planned source (a local
@@ -214,46 +214,50 @@ pub(super) fn materialize(
     };
     let digest = source.digest()?;
     let cache = context.cache;
-    let root = source_root(cache, &digest);
-    let _lock = cache.lock_item(&format!("source-{}", digest.hex()))?;
-    if let Some(tree) = single_directory(&root)? {
-        outcomes.record(NodeKind::Source, &digest, NodeOutcome::new(Outcome::Local));
-        return Ok(tree);
-    }
     let start = Instant::now();
-    let mut local = Vec::new();
     let mut bytes = 0;
-    for (file, url) in files {
-        let size = (file.size > 0).then_some(file.size);
-        let (path, _, fetched) = cache.fetch_by_digest(
-            context.http,
-            &[url],
-            &file.sha256,
-            size,
-            &file.name,
-            context.reporter,
-        )?;
-        bytes += fetched;
-        local.push((file, path));
-    }
-    // Only .orig/.debian/native tarballs are unpacked; the .dsc is verified
-    // by digest like the rest, and not needed for the tree.
-    local.retain(|(file, _)| !file.name.ends_with(".dsc"));
-    let parent = root.parent().expect("source roots have a parent");
-    fs::create_dir_all(parent).map_err(io_error(parent))?;
-    let aside = crate::cache::LockedTempDir::beside(&root).map_err(io_error(parent))?;
-    unpack_source(&local, aside.path()).map_err(|error| Error::Source {
-        what: source.describe(),
-        source: error,
-    })?;
-    aside.persist(&root).map_err(io_error(&root))?;
-    outcomes.record(
-        NodeKind::Source,
+    let (root, origin) = cache.get_or_build_tree(
+        Bucket::Sources,
         &digest,
-        NodeOutcome::new(Outcome::Downloaded)
+        EntryMeta::any(),
+        |work| -> Result<(), Error> {
+            let mut local = Vec::new();
+            for (file, url) in files {
+                let size = (file.size > 0).then_some(file.size);
+                let (path, _, fetched) = cache.fetch_by_digest(
+                    context.http,
+                    &[url],
+                    &file.sha256,
+                    size,
+                    &file.name,
+                    context.reporter,
+                )?;
+                bytes += fetched;
+                local.push((file, path));
+            }
+            // Only .orig/.debian/native tarballs are unpacked; the .dsc is
+            // verified by digest like the rest, and not needed for the tree.
+            local.retain(|(file, _)| !file.name.ends_with(".dsc"));
+            unpack_source(&local, work).map_err(|error| Error::Source {
+                what: source.describe(),
+                source: error,
+            })?;
+            if single_directory(work)?.is_none() {
+                return Err(Error::Target {
+                    target: source.describe(),
+                    message: "unpacking gave no single source tree".to_owned(),
+                });
+            }
+            Ok(())
+        },
+    )?;
+    let outcome = match origin {
+        TreeOrigin::Built => NodeOutcome::new(Outcome::Downloaded)
             .with_bytes(bytes)
             .with_seconds(start.elapsed().as_secs_f64()),
-    );
+        TreeOrigin::Local | TreeOrigin::Unpacked => NodeOutcome::new(Outcome::Local),
+    };
+    outcomes.record(NodeKind::Source, &digest, outcome);
     single_directory(&root)?.ok_or_else(|| Error::Target {
         target: source.describe(),
         message: format!("unpacking gave no source tree in {}", root.display()),

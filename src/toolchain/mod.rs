@@ -53,8 +53,6 @@ pub enum ToolchainError {
         triple: String,
         what: &'static str,
     },
-    #[error("{root} already exists; remove it or open it instead of assembling again")]
-    RootExists { root: PathBuf },
     #[error("cannot run {program}")]
     Run {
         program: PathBuf,

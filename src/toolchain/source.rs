@@ -16,8 +16,9 @@
 //! compiled by that GCC. Everything is configured with a placeholder
 //! prefix ([`PREFIX`]) and the sysroot inside it, which makes GCC and the
 //! linker relocatable (both find the sysroot relative to their own
-//! location), then installed into a scratch directory and moved to `root`
-//! once a test program has compiled and linked. Only C is built; programs
+//! location), then installed into a scratch directory and moved into the
+//! tree the cache renames into place once a test program has compiled and
+//! linked. Only C is built; programs
 //! link statically by default through the C build recipes.
 //!
 //! It takes tens of minutes on a small machine, so the pipeline never starts
@@ -32,6 +33,7 @@ use std::time::Instant;
 
 use super::gcc::{BUILD_MULTIARCH, CrossGcc, Manifest, run_tool, write_manifest_and_test};
 use super::{CopyFiles, ToolchainError, copy_tree, relativize_symlinks, walk_entries};
+use crate::cache::LockedTempDir;
 use crate::debian::unpack::unpack_deb;
 use crate::platform::{Libc, Platform};
 
@@ -100,42 +102,31 @@ pub fn musl_arch(gnu_triple: &str) -> Option<&'static str> {
     })
 }
 
-/// Builds a cross GCC for `target` from `inputs` into the new directory
-/// `root`, with `jobs` parallel compiler processes. Build output goes to
+/// Builds a cross GCC for `target` from `inputs` into `into`, an empty
+/// directory (the cache renames it into place), with `jobs` parallel
+/// compiler processes, in the scratch directory `scratch` (sources,
+/// objects, the staged install; removed when done, or kept for inspection
+/// with [`KEEP_FAILED_ENV`] when the build fails). Build output goes to
 /// `log` (kept after the build; quoted in the error when a step fails).
 pub fn build(
     inputs: &SourceInputs,
     target: &Platform,
-    root: &Path,
+    into: &Path,
+    scratch: LockedTempDir,
     jobs: usize,
     log: &Path,
 ) -> Result<CrossGcc, ToolchainError> {
     let triple = target.gnu_triple.as_str();
     let arch = musl_arch(triple).ok_or_else(|| ToolchainError::Missing {
-        root: root.to_owned(),
+        root: into.to_owned(),
         triple: triple.to_owned(),
         what: "musl port for this CPU",
     })?;
-    if fs_err::symlink_metadata(root).is_ok() {
-        return Err(ToolchainError::RootExists {
-            root: root.to_owned(),
-        });
-    }
     check_host_tools(&std::env::var_os("PATH").unwrap_or_default())?;
-    let parent = match root.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    fs_err::create_dir_all(&parent).map_err(|source| io_error(&parent, source))?;
     if let Some(directory) = log.parent() {
         fs_err::create_dir_all(directory).map_err(|source| io_error(directory, source))?;
     }
-    // Scratch space (sources, objects, the staged install) next to `root`,
-    // so the final rename stays on one file system; locked while it lives
-    // (a sweep of the cache leaves it alone), removed when dropped.
-    let scratch =
-        crate::cache::LockedTempDir::beside(root).map_err(|source| io_error(&parent, source))?;
-    let result = build_in(inputs, target, root, jobs, log, arch, scratch.path());
+    let result = build_in(inputs, target, into, jobs, log, arch, scratch.path());
     if result.is_err() && std::env::var_os(KEEP_FAILED_ENV).is_some() {
         let kept = scratch.keep();
         let _ = append_log(
@@ -165,7 +156,7 @@ fn append_log(log: &Path, text: &str) -> Result<(), ToolchainError> {
 fn build_in(
     inputs: &SourceInputs,
     target: &Platform,
-    root: &Path,
+    into: &Path,
     jobs: usize,
     log: &Path,
     arch: &str,
@@ -369,16 +360,14 @@ fn build_in(
         "toolchain built in {:.0} s",
         builder.started.elapsed().as_secs_f64()
     ))?;
-    fs_err::rename(&staged_root, root).map_err(|source| {
-        if fs_err::symlink_metadata(root).is_ok() {
-            ToolchainError::RootExists {
-                root: root.to_owned(),
-            }
-        } else {
-            io_error(root, source)
-        }
-    })?;
-    Ok(CrossGcc::at(root, manifest))
+    for entry in fs_err::read_dir(&staged_root).map_err(|source| io_error(&staged_root, source))? {
+        let from = entry
+            .map_err(|source| io_error(&staged_root, source))?
+            .path();
+        let to = into.join(from.file_name().expect("directory entries have names"));
+        fs_err::rename(&from, &to).map_err(|source| io_error(&to, source))?;
+    }
+    Ok(CrossGcc::at(into, manifest))
 }
 
 /// The build machine's programs the build runs: its C and C++ compilers

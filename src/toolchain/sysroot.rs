@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::gcc::{rename_into_place, temporary_sibling};
 use super::{ToolchainError, io_error, relativize_symlinks};
 use crate::debian::unpack::unpack_deb;
 use crate::platform::Platform;
@@ -45,21 +44,15 @@ pub fn is_complete(root: &Path) -> bool {
 }
 
 /// Unpacks `debs` (in order, the later winning where two ship one path)
-/// into the new directory `root` as the sysroot of `target`, and checks
-/// that the C library is there. `packages` names them for the description.
+/// into `work`, an empty directory (the cache renames it into place), as
+/// the sysroot of `target`, and checks that the C library is there.
+/// `packages` names them for the description.
 pub fn assemble(
     debs: &[PathBuf],
     packages: &[String],
     target: &Platform,
-    root: &Path,
+    work: &Path,
 ) -> Result<(), ToolchainError> {
-    if fs_err::symlink_metadata(root).is_ok() {
-        return Err(ToolchainError::RootExists {
-            root: root.to_owned(),
-        });
-    }
-    let temporary = temporary_sibling(root)?;
-    let work = temporary.path();
     for deb in debs {
         unpack_deb(deb, work).map_err(|source| ToolchainError::Unpack {
             deb: deb.clone(),
@@ -69,7 +62,7 @@ pub fn assemble(
     merge_usr(work)?;
     relativize_symlinks(work, work)?;
     let missing = |what| ToolchainError::Missing {
-        root: root.to_owned(),
+        root: work.to_owned(),
         triple: target.gnu_triple.clone(),
         what,
     };
@@ -96,10 +89,7 @@ pub fn assemble(
         packages: packages.to_vec(),
     })
     .expect("a description always serializes");
-    fs_err::write(&description, json).map_err(|source| io_error(&description, source))?;
-    rename_into_place(work, root)?;
-    let _ = temporary.keep();
-    Ok(())
+    fs_err::write(&description, json).map_err(|source| io_error(&description, source))
 }
 
 /// Moves what the packages put in `/bin`, `/sbin`, `/lib`… under `usr/`

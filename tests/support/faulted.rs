@@ -140,7 +140,7 @@ pub fn exit_code(run: &RunOutput) -> i32 {
 }
 
 /// Buckets of the cache whose hidden entries are trees being built.
-pub const TREE_BUCKETS: [&str; 3] = ["toolchains-v1", "sysroots-v2", "sources-v1"];
+pub const TREE_BUCKETS: [&str; 4] = ["toolchains-v1", "sysroots-v3", "compilers-v1", "sources-v1"];
 
 /// Temp files under `cache`: those [`temp_leftovers`] finds (anything in
 /// `tmp/`), and the hidden trees beside the entries of a tree bucket.
@@ -178,10 +178,10 @@ pub fn assert_no_half_written_entries(cache: &Path) {
     assert_entries_whole(cache);
 }
 
-/// Every record in `entries-v1` is whole JSON (records are written by
+/// Every record in `entries-v2` is whole JSON (records are written by
 /// rename, so a torn one means a write was not atomic).
 fn assert_entries_whole(cache: &Path) {
-    for record in all_files(&cache.join("entries-v1")) {
+    for record in all_files(&cache.join("entries-v2")) {
         let bytes = fs::read(&record).unwrap();
         assert!(
             serde_json::from_slice::<Value>(&bytes).is_ok(),

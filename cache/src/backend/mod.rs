@@ -51,20 +51,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A blob as an entry lists it: its digest and size.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-pub struct BlobRef {
-    pub digest: Sha256Digest,
-    pub size: u64,
-}
-
-impl BlobRef {
-    pub fn new(digest: Sha256Digest, size: u64) -> Self {
-        BlobRef { digest, size }
-    }
-}
+pub use crate::blob::BlobRef;
 
 /// How remotes are reached: timeouts, parallelism and where credentials
 /// come from. [`RemoteConfig::default`] reads nothing from the environment;

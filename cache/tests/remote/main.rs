@@ -8,11 +8,11 @@ mod speed;
 
 use servers::{Failing, Nginx, NginxOptions, Registry};
 use std::path::PathBuf;
-use xbuild_cache::Cache;
 use xbuild_cache::backend::{self, Backend, BlobRef, RemoteConfig, RemoteError};
 use xbuild_cache::hash::Sha256Digest;
 use xbuild_cache::remote::{Problem, Remotes, UploadEntry};
 use xbuild_cache::sign::{SecretKey, TrustError};
+use xbuild_cache::{Bucket, Cache, EntryMeta};
 
 #[derive(Clone, Copy, Debug)]
 pub enum Kind {
@@ -98,14 +98,11 @@ pub fn stored_entry(cache: &Cache, name: &str, blobs: &[&[u8]]) -> UploadEntry {
         "name": name,
         "outputs": refs.iter().map(|blob| blob.digest.oci()).collect::<Vec<_>>(),
     });
-    cache.put_entry("layer", &key, &record).unwrap();
-    UploadEntry {
-        bucket: "layer".into(),
-        key,
-        record: serde_json::to_vec(&record).unwrap(),
-        blobs: refs,
-        platform: "aarch64-linux".into(),
-    }
+    let meta = EntryMeta::for_platform("aarch64-linux").with_blobs(refs);
+    cache.put_entry(Bucket::Layer, &key, &record, meta).unwrap();
+    UploadEntry::from_local(cache, Bucket::Layer, &key)
+        .unwrap()
+        .unwrap()
 }
 
 /// A megabyte of bytes that differ per `seed`.
@@ -133,7 +130,7 @@ fn assert_nothing_of(cache: &Cache, entry: &UploadEntry) {
             blob.digest
         );
     }
-    let record: Option<serde_json::Value> = cache.get_entry(&entry.bucket, &entry.key).unwrap();
+    let record: Option<serde_json::Value> = cache.get_entry(entry.bucket, &entry.key).unwrap();
     assert!(
         record.is_none(),
         "the refused entry entered the local cache"
@@ -252,7 +249,7 @@ fn a_second_upload_uploads_nothing_and_b_fetches_everything(kind: Kind) {
     assert_eq!((remote.entries_skipped, remote.blobs_skipped), (2, 2));
 
     let b = machine();
-    let fetch = remotes.fetch_entry(&b.cache, "layer", &first.key);
+    let fetch = remotes.fetch_entry(&b.cache, Bucket::Layer, &first.key);
     assert!(fetch.warnings.is_empty(), "{:?}", fetch.warnings);
     let hit = fetch.hit.expect("a hit");
     assert_eq!(hit.remote, server.url());
@@ -269,16 +266,20 @@ fn a_second_upload_uploads_nothing_and_b_fetches_everything(kind: Kind) {
                 .is_some()
         );
     }
-    let record: serde_json::Value = b.cache.get_entry("layer", &first.key).unwrap().unwrap();
+    let record: serde_json::Value = b
+        .cache
+        .get_entry(Bucket::Layer, &first.key)
+        .unwrap()
+        .unwrap();
     assert_eq!(serde_json::to_vec(&record).unwrap(), first.record);
     // The second entry's one blob came with the first.
     let hit = remotes
-        .fetch_entry(&b.cache, "layer", &second.key)
+        .fetch_entry(&b.cache, Bucket::Layer, &second.key)
         .hit
         .unwrap();
     assert_eq!(hit.blobs_fetched, 0);
 
-    let absent = remotes.fetch_entry(&b.cache, "layer", &Sha256Digest::of(b"absent"));
+    let absent = remotes.fetch_entry(&b.cache, Bucket::Layer, &Sha256Digest::of(b"absent"));
     assert!(
         absent.hit.is_none() && absent.warnings.is_empty(),
         "{absent:?}"
@@ -317,7 +318,7 @@ fn uploaded(server: &Server, signer: &SecretKey) -> UploadEntry {
 /// warning, after checking that nothing of the entry entered the cache.
 fn refused(server: &Server, trusted: &SecretKey, entry: &UploadEntry) -> String {
     let b = machine();
-    let fetch = remotes(server, trusted).fetch_entry(&b.cache, &entry.bucket, &entry.key);
+    let fetch = remotes(server, trusted).fetch_entry(&b.cache, entry.bucket, &entry.key);
     assert!(fetch.hit.is_none(), "a refused entry was used");
     assert_eq!(fetch.warnings.len(), 1, "{:?}", fetch.warnings);
     assert_nothing_of(&b.cache, entry);
@@ -366,7 +367,7 @@ fn an_envelope_whose_signature_was_altered_is_refused(kind: Kind) {
     let entry = uploaded(&server, &signer);
     let backend = server.backend();
     let envelope = backend
-        .get_entry(&entry.bucket, &entry.key)
+        .get_entry(entry.bucket.name(), &entry.key)
         .unwrap()
         .unwrap();
     let mut value: serde_json::Value = serde_json::from_slice(&envelope).unwrap();
@@ -379,7 +380,7 @@ fn an_envelope_whose_signature_was_altered_is_refused(kind: Kind) {
     value["signatures"][0]["signature"] = format!("{flipped}{}", &signature[1..]).into();
     let altered = serde_json::to_vec(&value).unwrap();
     backend
-        .put_entry(&entry.bucket, &entry.key, &altered, &entry.blobs)
+        .put_entry(entry.bucket.name(), &entry.key, &altered, &entry.blobs)
         .unwrap();
     let text = refused(&server, &signer, &entry);
     assert!(
@@ -394,16 +395,16 @@ fn an_entry_served_under_another_key_is_refused(kind: Kind) {
     let entry = uploaded(&server, &signer);
     let backend = server.backend();
     let envelope = backend
-        .get_entry(&entry.bucket, &entry.key)
+        .get_entry(entry.bucket.name(), &entry.key)
         .unwrap()
         .unwrap();
     let mut other = entry.clone();
     other.key = Sha256Digest::of(b"a node that was never built");
     backend
-        .put_entry(&other.bucket, &other.key, &envelope, &other.blobs)
+        .put_entry(other.bucket.name(), &other.key, &envelope, &other.blobs)
         .unwrap();
     let b = machine();
-    let fetch = remotes(&server, &signer).fetch_entry(&b.cache, &other.bucket, &other.key);
+    let fetch = remotes(&server, &signer).fetch_entry(&b.cache, other.bucket, &other.key);
     assert!(fetch.hit.is_none());
     assert_nothing_of(&b.cache, &other);
     let text = fetch.warnings[0].to_string();
@@ -440,7 +441,7 @@ fn a_corrupt_local_blob_never_reaches_the_remote(kind: Kind) {
     );
     let backend = server.backend();
     assert_eq!(backend.has_blobs(&[blob.digest]).unwrap(), [false]);
-    assert!(!backend.has_entry(&entry.bucket, &entry.key).unwrap());
+    assert!(!backend.has_entry(entry.bucket.name(), &entry.key).unwrap());
 }
 
 #[test]
@@ -453,7 +454,7 @@ fn a_blob_the_remote_lost_or_lengthened_is_a_miss_and_nothing_enters_the_cache()
     let longer = [&original[..], b"and then some"].concat();
     std::fs::write(server.blob_file(&small.digest), longer).unwrap();
     let b = machine();
-    let fetch = remotes(&server, &signer).fetch_entry(&b.cache, &entry.bucket, &entry.key);
+    let fetch = remotes(&server, &signer).fetch_entry(&b.cache, entry.bucket, &entry.key);
     assert!(
         matches!(fetch.warnings[0].problem, Problem::BlobTooLong { .. }),
         "{}",
@@ -463,7 +464,7 @@ fn a_blob_the_remote_lost_or_lengthened_is_a_miss_and_nothing_enters_the_cache()
 
     std::fs::write(server.blob_file(&small.digest), original).unwrap();
     std::fs::remove_file(server.blob_file(&large.digest)).unwrap();
-    let fetch = remotes(&server, &signer).fetch_entry(&b.cache, &entry.bucket, &entry.key);
+    let fetch = remotes(&server, &signer).fetch_entry(&b.cache, entry.bucket, &entry.key);
     let text = fetch.warnings[0].to_string();
     assert!(
         matches!(fetch.warnings[0].problem, Problem::BlobMissing { .. }),
@@ -494,7 +495,7 @@ fn a_remote_that_never_answers_times_out_into_a_warning() {
     ] {
         let remotes = Remotes::open(&[url], &config, vec![signer.public()]).unwrap();
         let start = std::time::Instant::now();
-        let fetch = remotes.fetch_entry(&a.cache, "layer", &entry.key);
+        let fetch = remotes.fetch_entry(&a.cache, Bucket::Layer, &entry.key);
         assert!(start.elapsed() < std::time::Duration::from_secs(10));
         let text = fetch.warnings[0].to_string();
         assert!(
@@ -522,7 +523,7 @@ fn a_remote_that_is_down_is_a_miss_with_a_warning_and_asked_once() {
             vec![signer.public()],
         )
         .unwrap();
-        let fetch = remotes.fetch_entry(&a.cache, "layer", &entry.key);
+        let fetch = remotes.fetch_entry(&a.cache, Bucket::Layer, &entry.key);
         assert!(fetch.hit.is_none());
         let text = fetch.warnings[0].to_string();
         assert!(
@@ -532,7 +533,7 @@ fn a_remote_that_is_down_is_a_miss_with_a_warning_and_asked_once() {
         assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
         assert!(text.contains("not asked again"), "{text}");
         assert!(fetch.warnings[0].hint().unwrap().contains("reachable"));
-        let again = remotes.fetch_entry(&a.cache, "layer", &entry.key);
+        let again = remotes.fetch_entry(&a.cache, Bucket::Layer, &entry.key);
         assert!(again.warnings.is_empty(), "a down remote was asked again");
         let report = remotes.upload(&a.cache, std::slice::from_ref(&entry), &signer);
         assert!(report.has_failures(), "{report:#?}");
@@ -567,7 +568,7 @@ fn a_web_server_refusing_every_put_fails_the_upload_and_reads_still_miss() {
     );
     assert!(remote.failures[2].error.contains("its blob"), "{report:#?}");
     let b = machine();
-    let fetch = remotes.fetch_entry(&b.cache, "layer", &entry.key);
+    let fetch = remotes.fetch_entry(&b.cache, Bucket::Layer, &entry.key);
     assert!(
         fetch.hit.is_none() && fetch.warnings.is_empty(),
         "{fetch:?}"
@@ -588,7 +589,7 @@ fn a_registry_answering_500_fails_the_upload_and_warns_on_reads() {
         report.remotes[0].failures[0].error.contains("HTTP 500"),
         "{report:#?}"
     );
-    let fetch = remotes.fetch_entry(&a.cache, "layer", &entry.key);
+    let fetch = remotes.fetch_entry(&a.cache, Bucket::Layer, &entry.key);
     assert!(fetch.hit.is_none());
     let text = fetch.warnings[0].to_string();
     assert!(

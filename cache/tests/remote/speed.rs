@@ -36,17 +36,18 @@ fn speed_of_a_100_mb_blob() {
         drop(buffered);
         a.cache.commit_blob(temp, &digest).unwrap();
         let key = xbuild_cache::hash::Sha256Digest::of(b"speed");
-        let record = br#"{"speed":true}"#.to_vec();
+        let meta = xbuild_cache::EntryMeta::any().with_blob(BlobRef::new(digest, size));
         a.cache
-            .put_entry("layer", &key, &serde_json::json!({"speed": true}))
+            .put_entry(
+                xbuild_cache::Bucket::Layer,
+                &key,
+                &serde_json::json!({"speed": true}),
+                meta,
+            )
             .unwrap();
-        let entry = UploadEntry {
-            bucket: "layer".into(),
-            key,
-            record,
-            blobs: vec![BlobRef::new(digest, size)],
-            platform: String::new(),
-        };
+        let entry = UploadEntry::from_local(&a.cache, xbuild_cache::Bucket::Layer, &key)
+            .unwrap()
+            .unwrap();
         let signer = SecretKey::generate("bench").unwrap();
         let remotes = Remotes::open(
             &[server.url()],
@@ -60,7 +61,10 @@ fn speed_of_a_100_mb_blob() {
         assert!(!report.has_failures(), "{report:#?}");
         let b = machine();
         let start = Instant::now();
-        let hit = remotes.fetch_entry(&b.cache, "layer", &key).hit.unwrap();
+        let hit = remotes
+            .fetch_entry(&b.cache, xbuild_cache::Bucket::Layer, &key)
+            .hit
+            .unwrap();
         let down = start.elapsed().as_secs_f64();
         assert_eq!(hit.blobs_fetched, 1);
         let megabytes = size as f64 / 1e6;

@@ -16,7 +16,7 @@ use super::super::resolve::ResolveContext;
 use super::io_error;
 use crate::Error;
 use crate::build::cargo::{self, CargoTarget, Linker};
-use crate::cache::Cache;
+use crate::cache::{Bucket, Cache, EntryMeta};
 use crate::manifest::{BuildSpec, CargoOptions};
 use crate::plan::KeyBuilder;
 use crate::plan::explain::Inputs;
@@ -106,7 +106,7 @@ fn process_environment() -> Vec<(String, String)> {
 /// The build-script variables recorded for the build `name`.
 fn recorded_variables(cache: &Cache, name: &str) -> Result<Vec<String>, Error> {
     Ok(cache
-        .get_entry::<Vec<String>>("cargo-build-script-env", &variables_key(name))?
+        .get_entry::<Vec<String>>(Bucket::CargoBuildScriptEnv, &variables_key(name))?
         .unwrap_or_default())
 }
 
@@ -187,9 +187,10 @@ pub(super) fn record_variables(
     variables: &[String],
 ) -> Result<(), Error> {
     Ok(cache.put_entry(
-        "cargo-build-script-env",
+        Bucket::CargoBuildScriptEnv,
         &variables_key(name),
         &variables.to_vec(),
+        EntryMeta::any(),
     )?)
 }
 
@@ -269,12 +270,12 @@ pub(super) fn build(
             cargo_target = cargo_target.with_sysroot(&gcc.sysroot, &platform.multiarch);
         }
     }
-    let target_dir = cache.root().join("cargo-target-v1").join(
-        KeyBuilder::new("cargo-target-dir")
+    let target_dir = cache.scratch_dir(
+        Bucket::CargoTarget,
+        &KeyBuilder::new("cargo-target-dir")
             .text("project", &tree.display().to_string())
-            .finish()
-            .hex(),
-    );
+            .finish(),
+    )?;
     let cargo_options = cargo::BuildOptions {
         profile: spec.profile.clone(),
         no_default_features: spec.no_default_features,

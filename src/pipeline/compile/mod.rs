@@ -25,7 +25,7 @@ use super::resolve::IndexUse;
 use super::sources::{self, PlannedSource};
 use crate::Error;
 use crate::build::c::{self, CKind, CTarget};
-use crate::cache::{Cache, CacheError};
+use crate::cache::{Bucket, Cache, CacheError, EntryMeta};
 use crate::hash::Sha256Digest;
 use crate::manifest::{BuildKind, BuildSpec, CargoOptions};
 use crate::plan::explain::{self, Difference, Inputs};
@@ -223,7 +223,7 @@ fn plan_build(
             source
                 .digest_excluding(&[
                     options.out_dir.clone(),
-                    contexts.image.cache.root().to_owned(),
+                    contexts.image.cache.location().to_owned(),
                 ])?
                 .oci(),
         ),
@@ -313,17 +313,17 @@ pub(in crate::pipeline) fn explain(
     cache: &Cache,
     planned: &PlannedBuild,
 ) -> Result<(Option<BuildRecord>, Option<Nearest>), Error> {
-    if let Some(record) = cache.get_entry::<BuildRecord>("build", &planned.key)?
+    if let Some(record) = cache.get_entry::<BuildRecord>(Bucket::Build, &planned.key)?
         && cache.has_blob(&record.layer.digest)
     {
         return Ok((Some(record), None));
     }
     let history: Vec<Sha256Digest> = cache
-        .get_entry("build-history", &history_key(&planned.name))?
+        .get_entry(Bucket::BuildHistory, &history_key(&planned.name))?
         .unwrap_or_default();
     let mut cached = Vec::new();
     for key in history {
-        if let Some(record) = cache.get_entry::<BuildRecord>("build", &key)? {
+        if let Some(record) = cache.get_entry::<BuildRecord>(Bucket::Build, &key)? {
             cached.push(record);
         }
     }
@@ -374,8 +374,8 @@ fn build_one(
     let key = planned.key;
     let label = planned.name.clone();
     let cache = context.cache;
-    let _lock = cache.lock_item(&format!("build-{}", key.hex()))?;
-    let existing = cache.get_entry::<BuildRecord>("build", &key)?;
+    let _lock = cache.lock(Bucket::Build, &key)?;
+    let existing = cache.get_entry::<BuildRecord>(Bucket::Build, &key)?;
     if let Some(record) = &existing
         && cache
             .verified_blob(&record.layer.digest, Some(record.layer.size))?
@@ -481,7 +481,10 @@ fn build_one(
         inputs: planned.inputs.clone(),
         seconds: existing.map_or(seconds, |existing| existing.seconds.max(seconds)),
     };
-    cache.put_entry("build", &key, &record)?;
+    // A build's entry needs its layer; it is for its target (whatever
+    // machine built it).
+    let meta = EntryMeta::for_platform(platform.name.clone()).with_blob(record.layer.blob());
+    cache.put_entry(Bucket::Build, &key, &record, meta.clone())?;
     let mut new_keys = vec![key];
     // Build scripts that read variables the plan did not know of: the
     // next plan covers their values, so the record is also stored under
@@ -493,24 +496,30 @@ fn build_one(
         let inputs = cargo::with_build_script_variables(&planned.inputs, &variables);
         let later = key_of(&inputs);
         cache.put_entry(
-            "build",
+            Bucket::Build,
             &later,
             &BuildRecord {
                 inputs,
                 ..record.clone()
             },
+            meta,
         )?;
         new_keys.push(later);
     }
     let history = history_key(&planned.name);
     let mut keys: Vec<Sha256Digest> = cache
-        .get_entry("build-history", &history)?
+        .get_entry(Bucket::BuildHistory, &history)?
         .unwrap_or_default();
     keys.retain(|existing| !new_keys.contains(existing));
     keys.extend(new_keys);
     let excess = keys.len().saturating_sub(HISTORY_LENGTH);
     keys.drain(..excess);
-    cache.put_entry("build-history", &history, &keys)?;
+    cache.put_entry(
+        Bucket::BuildHistory,
+        &history,
+        &keys,
+        EntryMeta::for_platform(platform.name.clone()),
+    )?;
     outcomes.record(
         NodeKind::Build,
         &key,

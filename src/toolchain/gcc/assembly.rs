@@ -9,26 +9,21 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, PoisonError};
 
-use crate::cache::LockedTempDir;
-
-use super::{Programs, SKIPPED_HOST_PACKAGES, temporary_sibling, tree};
+use super::{Programs, SKIPPED_HOST_PACKAGES, io_error, tree};
 use crate::debian::deb::{DebArchive, DebControl};
 use crate::debian::unpack::{SharedUnpack, UnpackError, unpack_deb};
 use crate::parallel;
 use crate::platform::Platform;
 use crate::toolchain::ToolchainError;
 
-/// A compiler's programs being assembled. [`Assembly::begin`] makes a
-/// temporary sibling of `root`; [`Assembly::add`] unpacks one package into
-/// it (from any thread, concurrently with others); [`Assembly::finish`]
-/// fixes the tree up and renames it into place once it has compiled a test
-/// file, so `root` is either complete or absent. Dropped before `finish`,
-/// it leaves nothing behind.
+/// A compiler's programs being assembled in an empty directory (one the
+/// cache renames into place when it is complete): [`Assembly::add`] unpacks
+/// one package into it (from any thread, concurrently with others);
+/// [`Assembly::finish`] fixes the tree up and compiles a test file.
 #[derive(Debug)]
 pub struct Assembly {
-    root: PathBuf,
+    work: PathBuf,
     target: Platform,
-    temporary: LockedTempDir,
     unpack: SharedUnpack,
     /// Unpacks that may run at once: one per core, since each keeps one
     /// busy; callers may add from more threads (downloads) than that.
@@ -48,23 +43,16 @@ struct Added {
 }
 
 impl Assembly {
-    /// Starts assembling the programs for `target` that will live at
-    /// `root`, which must not exist.
-    pub fn begin(target: &Platform, root: &Path) -> Result<Assembly, ToolchainError> {
-        if fs_err::symlink_metadata(root).is_ok() {
-            return Err(ToolchainError::RootExists {
-                root: root.to_owned(),
-            });
-        }
-        let temporary = temporary_sibling(root)?;
-        Ok(Assembly {
-            root: root.to_owned(),
+    /// Starts assembling the programs for `target` in `work`, an empty
+    /// directory.
+    pub fn begin(target: &Platform, work: &Path) -> Assembly {
+        Assembly {
+            work: work.to_owned(),
             target: target.clone(),
-            unpack: SharedUnpack::new(temporary.path()),
+            unpack: SharedUnpack::new(work),
             unpack_slots: Slots::new(parallel::cores()),
-            temporary,
             added: Mutex::new(Added::default()),
-        })
+        }
     }
 
     /// Unpacks `deb`, the package of rank `order` (ranks decide which
@@ -121,17 +109,16 @@ impl Assembly {
         parallel::collect_in_order(results).map(|_| ())
     }
 
-    /// Makes the unpacked packages relocatable programs, tests them and
-    /// renames the tree to `root`.
+    /// Makes the unpacked packages relocatable programs and tests them.
     pub fn finish(self) -> Result<Programs, ToolchainError> {
-        let (root, target) = (self.root.clone(), self.target.clone());
-        let temporary = self.unpacked()?;
-        tree::finish_programs(temporary, &target, &root)
+        let target = self.target.clone();
+        let work = self.unpacked()?;
+        tree::finish_programs(&work, &target)
     }
 
     /// The directory with every package unpacked as if one after another
     /// in order.
-    pub(super) fn unpacked(self) -> Result<LockedTempDir, ToolchainError> {
+    pub(super) fn unpacked(self) -> Result<PathBuf, ToolchainError> {
         let added = self
             .added
             .into_inner()
@@ -143,26 +130,39 @@ impl Assembly {
                     deb: source.archive().to_owned(),
                     source,
                 })?;
-            return Ok(self.temporary);
+            return Ok(self.work);
         }
         // Which package wins depends on the order: unpack them all again,
         // one after another, the later replacing the earlier.
-        drop(self.temporary);
-        let fresh = temporary_sibling(&self.root)?;
+        empty_directory(&self.work)?;
         for (deb, unpacked) in added.debs.values() {
             if *unpacked {
-                unpack_deb(deb, fresh.path()).map_err(|source| ToolchainError::Unpack {
+                unpack_deb(deb, &self.work).map_err(|source| ToolchainError::Unpack {
                     deb: deb.clone(),
                     source,
                 })?;
             }
         }
-        Ok(fresh)
+        Ok(self.work)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Added> {
         self.added.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Removes everything inside `directory`.
+fn empty_directory(directory: &Path) -> Result<(), ToolchainError> {
+    let entries = fs_err::read_dir(directory).map_err(|source| io_error(directory, source))?;
+    for entry in entries {
+        let path = entry.map_err(|source| io_error(directory, source))?.path();
+        let removed = match fs_err::symlink_metadata(&path) {
+            Ok(metadata) if metadata.is_dir() => crate::cache::temp::remove_tree(&path),
+            _ => std::fs::remove_file(&path),
+        };
+        removed.map_err(|source| io_error(&path, source))?;
+    }
+    Ok(())
 }
 
 /// The `Package` field of a `.deb`'s control file (empty when it has none

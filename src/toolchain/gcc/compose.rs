@@ -13,7 +13,7 @@
 //! drivers and linkers get `--sysroot`, and the drivers also map the
 //! sysroot to `/` and the programs to `/xbuild/toolchain` in file names
 //! (`-ffile-prefix-map`), so no cache path reaches a binary's debug
-//! information. Before it is renamed into place the compiler links a test
+//! information. Before the cache renames it into place the compiler links a test
 //! program, and every directory on its include and library search paths
 //! must lie inside the programs or the sysroot: the host's headers and
 //! libraries are never used.
@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use super::{
     BUILD_MULTIARCH, CrossGcc, Manifest, Programs, io_error, normalise, relative_path,
-    rename_into_place, run_tool_with, temporary_sibling, write_manifest_and_test,
+    run_tool_with, write_manifest_and_test,
 };
 use crate::toolchain::ToolchainError;
 
@@ -33,24 +33,18 @@ const DRIVERS: [&str; 6] = ["gcc", "g++", "cpp", "cc", "c++", "gfortran"];
 /// Linkers: their wrappers pass `--sysroot`.
 const LINKERS: [&str; 3] = ["ld", "ld.bfd", "ld.gold"];
 
-/// Makes the compiler of `programs` with `sysroot` at `root` (which must
-/// not exist), identified by `identity`.
+/// Makes the compiler of `programs` with `sysroot` in `work`, an empty
+/// directory beside its final place in the cache (so the relative links
+/// made here hold there), identified by `identity`.
 pub fn compose(
     programs: &Programs,
     sysroot: &Path,
-    root: &Path,
+    work: &Path,
     identity: &str,
 ) -> Result<CrossGcc, ToolchainError> {
-    if fs_err::symlink_metadata(root).is_ok() {
-        return Err(ToolchainError::RootExists {
-            root: root.to_owned(),
-        });
-    }
-    let temporary = temporary_sibling(root)?;
-    let work = temporary.path();
-    // Relative to where the links will be: `root`, a sibling of `work`.
-    let parent = canonical(work.parent().expect("a temporary sibling has a parent"))?;
-    let base = parent.join(root.file_name().expect("a compiler root has a name"));
+    // Relative to where the links will be: the final place, a sibling of
+    // `work`.
+    let base = canonical(work)?;
     for (name, target) in [
         ("toolchain", &programs.root),
         ("sysroot", &sysroot.to_owned()),
@@ -71,9 +65,7 @@ pub fn compose(
         &CrossGcc::at(work, manifest.clone()),
         &[&programs.root, sysroot],
     )?;
-    rename_into_place(work, root)?;
-    let _ = temporary.keep();
-    Ok(CrossGcc::at(root, manifest))
+    Ok(CrossGcc::at(work, manifest))
 }
 
 fn canonical(path: &Path) -> Result<PathBuf, ToolchainError> {

@@ -36,7 +36,6 @@ use std::process::{Command, Stdio};
 use serde::{Deserialize, Serialize};
 
 use super::ToolchainError;
-use crate::cache::LockedTempDir;
 use crate::platform::Platform;
 
 /// Host libraries the compiler and binutils link against that a minimal
@@ -382,36 +381,6 @@ pub(super) fn smoke_test(gcc: &CrossGcc) -> Result<(), ToolchainError> {
     );
     let _ = fs_err::remove_file(&output);
     result.map(|_| ())
-}
-
-/// Renames the finished tree `work` to `root`; `root` appearing meanwhile
-/// is [`ToolchainError::RootExists`].
-pub(crate) fn rename_into_place(work: &Path, root: &Path) -> Result<(), ToolchainError> {
-    use std::os::unix::fs::PermissionsExt;
-    // Temporary directories are private; a toolchain is readable by all.
-    fs_err::set_permissions(work, std::fs::Permissions::from_mode(0o755))
-        .map_err(|source| io_error(work, source))?;
-    fs_err::rename(work, root).map_err(|source| {
-        if fs_err::symlink_metadata(root).is_ok() {
-            ToolchainError::RootExists {
-                root: root.to_owned(),
-            }
-        } else {
-            io_error(root, source)
-        }
-    })
-}
-
-/// A new private directory beside `root` to build it in, locked while it
-/// lives (so a sweep of the cache leaves it alone), removed on drop.
-pub(crate) fn temporary_sibling(root: &Path) -> Result<LockedTempDir, ToolchainError> {
-    if let Some(parent) = root
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty())
-    {
-        fs_err::create_dir_all(parent).map_err(|source| io_error(parent, source))?;
-    }
-    LockedTempDir::beside(root).map_err(|source| io_error(root, source))
 }
 
 #[cfg(test)]

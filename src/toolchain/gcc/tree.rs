@@ -3,13 +3,11 @@
 //! GCC looks for them (`usr/<triple>/bin/as`, which Debian's native
 //! binutils does not ship, so that a native GCC never falls back to the
 //! host's `as` and `ld` on the `PATH`), the description written and a test
-//! file compiled before the tree is renamed into place.
+//! file compiled before the cache renames the tree into place.
 
 use std::path::Path;
 
-use crate::cache::LockedTempDir;
-
-use super::{PROGRAMS_FILE, Programs, io_error, rename_into_place, run_tool_with};
+use super::{PROGRAMS_FILE, Programs, io_error, run_tool_with};
 use crate::platform::Platform;
 use crate::toolchain::{ToolchainError, relativize_symlinks};
 
@@ -19,17 +17,12 @@ const TOOL_DIRECTORY_PROGRAMS: [&str; 11] = [
     "as", "ld", "ld.bfd", "ld.gold", "ar", "nm", "objcopy", "objdump", "ranlib", "readelf", "strip",
 ];
 
-/// Fixes up the packages unpacked in `temporary` (see the module doc) and
-/// renames the tree to `root`.
-pub(super) fn finish_programs(
-    temporary: LockedTempDir,
-    target: &Platform,
-    root: &Path,
-) -> Result<Programs, ToolchainError> {
-    let work = temporary.path();
+/// Fixes up the packages unpacked in `work` (see the module doc), which
+/// the cache then renames into place.
+pub(super) fn finish_programs(work: &Path, target: &Platform) -> Result<Programs, ToolchainError> {
     let triple = target.gnu_triple.as_str();
     let missing = |what| ToolchainError::Missing {
-        root: root.to_owned(),
+        root: work.to_owned(),
         triple: triple.to_owned(),
         what,
     };
@@ -51,13 +44,7 @@ pub(super) fn finish_programs(
     let json = serde_json::to_vec_pretty(&programs).expect("programs always serialize");
     fs_err::write(&description, json).map_err(|source| io_error(&description, source))?;
     compile_test(&programs)?;
-    rename_into_place(work, root)?;
-    // Renamed away: nothing left for the guard to remove.
-    let _ = temporary.keep();
-    Ok(Programs {
-        root: root.to_owned(),
-        ..programs
-    })
+    Ok(programs)
 }
 
 /// Links `usr/<triple>/bin/<tool>` to `usr/bin/<triple>-<tool>` for the
