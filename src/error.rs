@@ -17,6 +17,15 @@ use crate::platform::PlatformError;
 pub enum Error {
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// A signing or trusted key (`--sign`, `--trust`, `cache keygen`).
+    #[error(transparent)]
+    Key(#[from] xbuild_cache::sign::KeyError),
+    /// A remote cache that cannot be used as given (`--remote`).
+    #[error(transparent)]
+    Remote(#[from] xbuild_cache::backend::RemoteError),
+    /// `cache prewarm`: some uploads failed (each named on stderr).
+    #[error("{failures} uploads to the remote cache failed")]
+    UploadFailed { failures: usize },
     #[error(transparent)]
     Platform(#[from] PlatformError),
     #[error(transparent)]
@@ -175,6 +184,12 @@ fn fetch_class(error: &FetchError) -> ErrorClass {
 impl Error {
     pub fn class(&self) -> ErrorClass {
         match self {
+            Error::Key(_) => ErrorClass::Input,
+            Error::Remote(error) if error.is_unreachable() || error.is_transient() => {
+                ErrorClass::Network
+            }
+            Error::Remote(_) => ErrorClass::Input,
+            Error::UploadFailed { .. } => ErrorClass::Network,
             Error::Manifest(_)
             | Error::Platform(_)
             | Error::Repository(_)
@@ -211,6 +226,11 @@ impl Error {
     /// What a person can do about it, when there is something to say.
     pub fn hint(&self) -> Option<String> {
         match self {
+            Error::Key(_) => None,
+            Error::Remote(error) => error.hint(),
+            Error::UploadFailed { .. } => Some(
+                "the entries that did reach the remote are complete; run the prewarm again to upload the rest".into(),
+            ),
             Error::Repository(error) => Some(error.hint()),
             Error::Cache(error) => error.hint(),
             Error::Fetch(FetchError::Mismatch { .. }) => Some(

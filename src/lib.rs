@@ -45,6 +45,7 @@ pub mod plan;
 pub mod platform;
 pub mod progress;
 pub mod report;
+pub mod shared;
 pub mod toolchain;
 
 pub use error::Error;

@@ -150,6 +150,26 @@ impl Bucket {
     }
 
     /// The tree buckets.
+    /// Whether entries of this bucket travel between machines (through a
+    /// remote cache): what a build on another machine can reuse. Build
+    /// history, time estimates, output fingerprints and scratch stay local.
+    pub fn is_shared(self) -> bool {
+        matches!(
+            self,
+            Bucket::InRelease
+                | Bucket::Resolution
+                | Bucket::Layer
+                | Bucket::Build
+                | Bucket::SourceLookup
+                | Bucket::ToolchainBuild
+                | Bucket::CargoBuildScriptEnv
+                | Bucket::Toolchains
+                | Bucket::Sysroots
+                | Bucket::Compilers
+                | Bucket::Sources
+        )
+    }
+
     pub fn trees() -> impl Iterator<Item = Bucket> {
         Bucket::ALL
             .into_iter()

@@ -214,7 +214,14 @@ impl Cache {
         bucket: Bucket,
         key: &Sha256Digest,
     ) -> Result<Option<Entry<T>>, CacheError> {
-        self.read_entry(bucket, key, true)
+        let entry = match self.read_entry(bucket, key, true)? {
+            None if self.ask_fallback(bucket, key) => self.read_entry(bucket, key, true)?,
+            entry => entry,
+        };
+        if entry.is_some() {
+            self.note_used(bucket, key);
+        }
+        Ok(entry)
     }
 
     /// [`Cache::get_entry_with_meta`] without marking it used (for
@@ -270,7 +277,9 @@ impl Cache {
             path: path.clone(),
             source,
         })?;
-        self.write_entry_file(&path, &bytes)
+        self.write_entry_file(&path, &bytes)?;
+        self.note_used(bucket, key);
+        Ok(())
     }
 
     fn write_entry_file(&self, path: &Path, bytes: &[u8]) -> Result<(), CacheError> {

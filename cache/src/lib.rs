@@ -99,6 +99,20 @@ pub struct Cache {
     root: PathBuf,
     _root_lock: std::fs::File,
     exclusive: bool,
+    /// Asked for a shared entry the store lacks (a remote cache).
+    fallback: Option<std::sync::Arc<dyn EntryFallback>>,
+    /// The shared entries this process read or wrote: what a push uploads.
+    journal: std::sync::Mutex<std::collections::BTreeSet<(Bucket, Sha256Digest)>>,
+    /// The entries the fallback supplied in this process.
+    supplied: std::sync::Mutex<std::collections::BTreeSet<(Bucket, Sha256Digest)>>,
+}
+
+/// Where the cache gets a shared entry it lacks (see
+/// [`Bucket::is_shared`]): a remote cache. `fetch` stores the entry and
+/// the blobs it needs in `cache` (verified) and says whether it did; it
+/// never fails a read (a remote that fails is a miss).
+pub trait EntryFallback: Send + Sync {
+    fn fetch(&self, cache: &Cache, bucket: Bucket, key: &Sha256Digest) -> bool;
 }
 
 /// An exclusive per-item lock; released when dropped.
@@ -165,7 +179,61 @@ impl Cache {
             root: root.to_owned(),
             _root_lock: lock,
             exclusive,
+            fallback: None,
+            journal: Default::default(),
+            supplied: Default::default(),
         })
+    }
+
+    /// The cache asking `fallback` for the shared entries it lacks.
+    pub fn with_fallback(mut self, fallback: std::sync::Arc<dyn EntryFallback>) -> Cache {
+        self.fallback = Some(fallback);
+        self
+    }
+
+    /// The shared entries this process read or wrote, in order.
+    pub fn journal(&self) -> Vec<(Bucket, Sha256Digest)> {
+        let journal = self
+            .journal
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        journal.iter().copied().collect()
+    }
+
+    /// Whether the fallback supplied this entry in this process.
+    pub fn supplied_by_fallback(&self, bucket: Bucket, key: &Sha256Digest) -> bool {
+        let supplied = self
+            .supplied
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        supplied.contains(&(bucket, *key))
+    }
+
+    pub(crate) fn note_used(&self, bucket: Bucket, key: &Sha256Digest) {
+        if bucket.is_shared() {
+            let mut journal = self
+                .journal
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            journal.insert((bucket, *key));
+        }
+    }
+
+    /// Asks the fallback for a shared entry the store lacks; true if it is
+    /// there now.
+    pub(crate) fn ask_fallback(&self, bucket: Bucket, key: &Sha256Digest) -> bool {
+        let Some(fallback) = self.fallback.as_ref().filter(|_| bucket.is_shared()) else {
+            return false;
+        };
+        if !fallback.fetch(self, bucket, key) {
+            return false;
+        }
+        let mut supplied = self
+            .supplied
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        supplied.insert((bucket, *key));
+        true
     }
 
     /// Where the cache is, for messages and for leaving it out of a walk

@@ -10,6 +10,67 @@ use xbuild::cache::Cache;
 use xbuild::manifest::Manifest;
 use xbuild::pipeline::{self, BuildOptions};
 use xbuild::platform::Platforms;
+use xbuild::shared::{Shared, SharedSettings};
+
+/// What a command runs with: its options, the cache (reading through the
+/// remotes when `read_through`), and the remotes.
+pub(super) struct Setup {
+    pub options: BuildOptions,
+    pub cache: Cache,
+    pub shared: Option<Shared>,
+}
+
+/// The remote settings of the command line merged with the manifest's
+/// `[cache]` (the command line's remotes are asked first).
+fn shared_settings(common: &CommonArgs, manifest: &Manifest) -> SharedSettings {
+    let mut settings = SharedSettings {
+        remotes: common.shared.remotes.clone(),
+        trusted_keys: common.shared.trusted_keys.clone(),
+        signing_key: common.shared.signing_key.clone(),
+        read_only: common.shared.remote_read_only,
+    };
+    settings.remotes.retain(|remote| !remote.trim().is_empty());
+    for remote in &manifest.cache.remotes {
+        if !settings.remotes.contains(remote) {
+            settings.remotes.push(remote.clone());
+        }
+    }
+    for key in &manifest.cache.trusted_keys {
+        if !settings.trusted_keys.contains(key) {
+            settings.trusted_keys.push(key.clone());
+        }
+    }
+    settings
+}
+
+pub(super) fn setup(
+    common: &CommonArgs,
+    build_platform: Option<&str>,
+    read_through: bool,
+) -> Result<Setup, Error> {
+    let (mut options, cache) = options(common, build_platform)?;
+    let settings = shared_settings(common, &options.manifest);
+    for remote in &settings.remotes {
+        xbuild::manifest::check_remote_url(remote).map_err(|reason| Error::Target {
+            target: "--remote".into(),
+            message: reason,
+        })?;
+    }
+    let shared = Shared::open(&settings, options.http_timeout)?;
+    let cache = match &shared {
+        Some(shared) if read_through => cache.with_fallback(shared.reader.clone()),
+        Some(shared) => {
+            options.remote = std::sync::Arc::new(shared.status());
+            cache
+        }
+        None => cache,
+    };
+    Ok(Setup {
+        options,
+        cache,
+        shared,
+    })
+}
 
 fn options(
     common: &CommonArgs,
@@ -90,7 +151,11 @@ fn print_json<T: serde::Serialize>(value: &T) {
 }
 
 pub fn build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
-    let (mut options, cache) = options(&args.common, None)?;
+    let Setup {
+        mut options,
+        cache,
+        shared,
+    } = setup(&args.common, None, true)?;
     if let Some(out) = &args.out {
         options.out_dir = out.clone();
     }
@@ -103,7 +168,20 @@ pub fn build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
     let reporter = BarReporter::new(quiet);
     let result = pipeline::build(&options, &cache, &reporter);
     reporter.finish_after(result.is_err());
-    let report = result?;
+    let mut report = result?;
+    if let Some(shared) = &shared {
+        shared.mark_remote_hits(&cache, &mut report);
+        if let Some(upload) = shared.push(&cache)? {
+            if !quiet {
+                eprint!("{}", xbuild::shared::render_upload(&upload));
+            }
+            if upload.has_failures() {
+                eprintln!(
+                    "warning: some uploads to the remote cache failed (the build itself succeeded)"
+                );
+            }
+        }
+    }
     super::cache::record_build(&cache, &report);
     if args.common.json {
         print_json(&report);
@@ -116,7 +194,7 @@ pub fn build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
 }
 
 pub fn plan(args: PlanArgs, quiet: bool) -> Result<(), Error> {
-    let (options, cache) = options(&args.common, args.build_platform.as_deref())?;
+    let Setup { options, cache, .. } = setup(&args.common, args.build_platform.as_deref(), false)?;
     let reporter = BarReporter::new(quiet);
     let result = pipeline::plan(&options, &cache, &reporter);
     reporter.finish();

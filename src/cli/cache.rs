@@ -53,11 +53,13 @@ pub fn record_build(cache: &Cache, report: &BuildReport) {
     });
 }
 
-pub fn run(args: CacheArgs) -> Result<(), Error> {
+pub fn run(args: CacheArgs, quiet: bool) -> Result<(), Error> {
     match args.command {
         CacheCommand::Stats(args) => stats(&args),
         CacheCommand::Gc(args) => gc(&args),
         CacheCommand::Verify(args) => verify(&args),
+        CacheCommand::Prewarm(args) => super::prewarm::prewarm(args, quiet),
+        CacheCommand::Keygen(args) => super::prewarm::keygen(&args),
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod build;
 mod cache;
+mod prewarm;
 mod progress;
 mod targets;
 
@@ -82,6 +83,33 @@ struct CommonArgs {
         default_missing_value = "builds"
     )]
     require_hits: Option<RequireHitsArg>,
+    #[command(flatten)]
+    shared: SharedArgs,
+}
+
+/// The shared remote caches a build reads, and writes when it signs.
+#[derive(Args, Clone, Default)]
+struct SharedArgs {
+    /// A remote cache (repeatable, asked in order): file:///PATH,
+    /// http(s)://HOST/PREFIX (WebDAV PUT), oci://REGISTRY/REPOSITORY.
+    #[arg(
+        long = "remote",
+        value_name = "URL",
+        env = "XBUILD_REMOTE",
+        value_delimiter = ','
+    )]
+    remotes: Vec<String>,
+    /// A public key whose signed entries are used (repeatable): NAME:<base64>,
+    /// as `xbuild cache keygen` prints it.
+    #[arg(long = "trust", value_name = "NAME:KEY")]
+    trusted_keys: Vec<String>,
+    /// Sign what this build uses and makes with this secret key, and upload
+    /// it to the remotes that lack it.
+    #[arg(long = "sign", value_name = "FILE", env = "XBUILD_SIGNING_KEY_FILE")]
+    signing_key: Option<PathBuf>,
+    /// Read from the remotes, never write to them.
+    #[arg(long)]
+    remote_read_only: bool,
 }
 
 /// The values of `--require-hits`.
@@ -161,6 +189,31 @@ enum CacheCommand {
     /// Re-hash every blob and check every entry and packed tree; remove what is
     /// corrupt, and exit with status 4 if anything was.
     Verify(CacheDirArgs),
+    /// Fetch and build everything the targets' builds need, and upload to the
+    /// remotes (--remote, signed with --sign) what they lack.
+    Prewarm(PrewarmArgs),
+    /// Make a signing key: writes the secret key file (mode 0600, never
+    /// overwriting) and prints the public key NAME:<base64> for --trust.
+    Keygen(KeygenArgs),
+}
+
+#[derive(Args)]
+struct PrewarmArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Build a cross toolchain from source when Debian has no binary for the pair.
+    #[arg(long)]
+    allow_toolchain_build: bool,
+}
+
+#[derive(Args)]
+struct KeygenArgs {
+    /// The key's name, shown with every entry it signs.
+    #[arg(long)]
+    name: String,
+    /// The secret key file to write.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -195,9 +248,19 @@ pub fn run() -> i32 {
     let matches =
         Cli::command().get_matches_from(with_default_command(std::env::args_os().collect()));
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
-    let from_environment = matches.subcommand().is_some_and(|(_, matches)| {
-        matches.value_source("mirror") == Some(clap::parser::ValueSource::EnvVariable)
+    let from_environment = matches.subcommand().is_some_and(|(name, matches)| {
+        matches!(name, "build" | "plan")
+            && matches.value_source("mirror") == Some(clap::parser::ValueSource::EnvVariable)
     });
+    let prewarm = match &mut cli.command {
+        Command::Cache(CacheArgs {
+            command: CacheCommand::Prewarm(PrewarmArgs { common, .. }),
+        }) => Some(common),
+        _ => None,
+    };
+    if let Some(common) = prewarm {
+        common.mirror_option = "--mirror";
+    }
     if let Command::Build(BuildArgs { common, .. }) | Command::Plan(PlanArgs { common, .. }) =
         &mut cli.command
     {
@@ -215,7 +278,7 @@ pub fn run() -> i32 {
         Command::Build(args) => build::build(args, cli.quiet),
         Command::Plan(args) => build::plan(args, cli.quiet),
         Command::Targets(args) => targets::list(args),
-        Command::Cache(args) => cache::run(args),
+        Command::Cache(args) => cache::run(args, cli.quiet),
     };
     match result {
         Ok(()) => 0,

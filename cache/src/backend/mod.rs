@@ -402,7 +402,7 @@ pub fn check_pointer(name: &str) -> Result<(), RemoteError> {
 }
 
 /// Runs `work` over `items` on up to `jobs` threads; results in order.
-pub(crate) fn parallel_map<T: Sync, R: Send>(
+pub fn parallel_map<T: Sync, R: Send>(
     jobs: usize,
     items: &[T],
     work: impl Fn(&T) -> R + Sync,
