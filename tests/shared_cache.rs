@@ -349,3 +349,85 @@ fn prewarm_then_require_hits_passes_on_an_empty_cache() {
     assert_eq!(summary(&report, "built"), 0, "{b}");
     assert_eq!(summary(&report, "downloaded"), 0, "{b}");
 }
+
+#[test]
+fn four_builds_at_once_on_one_cache_and_one_remote_and_kills_during_prewarm() {
+    use std::process::Stdio;
+    let archive = ArchiveBuilder::standard().build();
+    let server = Server::serve(archive.root());
+    let project = Project::fixture(&archive, &server, &["hello", "virt-app"], "");
+    let keys = temp_dir("xbuild-keys-");
+    let (secret, public) = keygen(keys.path(), "ci");
+    let remote_dir = temp_dir("xbuild-remote-");
+    let remote = format!("file://{}", remote_dir.path().display());
+
+    // Four at once on one local cache, all pushing to one remote.
+    let shared = Xbuild::new();
+    let outs: Vec<_> = (0..4).map(|_| temp_dir("xbuild-out-")).collect();
+    let children: Vec<_> = outs
+        .iter()
+        .map(|out| {
+            let mut command = shared.command();
+            command
+                .arg("build")
+                .arg(project.path())
+                .arg("--out")
+                .arg(out.path())
+                .args(["--json", "--target", FIXTURE_TARGET, "--remote", &remote])
+                .arg("--sign")
+                .arg(&secret)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            command.spawn().unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    shared.run(&["cache", "verify"]).success();
+    let b = Xbuild::new();
+    let from_remote = build(
+        &b,
+        project.path(),
+        &["--remote", &remote, "--trust", &public],
+    );
+    let report = from_remote.success().json();
+    assert_eq!(summary(&report, "built"), 0, "{from_remote}");
+    assert_eq!(summary(&report, "downloaded"), 0, "{from_remote}");
+    b.run(&["cache", "verify"]).success();
+
+    // A prewarm killed at different moments leaves nothing a client would
+    // use half-written: B always builds, and its cache verifies clean.
+    for delay in [30u64, 120, 250, 400, 700] {
+        let remote_dir = temp_dir("xbuild-remote-");
+        let remote = format!("file://{}", remote_dir.path().display());
+        let a = Xbuild::new();
+        let mut child = a
+            .command()
+            .args(["cache", "prewarm"])
+            .arg(project.path())
+            .args(["--target", FIXTURE_TARGET, "--remote", &remote])
+            .arg("--sign")
+            .arg(&secret)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        let _ = child.kill();
+        let _ = child.wait();
+        let b = Xbuild::new();
+        let output = build(
+            &b,
+            project.path(),
+            &["--remote", &remote, "--trust", &public],
+        );
+        output.success();
+        b.run(&["cache", "verify"]).success();
+    }
+}
