@@ -49,7 +49,6 @@ use super::{
 use crate::hash::Sha256Digest;
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const ENTRY_ARTIFACT_TYPE: &str = "application/vnd.xbuild.entry.v1";
@@ -73,7 +72,10 @@ pub struct OciBackend {
     auth: Authenticator,
     check_jobs: usize,
     /// Whether the empty config blob is known to be in the repository.
-    config_present: AtomicBool,
+    /// Whether the empty config blob is known to be there; a mutex, so
+    /// parallel uploads put it once (the registry fails concurrent uploads
+    /// of one blob now and then: DIGEST_INVALID on the manifest).
+    config_present: std::sync::Mutex<bool>,
 }
 
 impl std::fmt::Debug for OciBackend {
@@ -142,7 +144,7 @@ impl OciBackend {
             transport: Transport::new(config),
             auth: Authenticator::new(authority, config.docker_config_dir.clone()),
             check_jobs: config.check_jobs,
-            config_present: AtomicBool::new(false),
+            config_present: std::sync::Mutex::new(false),
         })
     }
 
@@ -265,9 +267,13 @@ impl OciBackend {
     }
 
     fn ensure_config(&self) -> Result<(), RemoteError> {
-        if !self.config_present.load(Ordering::Relaxed) {
+        let mut present = self
+            .config_present
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if !*present {
             self.upload_bytes(EMPTY_CONFIG)?;
-            self.config_present.store(true, Ordering::Relaxed);
+            *present = true;
         }
         Ok(())
     }
