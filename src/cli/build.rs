@@ -56,12 +56,23 @@ pub(super) fn setup(
             message: reason,
         })?;
     }
+    if settings.remotes.is_empty() && settings.signing_key.is_some() {
+        return Err(Error::Target {
+            target: "--sign".into(),
+            message: "signs what is uploaded to a remote cache, and no remote is given: add --remote URL (or XBUILD_REMOTE, or [cache] remote in xbuild.toml)".into(),
+        });
+    }
     let shared = Shared::open(&settings, options.http_timeout)?;
+    // The plan sees what the remotes hold; a build also reads through
+    // them (a plan only asks).
     let cache = match &shared {
-        Some(shared) if read_through => cache.with_fallback(shared.reader.clone()),
         Some(shared) => {
             options.remote = std::sync::Arc::new(shared.status());
-            cache
+            if read_through {
+                cache.with_fallback(shared.reader.clone())
+            } else {
+                cache
+            }
         }
         None => cache,
     };
