@@ -134,6 +134,6 @@ for project in "${rows[@]}"; do
     bytes=$(json summary.bytes.remote <"$work/$project-b-webdav.json")
     down=$(( $(json summary.downloaded <"$work/$project-b-webdav.json") + $(json summary.downloaded <"$work/$project-b-registry.json") ))
     built=$(( $(json summary.built <"$work/$project-b-webdav.json") + $(json summary.built <"$work/$project-b-registry.json") ))
-    goal=$(perl -e 'my ($l, $b, $m, $w, $r) = @ARGV; my $limit = 2 * $l + $b / 1e6 / $m; printf "%.2f s: %s", $limit, ($w <= $limit && $r <= $limit) ? "met" : "missed"' "$lw" "$bytes" "$mbps" "$bw" "$br")
+    goal=$(perl -e 'my ($l, $b, $m, $w, $r) = @ARGV; my $limit = 2 * $l + $b / 1e6 / $m; printf "%.2f s: WebDAV %s, registry %s", $limit, ($w <= $limit ? "met" : "missed"), ($r <= $limit ? "met" : "missed")' "$lw" "$bytes" "$mbps" "$bw" "$br")
     printf '| %s | %s | %s | %s | %s | %s | %s / %s | %s | %s |\n' "$project" "$a" "$bw" "$br" "$lw" "$bytes" "$down" "$built" "$goal" "$(cat "$work/$project-second-bytes")"
 done

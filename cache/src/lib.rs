@@ -191,6 +191,11 @@ impl Cache {
         self
     }
 
+    /// Whether shared entries the store lacks are asked of a fallback.
+    pub fn has_fallback(&self) -> bool {
+        self.fallback.is_some()
+    }
+
     /// The shared entries this process read or wrote, in order.
     pub fn journal(&self) -> Vec<(Bucket, Sha256Digest)> {
         let journal = self

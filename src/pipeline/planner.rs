@@ -72,6 +72,19 @@ pub(super) fn plan(
     };
     planner.indices(inputs.indices);
     let layers = plan_layers(options, inputs.targets);
+    // With a remote behind the cache, the layers it lacks are asked of the
+    // remote all at once rather than one by one below.
+    if cache.has_fallback() {
+        let keys: Vec<_> = layers
+            .per_target
+            .iter()
+            .flatten()
+            .map(|layer| layer.key)
+            .collect();
+        crate::cache::backend::parallel_map(8, &keys, |key| {
+            let _ = cache.get_entry::<serde::de::IgnoredAny>(crate::cache::Bucket::Layer, key);
+        });
+    }
     let merged_usr = match inputs.merged_usr {
         true => Some(planner.merged_usr()?),
         false => None,
