@@ -284,12 +284,15 @@ pub(super) fn assemble(
             layer_descriptors.clone(),
         );
         let (manifest_bytes, manifest_digest) = to_canonical_json(&manifest);
+        // The same manifest as before (a rebuilt layer that gave the same
+        // bytes: early cutoff) is the cached image.
+        let cached = cache.has_blob(&manifest_digest);
         cache.put_blob_bytes(&config_bytes)?;
         cache.put_blob_bytes(&manifest_bytes)?;
         // Writing a config and manifest from layers that were all hits is
         // no build: the image is a hit too.
         let written = (config_bytes.len() + manifest_bytes.len()) as u64;
-        let outcome = if records.iter().all(|layer| layer.outcome.is_hit()) {
+        let outcome = if cached || records.iter().all(|layer| layer.outcome.is_hit()) {
             NodeOutcome::new(Outcome::Local).with_bytes(written)
         } else {
             NodeOutcome::new(Outcome::Built).with_bytes(written)
