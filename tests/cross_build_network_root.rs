@@ -485,15 +485,20 @@ fn network_root_cargo_build_cache_hits_rebuilds_one_node_and_cuts_off_early() {
     );
 }
 
-/// Names of the `deb` nodes of `report` fetched for a toolchain (their
-/// target is a `build → target` pair), with their outcomes.
+/// Names of the `deb` nodes of `report` fetched for a toolchain (the
+/// compiler programs: packages of the build machine's architecture, and
+/// Debian's `-cross` packages), with their outcomes.
 fn toolchain_debs(report: &Value) -> Vec<(String, String)> {
+    let output = std::process::Command::new("dpkg")
+        .arg("--print-architecture")
+        .output()
+        .unwrap();
+    let host = format!("_{}.deb", String::from_utf8_lossy(&output.stdout).trim());
     nodes(report, "deb")
         .into_iter()
         .filter(|node| {
-            node["target"]
-                .as_str()
-                .is_some_and(|target| target.contains('→'))
+            let name = str_of(node, "name");
+            name.ends_with(&host) || name.contains("-cross_")
         })
         .map(|node| (str_of(node, "name").to_owned(), outcome(node).to_owned()))
         .collect()
