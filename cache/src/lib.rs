@@ -59,6 +59,7 @@ pub mod hash;
 pub mod history;
 mod pack;
 pub mod remote;
+mod remote_reader;
 pub mod sign;
 pub mod stats;
 pub mod temp;

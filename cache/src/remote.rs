@@ -283,9 +283,9 @@ impl UploadReport {
     }
 }
 
-struct Remote {
-    backend: Box<dyn Backend>,
-    down: AtomicBool,
+pub(crate) struct Remote {
+    pub(crate) backend: Box<dyn Backend>,
+    pub(crate) down: AtomicBool,
 }
 
 impl Remote {
@@ -307,7 +307,7 @@ impl Remote {
 /// The remotes of a run, in the order they are asked, with the keys their
 /// entries must be signed by.
 pub struct Remotes {
-    remotes: Vec<Remote>,
+    pub(crate) remotes: Vec<Remote>,
     trusted: Vec<TrustedKey>,
     read_only: bool,
     jobs: usize,
@@ -776,78 +776,4 @@ impl<W: Write> Write for BlobSink<W> {
     }
 }
 
-/// The remotes as the local cache's [`crate::EntryFallback`]: a shared
-/// entry the store lacks is fetched from them (verified, blobs first), and
-/// what moved is kept for the build report. Warnings go to `warn`, each
-/// once.
-pub struct RemoteReader {
-    remotes: Remotes,
-    warn: Box<dyn Fn(&RemoteWarning) + Send + Sync>,
-    moved: std::sync::Mutex<std::collections::BTreeMap<(Bucket, Sha256Digest), Moved>>,
-}
-
-/// What one entry fetched from a remote moved.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Moved {
-    pub bytes: u64,
-    pub seconds: f64,
-}
-
-impl RemoteReader {
-    pub fn new(remotes: Remotes, warn: Box<dyn Fn(&RemoteWarning) + Send + Sync>) -> RemoteReader {
-        RemoteReader {
-            remotes,
-            warn,
-            moved: Default::default(),
-        }
-    }
-
-    pub fn remotes(&self) -> &Remotes {
-        &self.remotes
-    }
-
-    /// What the entry `key` of `bucket` moved, if it came from a remote.
-    pub fn moved(&self, bucket: Bucket, key: &Sha256Digest) -> Option<Moved> {
-        let moved = self
-            .moved
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        moved.get(&(bucket, *key)).copied()
-    }
-
-    /// Whether a remote holds the entry (existence only: no signature is
-    /// checked and nothing is fetched), for a plan's remote status.
-    pub fn holds(&self, bucket: Bucket, key: &Sha256Digest) -> bool {
-        self.remotes.remotes.iter().any(|remote| {
-            !remote.down.load(Ordering::Relaxed)
-                && remote
-                    .backend
-                    .has_entry(bucket.name(), key)
-                    .unwrap_or(false)
-        })
-    }
-}
-
-impl crate::EntryFallback for RemoteReader {
-    fn fetch(&self, cache: &Cache, bucket: Bucket, key: &Sha256Digest) -> bool {
-        let fetch = self.remotes.fetch_entry(cache, bucket, key);
-        for warning in &fetch.warnings {
-            (self.warn)(warning);
-        }
-        let Some(hit) = fetch.hit else {
-            return false;
-        };
-        let mut moved = self
-            .moved
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        moved.insert(
-            (bucket, *key),
-            Moved {
-                bytes: hit.bytes_fetched,
-                seconds: hit.elapsed.as_secs_f64(),
-            },
-        );
-        true
-    }
-}
+pub use crate::remote_reader::{Moved, RemoteReader};

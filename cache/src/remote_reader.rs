@@ -1,0 +1,83 @@
+//! The remotes as the local cache's fallback ([`RemoteReader`]): what a
+//! build reads through them, and what moved.
+
+use crate::hash::Sha256Digest;
+use crate::remote::{RemoteWarning, Remotes};
+use crate::{Bucket, Cache};
+use std::sync::atomic::Ordering;
+
+/// The remotes as the local cache's [`crate::EntryFallback`]: a shared
+/// entry the store lacks is fetched from them (verified, blobs first), and
+/// what moved is kept for the build report. Warnings go to `warn`, each
+/// once.
+pub struct RemoteReader {
+    remotes: Remotes,
+    warn: Box<dyn Fn(&RemoteWarning) + Send + Sync>,
+    moved: std::sync::Mutex<std::collections::BTreeMap<(Bucket, Sha256Digest), Moved>>,
+}
+
+/// What one entry fetched from a remote moved.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Moved {
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+impl RemoteReader {
+    pub fn new(remotes: Remotes, warn: Box<dyn Fn(&RemoteWarning) + Send + Sync>) -> RemoteReader {
+        RemoteReader {
+            remotes,
+            warn,
+            moved: Default::default(),
+        }
+    }
+
+    pub fn remotes(&self) -> &Remotes {
+        &self.remotes
+    }
+
+    /// What the entry `key` of `bucket` moved, if it came from a remote.
+    pub fn moved(&self, bucket: Bucket, key: &Sha256Digest) -> Option<Moved> {
+        let moved = self
+            .moved
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        moved.get(&(bucket, *key)).copied()
+    }
+
+    /// Whether a remote holds the entry (existence only: no signature is
+    /// checked and nothing is fetched), for a plan's remote status.
+    pub fn holds(&self, bucket: Bucket, key: &Sha256Digest) -> bool {
+        self.remotes.remotes.iter().any(|remote| {
+            !remote.down.load(Ordering::Relaxed)
+                && remote
+                    .backend
+                    .has_entry(bucket.name(), key)
+                    .unwrap_or(false)
+        })
+    }
+}
+
+impl crate::EntryFallback for RemoteReader {
+    fn fetch(&self, cache: &Cache, bucket: Bucket, key: &Sha256Digest) -> bool {
+        let fetch = self.remotes.fetch_entry(cache, bucket, key);
+        for warning in &fetch.warnings {
+            (self.warn)(warning);
+        }
+        let Some(hit) = fetch.hit else {
+            return false;
+        };
+        let mut moved = self
+            .moved
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        moved.insert(
+            (bucket, *key),
+            Moved {
+                bytes: hit.bytes_fetched,
+                seconds: hit.elapsed.as_secs_f64(),
+            },
+        );
+        true
+    }
+}
