@@ -38,6 +38,23 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
     (secret, output.stdout.trim().to_owned())
 }
 
+/// `xbuild cache prewarm PROJECT --remote REMOTE --sign SECRET --json` on an
+/// empty cache of its own.
+fn prewarm_json(project: &Path, remote: &str, secret: &Path) -> support::xbuild::RunOutput {
+    Xbuild::new().run(&[
+        "cache",
+        "prewarm",
+        project.to_str().unwrap(),
+        "--target",
+        FIXTURE_TARGET,
+        "--remote",
+        remote,
+        "--sign",
+        secret.to_str().unwrap(),
+        "--json",
+    ])
+}
+
 fn build(machine: &Xbuild, project: &Path, extra: &[&str]) -> support::xbuild::RunOutput {
     let out = temp_dir("xbuild-out-");
     let mut args = vec![
@@ -295,18 +312,7 @@ fn prewarm_then_require_hits_passes_on_an_empty_cache() {
     assert_eq!(cold.status.code(), Some(8), "{cold}");
     assert!(cold.stderr.contains("layer"), "{cold}");
 
-    let prewarm = Xbuild::new().run(&[
-        "cache",
-        "prewarm",
-        project.path().to_str().unwrap(),
-        "--target",
-        FIXTURE_TARGET,
-        "--remote",
-        &remote,
-        "--sign",
-        secret.to_str().unwrap(),
-        "--json",
-    ]);
+    let prewarm = prewarm_json(project.path(), &remote, &secret);
     let uploaded = prewarm.success().json();
     assert!(
         uploaded["upload"]["remotes"][0]["entries_uploaded"]
@@ -315,18 +321,7 @@ fn prewarm_then_require_hits_passes_on_an_empty_cache() {
             > 0,
         "{prewarm}"
     );
-    let again = Xbuild::new().run(&[
-        "cache",
-        "prewarm",
-        project.path().to_str().unwrap(),
-        "--target",
-        FIXTURE_TARGET,
-        "--remote",
-        &remote,
-        "--sign",
-        secret.to_str().unwrap(),
-        "--json",
-    ]);
+    let again = prewarm_json(project.path(), &remote, &secret);
     let second = again.success().json();
     assert_eq!(
         second["upload"]["remotes"][0]["bytes_uploaded"].as_u64(),
