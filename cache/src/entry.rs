@@ -165,6 +165,21 @@ fn decode<R: DeserializeOwned>(
     Ok(envelope)
 }
 
+/// Decodes an entry's stored bytes (from [`Cache::read_entry_raw`] or a
+/// remote) as the entry `key` of `bucket`, without storing it: what reads
+/// a remote entry's record without fetching its blobs. The error says why
+/// the bytes are not that entry.
+pub fn decode_entry<T: DeserializeOwned>(
+    bytes: &[u8],
+    bucket: Bucket,
+    key: &Sha256Digest,
+) -> Result<Entry<T>, String> {
+    decode::<T>(bytes, bucket, key).map(|envelope| Entry {
+        meta: envelope.meta(),
+        record: envelope.record,
+    })
+}
+
 impl Cache {
     pub(crate) fn entry_path(&self, bucket: Bucket, key: &Sha256Digest) -> PathBuf {
         assert!(bucket.has_entries(), "{bucket} holds no entries");
@@ -279,6 +294,7 @@ impl Cache {
         })?;
         self.write_entry_file(&path, &bytes)?;
         self.note_used(bucket, key);
+        self.note_stored(bucket, key);
         Ok(())
     }
 

@@ -60,6 +60,7 @@ pub mod history;
 mod pack;
 pub mod remote;
 mod remote_reader;
+mod remote_records;
 pub mod sign;
 pub mod stats;
 pub mod temp;
@@ -106,7 +107,15 @@ pub struct Cache {
     journal: std::sync::Mutex<std::collections::BTreeSet<(Bucket, Sha256Digest)>>,
     /// The entries the fallback supplied in this process.
     supplied: std::sync::Mutex<std::collections::BTreeSet<(Bucket, Sha256Digest)>>,
+    /// Told of each shared entry this process makes (see [`StoreHook`]).
+    on_store: Option<StoreHook>,
 }
+
+/// Called with each shared entry this process writes that no fallback
+/// supplied — what it fetched upstream or built — once the entry is
+/// complete: what uploads it as the build goes. It must not block (hand
+/// the work to another thread).
+pub type StoreHook = std::sync::Arc<dyn Fn(Bucket, Sha256Digest) + Send + Sync>;
 
 /// Where the cache gets a shared entry it lacks (see
 /// [`Bucket::is_shared`]): a remote cache. `fetch` stores the entry and
@@ -183,6 +192,7 @@ impl Cache {
             fallback: None,
             journal: Default::default(),
             supplied: Default::default(),
+            on_store: None,
         })
     }
 
@@ -190,6 +200,23 @@ impl Cache {
     pub fn with_fallback(mut self, fallback: std::sync::Arc<dyn EntryFallback>) -> Cache {
         self.fallback = Some(fallback);
         self
+    }
+
+    /// The cache telling `hook` of each shared entry this process makes.
+    pub fn with_store_hook(mut self, hook: StoreHook) -> Cache {
+        self.on_store = Some(hook);
+        self
+    }
+
+    /// Tells the store hook of an entry just written, unless the fallback
+    /// supplied it.
+    pub(crate) fn note_stored(&self, bucket: Bucket, key: &Sha256Digest) {
+        if let Some(hook) = &self.on_store
+            && bucket.is_shared()
+            && !self.supplied_by_fallback(bucket, key)
+        {
+            hook(bucket, *key);
+        }
     }
 
     /// Whether shared entries the store lacks are asked of a fallback.

@@ -29,7 +29,7 @@
 
 use crate::backend::{self, Backend, BlobRef, RemoteConfig, RemoteError, parallel_map};
 use crate::hash::{Hasher, Sha256Digest};
-use crate::sign::{self, EntryToSign, SecretKey, TrustError, TrustedKey, VerifiedPointer};
+use crate::sign::{self, EntryToSign, SecretKey, TrustError, TrustedKey};
 use crate::{Bucket, Cache, CacheError};
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -281,6 +281,29 @@ impl UploadReport {
             .map(|remote| remote.bytes_uploaded)
             .sum()
     }
+
+    /// Adds what a later upload to the same remotes did.
+    pub fn absorb(&mut self, later: UploadReport) {
+        self.read_only |= later.read_only;
+        for upload in later.remotes {
+            let Some(mine) = self
+                .remotes
+                .iter_mut()
+                .find(|mine| mine.remote == upload.remote)
+            else {
+                self.remotes.push(upload);
+                continue;
+            };
+            mine.entries_uploaded += upload.entries_uploaded;
+            mine.entries_skipped += upload.entries_skipped;
+            mine.blobs_uploaded += upload.blobs_uploaded;
+            mine.blobs_skipped += upload.blobs_skipped;
+            mine.bytes_uploaded += upload.bytes_uploaded;
+            mine.bytes_skipped += upload.bytes_skipped;
+            mine.failures.extend(upload.failures);
+            mine.seconds += upload.seconds;
+        }
+    }
 }
 
 pub(crate) struct Remote {
@@ -289,12 +312,12 @@ pub(crate) struct Remote {
 }
 
 impl Remote {
-    fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         self.backend.url()
     }
 
     /// The problem an error is, marking the remote down if unreachable.
-    fn problem(&self, error: RemoteError) -> Problem {
+    pub(crate) fn problem(&self, error: RemoteError) -> Problem {
         if error.is_unreachable() {
             self.down.store(true, Ordering::Relaxed);
             Problem::Unreachable(error)
@@ -308,8 +331,8 @@ impl Remote {
 /// entries must be signed by.
 pub struct Remotes {
     pub(crate) remotes: Vec<Remote>,
-    trusted: Vec<TrustedKey>,
-    read_only: bool,
+    pub(crate) trusted: Vec<TrustedKey>,
+    pub(crate) read_only: bool,
     jobs: usize,
 }
 
@@ -618,73 +641,6 @@ impl Remotes {
         }
         report.seconds = start.elapsed().as_secs_f64();
         report
-    }
-
-    /// Writes the pointer `name` (signed by `signer`) to every remote;
-    /// the warnings of those that failed. Nothing when read-only.
-    pub fn put_pointer(&self, name: &str, body: &[u8], signer: &SecretKey) -> Vec<RemoteWarning> {
-        if self.read_only {
-            return Vec::new();
-        }
-        let document = match sign::seal_pointer(signer, name, body) {
-            Ok(document) => document,
-            Err(error) => {
-                return vec![RemoteWarning {
-                    remote: "(all)".into(),
-                    subject: format!("pointer {name}"),
-                    problem: Problem::Failed(error),
-                }];
-            }
-        };
-        let mut warnings = Vec::new();
-        for remote in self
-            .remotes
-            .iter()
-            .filter(|remote| !remote.down.load(Ordering::Relaxed))
-        {
-            if let Err(error) = remote.backend.put_pointer(name, &document) {
-                warnings.push(RemoteWarning {
-                    remote: remote.url().to_owned(),
-                    subject: format!("pointer {name}"),
-                    problem: remote.problem(error),
-                });
-            }
-        }
-        warnings
-    }
-
-    /// The newest trusted pointer `name` any remote holds.
-    pub fn get_pointer(&self, name: &str) -> (Option<VerifiedPointer>, Vec<RemoteWarning>) {
-        let mut newest: Option<VerifiedPointer> = None;
-        let mut warnings = Vec::new();
-        for remote in self
-            .remotes
-            .iter()
-            .filter(|remote| !remote.down.load(Ordering::Relaxed))
-        {
-            let problem = match remote.backend.get_pointer(name) {
-                Ok(None) => continue,
-                Ok(Some(document)) => match sign::open_pointer(&document, name, &self.trusted) {
-                    Ok(pointer) => {
-                        if newest
-                            .as_ref()
-                            .is_none_or(|newest| pointer.created > newest.created)
-                        {
-                            newest = Some(pointer);
-                        }
-                        continue;
-                    }
-                    Err(error) => Problem::Refused(error),
-                },
-                Err(error) => remote.problem(error),
-            };
-            warnings.push(RemoteWarning {
-                remote: remote.url().to_owned(),
-                subject: format!("pointer {name}"),
-                problem,
-            });
-        }
-        (newest, warnings)
     }
 }
 

@@ -58,6 +58,50 @@ impl RemoteReader {
     }
 }
 
+impl RemoteReader {
+    /// The record of a remote entry, verified and decoded, without its
+    /// blobs (see [`Remotes::peek_record`]); warnings go to `warn`.
+    pub fn peek<T: serde::de::DeserializeOwned>(
+        &self,
+        bucket: Bucket,
+        key: &Sha256Digest,
+    ) -> Option<crate::Entry<T>> {
+        let (record, warnings) = self.remotes.peek_record(bucket, key);
+        for warning in &warnings {
+            (self.warn)(warning);
+        }
+        let record = record?;
+        match crate::entry::decode_entry(&record, bucket, key) {
+            Ok(entry) => Some(entry),
+            Err(reason) => {
+                (self.warn)(&RemoteWarning {
+                    remote: "(signed record)".into(),
+                    subject: format!("{}/{}", bucket.name(), key.hex()),
+                    problem: crate::remote::Problem::BadRecord(reason),
+                });
+                None
+            }
+        }
+    }
+
+    /// The body of the newest trusted pointer `name`; warnings go to `warn`.
+    pub fn pointer(&self, name: &str) -> Option<Vec<u8>> {
+        let (pointer, warnings) = self.remotes.get_pointer(name);
+        for warning in &warnings {
+            (self.warn)(warning);
+        }
+        pointer.map(|pointer| pointer.body)
+    }
+
+    /// Writes the pointer `name` to every remote, signed; failures go to
+    /// `warn`.
+    pub fn put_pointer(&self, name: &str, body: &[u8], signer: &crate::sign::SecretKey) {
+        for warning in self.remotes.put_pointer(name, body, signer) {
+            (self.warn)(&warning);
+        }
+    }
+}
+
 impl crate::EntryFallback for RemoteReader {
     fn fetch(&self, cache: &Cache, bucket: Bucket, key: &Sha256Digest) -> bool {
         let fetch = self.remotes.fetch_entry(cache, bucket, key);
