@@ -426,3 +426,53 @@ fn four_builds_at_once_on_one_cache_and_one_remote_and_kills_during_prewarm() {
         b.run(&["cache", "verify"]).success();
     }
 }
+
+/// Uploads go as the build goes: a build that fails at its last step
+/// (writing the output, here into a path under a regular file) has already
+/// shared every layer it made, and B builds from them without the archive.
+#[test]
+fn a_build_that_fails_at_the_end_has_already_shared_what_it_made() {
+    let archive = ArchiveBuilder::standard().build();
+    let server = Server::serve(archive.root());
+    let project = Project::fixture(&archive, &server, &["hello", "virt-app"], "");
+    let keys = temp_dir("xbuild-keys-");
+    let (secret, public) = keygen(keys.path(), "ci");
+    let remote_dir = temp_dir("xbuild-remote-");
+    let remote = format!("file://{}", remote_dir.path().display());
+
+    let blocked = temp_dir("xbuild-out-");
+    let file = blocked.path().join("a-file");
+    std::fs::write(&file, "not a directory\n").unwrap();
+    let out = file.join("out");
+    let failed = Xbuild::new().run(&[
+        "build",
+        project.path().to_str().unwrap(),
+        "--target",
+        FIXTURE_TARGET,
+        "--out",
+        out.to_str().unwrap(),
+        "--remote",
+        &remote,
+        "--sign",
+        secret.to_str().unwrap(),
+    ]);
+    assert!(!failed.status.success(), "{failed}");
+    assert!(failed.stderr.contains("a-file"), "{failed}");
+    assert!(failed.stderr.contains("pushed to"), "{failed}");
+
+    let b = build(
+        &Xbuild::new(),
+        project.path(),
+        &[
+            "--remote",
+            &remote,
+            "--trust",
+            &public,
+            "--require-hits=all",
+        ],
+    );
+    let report = b.success().json();
+    assert_eq!(summary(&report, "built"), 0, "{b}");
+    assert_eq!(summary(&report, "downloaded"), 0, "{b}");
+    assert!(summary(&report, "remote") > 0, "{b}");
+}

@@ -62,14 +62,18 @@ pub(super) fn setup(
             message: "signs what is uploaded to a remote cache, and no remote is given: add --remote URL (or XBUILD_REMOTE, or [cache] remote in xbuild.toml)".into(),
         });
     }
-    let shared = Shared::open(&settings, options.http_timeout)?;
+    let mut shared = Shared::open(
+        &settings,
+        &options.manifest.image.name,
+        options.http_timeout,
+    )?;
     // The plan sees what the remotes hold; a build also reads through
     // them (a plan only asks).
-    let cache = match &shared {
+    let cache = match &mut shared {
         Some(shared) => {
             options.remote = std::sync::Arc::new(shared.status());
             if read_through {
-                cache.with_fallback(shared.reader.clone())
+                shared.upload_as_it_goes(cache.with_fallback(shared.reader.clone()))?
             } else {
                 cache
             }
@@ -179,10 +183,21 @@ pub fn build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
     let reporter = BarReporter::new(quiet);
     let result = pipeline::build(&options, &cache, &reporter);
     reporter.finish_after(result.is_err());
-    let mut report = result?;
+    let mut report = match result {
+        Ok(report) => report,
+        Err(error) => {
+            // What was made before the failure is shared all the same.
+            if let Some(upload) = shared.as_ref().and_then(Shared::finish_uploads)
+                && !quiet
+            {
+                eprint!("{}", xbuild::shared::render_upload(&upload));
+            }
+            return Err(error);
+        }
+    };
     if let Some(shared) = &shared {
         shared.mark_remote_hits(&cache, &mut report);
-        if let Some(upload) = shared.push(&cache)? {
+        if let Some(upload) = shared.push(&cache, &report)? {
             if !quiet {
                 eprint!("{}", xbuild::shared::render_upload(&upload));
             }

@@ -41,11 +41,22 @@ pub fn prewarm(args: PrewarmArgs, quiet: bool) -> Result<(), Error> {
     let reporter = BarReporter::new(quiet);
     let result = pipeline::build(&options, &cache, &reporter);
     reporter.finish_after(result.is_err());
-    let mut report = result?;
+    let mut report = match result {
+        Ok(report) => report,
+        Err(error) => {
+            // What was made before the failure is on the remote all the same.
+            if let Some(upload) = shared.finish_uploads()
+                && !quiet
+            {
+                eprint!("{}", xbuild::shared::render_upload(&upload));
+            }
+            return Err(error);
+        }
+    };
     shared.mark_remote_hits(&cache, &mut report);
     super::cache::record_build(&cache, &report);
     let upload = shared
-        .push(&cache)?
+        .push(&cache, &report)?
         .expect("a prewarm has a signing key and writable remotes");
     if args.common.json {
         let value = serde_json::json!({ "build": report, "upload": upload });

@@ -37,7 +37,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-pub use compile::{PlannedBuild, SysrootPlan, ToolchainPlan, ToolchainProvider};
+pub use compile::{BuildRecord, PlannedBuild, SysrootPlan, ToolchainPlan, ToolchainProvider};
 pub use resolve::{
     ProviderChoice, ProviderOption, ResolvedPackage, TargetResolution, toolchain_suite,
 };

@@ -2,17 +2,24 @@
 //! trusted, the signing key of uploads; reading through them (the local
 //! cache's fallback, so every shared entry a build looks for is asked of
 //! the remotes before it is fetched upstream or built), the report's
-//! remote hits, and pushing what a build used.
+//! remote hits, and pushing what a build used: what it makes as it goes
+//! ([`uploads`]), the rest at the end, and the pointers that let a remote
+//! say which of its entries is nearest to a miss ([`pointers`]).
 //!
 //! Where the settings come from, merged: `--remote URL` (repeatable),
 //! `XBUILD_REMOTE` (comma-separated) and `[cache] remote` in xbuild.toml;
 //! `--trust NAME:<base64>` and `[cache] trusted-keys`; `--sign FILE` or
 //! `XBUILD_SIGNING_KEY_FILE`; `--remote-read-only`.
 
+mod pointers;
+mod uploads;
+
+pub use pointers::pointer_name;
+
 use crate::Error;
-use crate::cache::remote::{RemoteReader, RemoteWarning, Remotes, UploadEntry, UploadReport};
+use crate::cache::remote::{RemoteReader, RemoteWarning, Remotes, UploadReport};
 use crate::cache::sign::{SecretKey, TrustedKey};
-use crate::cache::{Bucket, BucketKind, Cache, backend::RemoteConfig};
+use crate::cache::{Bucket, Cache, backend::RemoteConfig};
 use crate::plan::NodeKind;
 use crate::report::{BuildReport, Outcome};
 use std::path::PathBuf;
@@ -31,7 +38,10 @@ pub struct SharedSettings {
 /// The remotes of a build, opened.
 pub struct Shared {
     pub reader: Arc<RemoteReader>,
-    pub signer: Option<SecretKey>,
+    pub signer: Option<Arc<SecretKey>>,
+    /// The project's image name: what its builds' pointers are named by.
+    image: String,
+    uploads: Option<uploads::Uploads>,
 }
 
 impl Shared {
@@ -40,6 +50,7 @@ impl Shared {
     /// here (it is a miss, with a warning, when asked).
     pub fn open(
         settings: &SharedSettings,
+        image: &str,
         idle_timeout: Duration,
     ) -> Result<Option<Shared>, Error> {
         if settings.remotes.is_empty() {
@@ -73,13 +84,45 @@ impl Shared {
         });
         Ok(Some(Shared {
             reader: Arc::new(RemoteReader::new(remotes, warn)),
-            signer,
+            signer: signer.map(Arc::new),
+            image: image.to_owned(),
+            uploads: None,
         }))
     }
 
-    /// What the remotes hold, as a plan asks it (existence only).
+    /// What the remotes hold, as a plan asks it (existence only), and the
+    /// entries their pointers list for a build that misses.
     pub fn status(&self) -> RemoteHolds {
-        RemoteHolds(self.reader.clone())
+        RemoteHolds {
+            reader: self.reader.clone(),
+            image: self.image.clone(),
+        }
+    }
+
+    /// Whether this run uploads: a signing key, and remotes not read-only.
+    fn uploads_enabled(&self) -> Option<&Arc<SecretKey>> {
+        self.signer
+            .as_ref()
+            .filter(|_| !self.reader.remotes().is_read_only())
+    }
+
+    /// Uploads what `cache` makes from now on as it is made (see
+    /// [`uploads`]); the cache returned tells the upload thread. Nothing
+    /// changes without a signing key or with `--remote-read-only`.
+    pub fn upload_as_it_goes(&mut self, cache: Cache) -> Result<Cache, Error> {
+        let Some(signer) = self.uploads_enabled().cloned() else {
+            return Ok(cache);
+        };
+        let (uploads, hook) =
+            uploads::Uploads::start(cache.location(), self.reader.clone(), signer)?;
+        self.uploads = Some(uploads);
+        Ok(cache.with_store_hook(hook))
+    }
+
+    /// Waits for the uploads made as the build went (a build that failed
+    /// still shares what it finished); their report, if there were any.
+    pub fn finish_uploads(&self) -> Option<UploadReport> {
+        self.uploads.as_ref().map(|uploads| uploads.finish().report)
     }
 
     /// Nodes of `report` whose entries came from a remote in this process
@@ -131,42 +174,66 @@ impl Shared {
     }
 
     /// Uploads every shared entry this process used or made (trees packed
-    /// first) to the remotes that lack it, signed; nothing without a
-    /// signing key or with `--remote-read-only`.
-    pub fn push(&self, cache: &Cache) -> Result<Option<UploadReport>, Error> {
-        let Some(signer) = &self.signer else {
+    /// first) to the remotes that lack it, signed — what went up as the
+    /// build went is not asked again — then advances the pointer of each
+    /// build of `report` to its entry; nothing without a signing key or
+    /// with `--remote-read-only`.
+    pub fn push(&self, cache: &Cache, report: &BuildReport) -> Result<Option<UploadReport>, Error> {
+        let Some(signer) = self.uploads_enabled() else {
             return Ok(None);
         };
-        if self.reader.remotes().is_read_only() {
-            return Ok(None);
-        }
-        let mut entries = Vec::new();
-        for (bucket, key) in cache.journal() {
-            if bucket.kind() == BucketKind::Tree {
-                match cache.pack_tree(bucket, &key) {
-                    Ok(_) => {}
-                    // A tree another step removed (a damaged one, rebuilt
-                    // under another key): nothing to upload.
-                    Err(crate::cache::CacheError::NoTree { .. }) => continue,
-                    Err(error) => return Err(error.into()),
-                }
+        let uploaded = self
+            .uploads
+            .as_ref()
+            .map(|uploads| uploads.finish())
+            .unwrap_or_default();
+        let rest: Vec<(Bucket, crate::hash::Sha256Digest)> = cache
+            .journal()
+            .into_iter()
+            .filter(|item| !uploaded.done.contains(item))
+            .collect();
+        let entries = uploads::prepare(cache, &rest)?;
+        let mut upload = uploaded.report;
+        upload.absorb(self.reader.remotes().upload(cache, &entries, signer));
+        let builds: Vec<&crate::report::NodeReport> = report
+            .nodes
+            .iter()
+            .filter(|node| node.kind == NodeKind::Build)
+            .collect();
+        crate::cache::backend::parallel_map(4, &builds, |node| {
+            if self.reader.holds(Bucket::Build, &node.key) {
+                let name = pointers::pointer_name(&self.image, &node.name);
+                pointers::advance(&self.reader, signer, &name, &node.key);
             }
-            if let Some(entry) = UploadEntry::from_local(cache, bucket, &key)? {
-                entries.push(entry);
-            }
-        }
-        Ok(Some(self.reader.remotes().upload(cache, &entries, signer)))
+        });
+        Ok(Some(upload))
     }
 }
 
-/// The plan's view of the remotes: whether one holds a node's entry.
-pub struct RemoteHolds(Arc<RemoteReader>);
+/// The plan's view of the remotes: whether one holds a node's entry, and
+/// the entries the pointer of a build lists.
+pub struct RemoteHolds {
+    reader: Arc<RemoteReader>,
+    image: String,
+}
 
 impl crate::plan::RemoteStatus for RemoteHolds {
     fn holds(&self, nodes: &[crate::plan::NodeRef]) -> Vec<bool> {
         crate::cache::backend::parallel_map(8, nodes, |node| {
-            bucket_of(node.kind).is_some_and(|bucket| self.0.holds(bucket, &node.key))
+            bucket_of(node.kind).is_some_and(|bucket| self.reader.holds(bucket, &node.key))
         })
+    }
+
+    fn candidates(
+        &self,
+        node: crate::plan::NodeRef,
+        name: &str,
+    ) -> Vec<(crate::plan::explain::Inputs, f64)> {
+        if node.kind != NodeKind::Build {
+            return Vec::new();
+        }
+        let pointer = pointers::pointer_name(&self.image, name);
+        pointers::candidates(&self.reader, &pointer, &node.key)
     }
 }
 
