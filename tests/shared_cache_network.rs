@@ -5,7 +5,9 @@
 //! and machine B, an empty cache with only `--remote` and `--trust`, builds
 //! the same from each: every node remote (the cross toolchain, sysroot and
 //! the Rust build included when they are needed), nothing downloaded,
-//! nothing built, the same manifest digests as A.
+//! nothing built, the same manifest digests as A. A changed source on
+//! B, whose cache is empty, is compared with A's entry through the signed
+//! pointer A's upload advanced.
 
 mod support;
 
@@ -150,6 +152,53 @@ fn network_a_prewarms_three_remotes_and_b_builds_everything_from_each() {
     let mut text = std::fs::read_to_string(&main).unwrap();
     text.push_str("\n// a change only B has\n");
     std::fs::write(&main, text).unwrap();
+    // B's cache is empty, so the nearest entry of the changed build is on
+    // the remotes only: found through the pointer A's prewarm advanced,
+    // `--require-hits` and `plan --explain` name the source as the one
+    // input that differs.
+    for remote in &remotes[1..] {
+        let guard = Xbuild::new().with_host_apt();
+        let refused = guard.run(&[
+            "plan",
+            project.to_str().unwrap(),
+            "--target",
+            "aarch64-linux",
+            "--json",
+            "--remote",
+            remote.as_str(),
+            "--trust",
+            public.as_str(),
+            "--require-hits",
+        ]);
+        assert_eq!(refused.status.code(), Some(8), "{remote}: {refused}");
+        assert!(
+            refused
+                .stderr
+                .contains("differs from the nearest remote entry in source: sha256:"),
+            "{remote}: {refused}"
+        );
+        // The copy is outside the repository, so its epoch (the last
+        // commit's time) differs too; nothing else does.
+        let plan: Value = serde_json::from_str(&refused.stdout).unwrap();
+        let differences: Vec<&str> = plan["builds"][0]["differences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|difference| difference.as_str().unwrap())
+            .collect();
+        assert!(
+            differences[0].starts_with("source: "),
+            "{remote}: {differences:?}"
+        );
+        assert!(
+            differences
+                .iter()
+                .all(|difference| difference.starts_with("source: ")
+                    || difference.starts_with("epoch: ")),
+            "{remote}: {differences:?}"
+        );
+    }
+
     let out = temp_dir("xbuild-out-");
     let output = b.run(&[
         "build",
