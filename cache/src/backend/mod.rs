@@ -43,6 +43,7 @@ pub mod file;
 pub mod http;
 pub mod oci;
 mod oci_auth;
+pub mod registry;
 mod transport;
 
 use crate::hash::{Hasher, Sha256Digest};

@@ -40,11 +40,10 @@
 //! `auths` entry, then `credsStore` (a helper is `docker-credential-<name>
 //! get`).
 
-use super::oci_auth::Authenticator;
-use super::transport::{self, Transport};
+use super::registry::Registry;
 use super::{
     Backend, BlobRef, LocalBlob, RemoteConfig, RemoteError, check_bucket, check_pointer,
-    parallel_map, redact,
+    parallel_map,
 };
 use crate::hash::Sha256Digest;
 use std::io::Write;
@@ -59,19 +58,13 @@ pub const BLOB_MEDIA_TYPE: &str = "application/vnd.xbuild.blob.v1";
 pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 const EMPTY_CONFIG: &[u8] = b"{}";
 
-/// The largest manifest, envelope or pointer document read.
+/// The largest envelope or pointer document read.
 const SMALL_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// A remote cache in one repository of an OCI registry.
 pub struct OciBackend {
-    /// `http(s)://host:port/`.
-    registry: reqwest::Url,
-    repository: String,
-    shown: String,
-    transport: Transport,
-    auth: Authenticator,
+    registry: Registry,
     check_jobs: usize,
-    /// Whether the empty config blob is known to be in the repository.
     /// Whether the empty config blob is known to be there; a mutex, so
     /// parallel uploads put it once (the registry fails concurrent uploads
     /// of one blob now and then: DIGEST_INVALID on the manifest).
@@ -81,7 +74,7 @@ pub struct OciBackend {
 impl std::fmt::Debug for OciBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OciBackend")
-            .field("url", &self.shown)
+            .field("url", &self.registry.url())
             .finish()
     }
 }
@@ -110,160 +103,11 @@ struct Descriptor {
 
 impl OciBackend {
     pub fn open(url: &str, config: &RemoteConfig) -> Result<OciBackend, RemoteError> {
-        let shown = redact(url).trim_end_matches('/').to_owned();
-        let invalid = |reason: &str| RemoteError::InvalidUrl {
-            url: shown.clone(),
-            reason: reason.to_owned(),
-        };
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| invalid("no scheme"))?;
-        let (authority, repository) = rest
-            .trim_end_matches('/')
-            .split_once('/')
-            .ok_or_else(|| invalid("it names no repository (oci://host:port/repository)"))?;
-        if authority.contains('@') {
-            return Err(invalid(
-                "credentials do not go in an oci:// URL; use `docker login` (~/.docker/config.json)",
-            ));
-        }
-        check_repository(repository).map_err(invalid)?;
-        let host = authority
-            .rsplit_once(':')
-            .filter(|(_, port)| port.bytes().all(|byte| byte.is_ascii_digit()))
-            .map_or(authority, |(host, _)| host);
-        let plain = match scheme {
-            "oci+http" => true,
-            "oci+https" => false,
-            _ => is_loopback(host),
-        };
-        let base = format!("{}://{authority}/", if plain { "http" } else { "https" });
-        let registry = reqwest::Url::parse(&base).map_err(|error| invalid(&error.to_string()))?;
         Ok(OciBackend {
-            registry,
-            repository: repository.to_owned(),
-            shown,
-            transport: Transport::new(config),
-            auth: Authenticator::new(authority, config.docker_config_dir.clone()),
+            registry: Registry::open(url, config, false)?,
             check_jobs: config.check_jobs,
             config_present: std::sync::Mutex::new(false),
         })
-    }
-
-    /// The URL of `/v2/<repo>/<path>`, and how to show it.
-    fn endpoint(&self, path: &str) -> (reqwest::Url, String) {
-        let url = self
-            .registry
-            .join(&format!("v2/{}/{path}", self.repository))
-            .expect("registry paths join");
-        let shown = format!("{}/{path}", self.shown);
-        (url, shown)
-    }
-
-    /// Sends a request, answering one authentication challenge if the
-    /// registry asks.
-    fn send(
-        &self,
-        method: &'static str,
-        shown: &str,
-        build: impl Fn(
-            &reqwest::blocking::Client,
-        ) -> Result<reqwest::blocking::RequestBuilder, RemoteError>,
-    ) -> Result<reqwest::blocking::Response, RemoteError> {
-        let sent = self.auth.current();
-        let with = |authorization: Option<&str>| {
-            self.transport.send(method, shown, |client| {
-                let request = build(client)?;
-                Ok(match authorization {
-                    Some(value) => request.header(reqwest::header::AUTHORIZATION, value),
-                    None => request,
-                })
-            })
-        };
-        let response = with(sent.as_deref())?;
-        if response.status().as_u16() != 401 {
-            return Ok(response);
-        }
-        let challenge = response
-            .headers()
-            .get(reqwest::header::WWW_AUTHENTICATE)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
-        let authorization = self.auth.answer(
-            &self.transport,
-            shown,
-            challenge.as_deref(),
-            sent.as_deref(),
-        )?;
-        let response = with(Some(&authorization))?;
-        if response.status().as_u16() == 401 {
-            return Err(RemoteError::Auth {
-                url: shown.to_owned(),
-                reason: "the registry refused the token it issued (check the account's rights on the repository)".into(),
-            });
-        }
-        Ok(response)
-    }
-
-    fn blob_exists(&self, digest: &Sha256Digest) -> Result<bool, RemoteError> {
-        let (url, shown) = self.endpoint(&format!("blobs/{}", digest.oci()));
-        let response = self.send("HEAD", &shown, |client| Ok(client.head(url.clone())))?;
-        match response.status().as_u16() {
-            200..=299 => Ok(true),
-            404 => Ok(false),
-            _ => Err(transport::status_error("HEAD", &shown, response)),
-        }
-    }
-
-    fn upload(
-        &self,
-        blob: &BlobRef,
-        body: impl Fn() -> Result<reqwest::blocking::Body, RemoteError>,
-    ) -> Result<(), RemoteError> {
-        let (start, shown) = self.endpoint("blobs/uploads/");
-        let response = self.send("POST", &shown, |client| {
-            Ok(client
-                .post(start.clone())
-                .header(reqwest::header::CONTENT_LENGTH, "0"))
-        })?;
-        if response.status().as_u16() != 202 {
-            return Err(transport::status_error("POST", &shown, response));
-        }
-        let location = response
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|value| value.to_str().ok())
-            .ok_or_else(|| RemoteError::Protocol {
-                url: shown.clone(),
-                reason: "the upload was accepted without a Location".into(),
-            })?;
-        let mut session = start
-            .join(location)
-            .map_err(|error| RemoteError::Protocol {
-                url: shown.clone(),
-                reason: format!("the upload Location `{location}` is not a URL: {error}"),
-            })?;
-        session
-            .query_pairs_mut()
-            .append_pair("digest", &blob.digest.oci());
-        let (_, shown) = self.endpoint(&format!("blobs/uploads/… ({})", blob.digest.oci()));
-        let response = self.send("PUT", &shown, |client| {
-            Ok(client
-                .put(session.clone())
-                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                .timeout(self.transport.upload_timeout(blob.size))
-                .body(body()?))
-        })?;
-        match response.status().as_u16() {
-            200..=299 => Ok(()),
-            _ => Err(transport::status_error("PUT", &shown, response)),
-        }
-    }
-
-    fn upload_bytes(&self, bytes: &[u8]) -> Result<BlobRef, RemoteError> {
-        let blob = BlobRef::new(Sha256Digest::of(bytes), bytes.len() as u64);
-        if !self.blob_exists(&blob.digest)? {
-            self.upload(&blob, || Ok(reqwest::blocking::Body::from(bytes.to_vec())))?;
-        }
-        Ok(blob)
     }
 
     fn ensure_config(&self) -> Result<(), RemoteError> {
@@ -272,7 +116,7 @@ impl OciBackend {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         if !*present {
-            self.upload_bytes(EMPTY_CONFIG)?;
+            self.registry.upload_bytes(EMPTY_CONFIG)?;
             *present = true;
         }
         Ok(())
@@ -281,17 +125,9 @@ impl OciBackend {
     fn put_manifest(&self, tag: &str, manifest: &Manifest) -> Result<(), RemoteError> {
         self.ensure_config()?;
         let bytes = serde_json::to_vec(manifest).expect("manifests serialise");
-        let (url, shown) = self.endpoint(&format!("manifests/{tag}"));
-        let response = self.send("PUT", &shown, |client| {
-            Ok(client
-                .put(url.clone())
-                .header(reqwest::header::CONTENT_TYPE, MANIFEST_MEDIA_TYPE)
-                .body(bytes.clone()))
-        })?;
-        match response.status().as_u16() {
-            200..=299 => Ok(()),
-            _ => Err(transport::status_error("PUT", &shown, response)),
-        }
+        self.registry
+            .put_manifest(tag, MANIFEST_MEDIA_TYPE, &bytes)
+            .map(drop)
     }
 
     /// The manifest tagged `tag`, if it is there and of `artifact_type`.
@@ -300,20 +136,12 @@ impl OciBackend {
         tag: &str,
         artifact_type: &str,
     ) -> Result<Option<Manifest>, RemoteError> {
-        let (url, shown) = self.endpoint(&format!("manifests/{tag}"));
-        let response = self.send("GET", &shown, |client| {
-            Ok(client
-                .get(url.clone())
-                .header(reqwest::header::ACCEPT, MANIFEST_MEDIA_TYPE))
-        })?;
-        match response.status().as_u16() {
-            200..=299 => {}
-            404 => return Ok(None),
-            _ => return Err(transport::status_error("GET", &shown, response)),
-        }
-        let bytes = transport::read_small(&self.transport, response, &shown, SMALL_LIMIT)?;
+        let Some(raw) = self.registry.get_manifest(tag, &[MANIFEST_MEDIA_TYPE])? else {
+            return Ok(None);
+        };
+        let (_, shown) = self.registry.endpoint(&format!("manifests/{tag}"));
         let manifest: Manifest =
-            serde_json::from_slice(&bytes).map_err(|error| RemoteError::Protocol {
+            serde_json::from_slice(&raw.bytes).map_err(|error| RemoteError::Protocol {
                 url: shown.clone(),
                 reason: format!("the manifest is not an OCI image manifest: {error}"),
             })?;
@@ -340,7 +168,7 @@ impl OciBackend {
         let Some(manifest) = self.get_manifest(tag, artifact_type)? else {
             return Ok(None);
         };
-        let (_, shown) = self.endpoint(&format!("manifests/{tag}"));
+        let (_, shown) = self.registry.endpoint(&format!("manifests/{tag}"));
         let layer = manifest
             .layers
             .iter()
@@ -351,7 +179,7 @@ impl OciBackend {
                 reason: format!("the manifest has no layer of type `{media_type}` (of at most {SMALL_LIMIT} bytes)"),
             })?;
         let mut bytes = Vec::new();
-        if self.get_blob(&layer.digest, &mut bytes)?.is_none() {
+        if self.registry.get_blob(&layer.digest, &mut bytes)?.is_none() {
             return Err(RemoteError::Protocol {
                 url: shown,
                 reason: format!("its layer {:?} is missing", layer.digest),
@@ -407,40 +235,15 @@ pub fn pointer_tag(name: &str) -> Result<String, RemoteError> {
     Ok(format!("pointer_{name}"))
 }
 
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host == "[::1]"
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|address| address.is_loopback())
-}
-
-/// The repository name grammar: components of `[a-z0-9]+([._-][a-z0-9]+)*`
-/// joined by `/`.
-fn check_repository(repository: &str) -> Result<(), &'static str> {
-    let component_ok = |component: &str| {
-        !component.is_empty()
-            && component.bytes().all(|byte| {
-                byte.is_ascii_lowercase() || byte.is_ascii_digit() || b"._-".contains(&byte)
-            })
-            && component.as_bytes()[0].is_ascii_alphanumeric()
-            && component.as_bytes()[component.len() - 1].is_ascii_alphanumeric()
-    };
-    if repository.is_empty() || !repository.split('/').all(component_ok) {
-        return Err(
-            "the repository must be lowercase components of a-z, 0-9, `.`, `_`, `-` joined by `/`",
-        );
-    }
-    Ok(())
-}
-
 impl Backend for OciBackend {
     fn url(&self) -> &str {
-        &self.shown
+        self.registry.url()
     }
 
     fn has_blobs(&self, digests: &[Sha256Digest]) -> Result<Vec<bool>, RemoteError> {
-        parallel_map(self.check_jobs, digests, |digest| self.blob_exists(digest))
+        parallel_map(self.check_jobs, digests, |digest| {
+            self.registry.blob_exists(digest)
+        })
             .into_iter()
             .collect()
     }
@@ -450,18 +253,12 @@ impl Backend for OciBackend {
         digest: &Sha256Digest,
         sink: &mut dyn Write,
     ) -> Result<Option<u64>, RemoteError> {
-        let (url, shown) = self.endpoint(&format!("blobs/{}", digest.oci()));
-        let response = self.send("GET", &shown, |client| Ok(client.get(url.clone())))?;
-        match response.status().as_u16() {
-            200..=299 => transport::copy_body(&self.transport, response, &shown, sink).map(Some),
-            404 => Ok(None),
-            _ => Err(transport::status_error("GET", &shown, response)),
-        }
+        self.registry.get_blob(digest, sink)
     }
 
     fn put_blob(&self, blob: &BlobRef, path: &Path) -> Result<(), RemoteError> {
         let local = LocalBlob::new(blob, path);
-        let uploaded = self.upload(blob, || {
+        let uploaded = self.registry.upload(blob, || {
             let reader = local.open()?;
             Ok(reqwest::blocking::Body::sized(reader, blob.size))
         });
@@ -478,17 +275,8 @@ impl Backend for OciBackend {
     }
 
     fn has_entry(&self, bucket: &str, key: &Sha256Digest) -> Result<bool, RemoteError> {
-        let (url, shown) = self.endpoint(&format!("manifests/{}", entry_tag(bucket, key)?));
-        let response = self.send("HEAD", &shown, |client| {
-            Ok(client
-                .head(url.clone())
-                .header(reqwest::header::ACCEPT, MANIFEST_MEDIA_TYPE))
-        })?;
-        match response.status().as_u16() {
-            200..=299 => Ok(true),
-            404 => Ok(false),
-            _ => Err(transport::status_error("HEAD", &shown, response)),
-        }
+        self.registry
+            .manifest_exists(&entry_tag(bucket, key)?, &[MANIFEST_MEDIA_TYPE])
     }
 
     fn put_entry(
@@ -499,7 +287,7 @@ impl Backend for OciBackend {
         blobs: &[BlobRef],
     ) -> Result<(), RemoteError> {
         let tag = entry_tag(bucket, key)?;
-        let envelope = self.upload_bytes(envelope)?;
+        let envelope = self.registry.upload_bytes(envelope)?;
         let mut layers = vec![Descriptor {
             media_type: ENVELOPE_MEDIA_TYPE.into(),
             digest: envelope.digest,
@@ -530,7 +318,7 @@ impl Backend for OciBackend {
 
     fn put_pointer(&self, name: &str, document: &[u8]) -> Result<(), RemoteError> {
         let tag = pointer_tag(name)?;
-        let blob = self.upload_bytes(document)?;
+        let blob = self.registry.upload_bytes(document)?;
         let layers = vec![Descriptor {
             media_type: POINTER_MEDIA_TYPE.into(),
             digest: blob.digest,
@@ -547,22 +335,6 @@ impl Backend for OciBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_choose_plain_http_for_loopback_only() {
-        let config = RemoteConfig::default();
-        let local = OciBackend::open("oci://127.0.0.1:5000/team/xbuild", &config).unwrap();
-        assert_eq!(local.registry.as_str(), "http://127.0.0.1:5000/");
-        assert_eq!(local.repository, "team/xbuild");
-        let forced = OciBackend::open("oci+https://127.0.0.1:5000/cache", &config).unwrap();
-        assert_eq!(forced.registry.as_str(), "https://127.0.0.1:5000/");
-        assert!(is_loopback("localhost") && is_loopback("127.0.0.2") && is_loopback("[::1]"));
-        assert!(!is_loopback("192.0.2.10"));
-        let error = OciBackend::open("oci://127.0.0.1:5000/Team", &config).unwrap_err();
-        assert!(error.to_string().contains("lowercase"), "{error}");
-        let error = OciBackend::open("oci://127.0.0.1:5000", &config).unwrap_err();
-        assert!(error.to_string().contains("no repository"), "{error}");
-    }
 
     #[test]
     fn tags_fit_the_grammar_and_never_collide() {
