@@ -23,6 +23,13 @@ pub enum Error {
     /// A remote cache that cannot be used as given (`--remote`).
     #[error(transparent)]
     Remote(#[from] xbuild_cache::backend::RemoteError),
+    /// Pushing an image to a registry failed (`--push`, `xbuild push`).
+    #[error("cannot push {reference}")]
+    Push {
+        reference: String,
+        #[source]
+        source: xbuild_cache::backend::RemoteError,
+    },
     /// `cache prewarm`: some uploads failed (each named on stderr).
     #[error("{failures} uploads to the remote cache failed")]
     UploadFailed { failures: usize },
@@ -146,6 +153,8 @@ pub enum ErrorClass {
     Build,
     /// `--require-hits`: something would be built or downloaded (exit 8).
     MissingHits,
+    /// A registry refused the credentials, or has none for us (exit 9).
+    Auth,
 }
 
 impl ErrorClass {
@@ -158,6 +167,7 @@ impl ErrorClass {
             ErrorClass::Local => 6,
             ErrorClass::Build => 7,
             ErrorClass::MissingHits => 8,
+            ErrorClass::Auth => 9,
         }
     }
 }
@@ -170,6 +180,24 @@ fn http_class(error: &HttpError) -> ErrorClass {
         HttpError::LocalRead { .. } if error.is_not_found() => ErrorClass::Input,
         error if error.is_local() => ErrorClass::Local,
         _ => ErrorClass::Network,
+    }
+}
+
+/// A push refused for its credentials is its own class; a registry that
+/// cannot be reached or fails is the network's; the rest is input (a
+/// repository or reference the registry refuses).
+fn push_class(error: &xbuild_cache::backend::RemoteError) -> ErrorClass {
+    use xbuild_cache::backend::RemoteError;
+    match error {
+        RemoteError::Auth { .. } | RemoteError::Credentials { .. } => ErrorClass::Auth,
+        RemoteError::Status {
+            status: 401 | 403, ..
+        } => ErrorClass::Auth,
+        error if error.is_unreachable() || error.is_transient() => ErrorClass::Network,
+        RemoteError::Status { .. }
+        | RemoteError::Transport { .. }
+        | RemoteError::Timeout { .. } => ErrorClass::Network,
+        _ => ErrorClass::Input,
     }
 }
 
@@ -190,6 +218,7 @@ impl Error {
             }
             Error::Remote(_) => ErrorClass::Input,
             Error::UploadFailed { .. } => ErrorClass::Network,
+            Error::Push { source, .. } => push_class(source),
             Error::Manifest(_)
             | Error::Platform(_)
             | Error::Repository(_)
@@ -228,6 +257,12 @@ impl Error {
         match self {
             Error::Key(_) => None,
             Error::Remote(error) => error.hint(),
+            Error::Push { source, .. } => match push_class(source) {
+                ErrorClass::Auth => Some(
+                    "log in to the registry (`podman login` or `docker login`, which write the credentials xbuild reads: $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json), or check the account's rights on the repository".into(),
+                ),
+                _ => source.hint(),
+            },
             Error::UploadFailed { .. } => Some(
                 "the entries that did reach the remote are complete; run the prewarm again to upload the rest".into(),
             ),

@@ -44,6 +44,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod platform;
 pub mod progress;
+pub mod push;
 pub mod report;
 pub mod shared;
 pub mod toolchain;

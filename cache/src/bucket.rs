@@ -83,11 +83,14 @@ pub enum Bucket {
     CargoTarget,
     /// Logs of toolchain builds and the summaries of recent builds.
     Logs,
+    /// The repositories of a registry this cache pushed a blob to: where a
+    /// push to another repository mounts it from.
+    RegistryBlobs,
 }
 
 impl Bucket {
     /// Every bucket, in the order of the layout.
-    pub const ALL: [Bucket; 16] = [
+    pub const ALL: [Bucket; 17] = [
         Bucket::InRelease,
         Bucket::Resolution,
         Bucket::Layer,
@@ -104,6 +107,7 @@ impl Bucket {
         Bucket::Sources,
         Bucket::CargoTarget,
         Bucket::Logs,
+        Bucket::RegistryBlobs,
     ];
 
     /// The versioned name on disk: the directory under `entries-v2/`, and
@@ -126,6 +130,7 @@ impl Bucket {
             Bucket::Sources => "sources-v1",
             Bucket::CargoTarget => "cargo-target-v1",
             Bucket::Logs => "logs-v1",
+            Bucket::RegistryBlobs => "registry-blobs-v1",
         }
     }
 

@@ -180,6 +180,11 @@ pub fn build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
     if let Some(jobs) = args.jobs {
         options.jobs = jobs.max(1);
     }
+    // A bad reference is refused before any work.
+    let push_to = match &args.push {
+        Some(text) => Some(super::push::parse_reference(text, "--push")?),
+        None => None,
+    };
     let reporter = BarReporter::new(quiet);
     let result = pipeline::build(&options, &cache, &reporter);
     reporter.finish_after(result.is_err());
@@ -209,6 +214,21 @@ pub fn build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
         }
     }
     super::cache::record_build(&cache, &report);
+    if let Some(reference) = &push_to {
+        let layout = std::path::PathBuf::from(&report.oci_layout);
+        let outcome = super::push::push_layout(&cache, &layout, reference, &args.registry)?;
+        for target in &mut report.targets {
+            target.push = outcome
+                .images
+                .iter()
+                .find(|image| image.manifest_digest == target.manifest_digest)
+                .cloned();
+        }
+        if !quiet {
+            eprint!("{}", xbuild::push::render(&outcome));
+        }
+        report.push = Some(outcome);
+    }
     if args.common.json {
         print_json(&report);
     }

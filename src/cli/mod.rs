@@ -6,6 +6,7 @@ mod build;
 mod cache;
 mod prewarm;
 mod progress;
+mod push;
 mod targets;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -38,6 +39,8 @@ enum Command {
     Targets(TargetsArgs),
     /// Inspect and maintain the cache: stats, gc, verify.
     Cache(CacheArgs),
+    /// Push the images of a build's output (DIR/result/oci) to a registry.
+    Push(PushArgs),
 }
 
 #[derive(Args)]
@@ -157,6 +160,45 @@ struct BuildArgs {
     /// pair (e.g. a C recipe for a musl target): tens of minutes, once per cache.
     #[arg(long)]
     allow_toolchain_build: bool,
+    /// Push the image to a registry: HOST[:PORT]/REPOSITORY[:TAG]. Several
+    /// targets push one multi-arch index.
+    #[arg(long, value_name = "REF")]
+    push: Option<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// How to reach registries (`--push`, `xbuild push`).
+#[derive(Args, Clone, Default)]
+struct RegistryArgs {
+    /// Speak plain HTTP to this registry host[:port] (repeatable); loopback
+    /// registries always are.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    insecure_registries: Vec<String>,
+    /// Trust this CA certificate (PEM) for registries, besides the system's
+    /// (also read from SSL_CERT_FILE).
+    #[arg(long = "registry-ca", value_name = "FILE")]
+    registry_ca: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct PushArgs {
+    /// Directory holding xbuild.toml (its output DIR/result is pushed).
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// HOST[:PORT]/REPOSITORY[:TAG].
+    reference: String,
+    /// The build's output directory [default: DIR/result].
+    #[arg(short, long)]
+    out: Option<PathBuf>,
+    /// Cache directory [default: the user's cache directory + /xbuild].
+    #[arg(long, env = "XBUILD_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Print the push report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 #[derive(Args)]
@@ -279,6 +321,7 @@ pub fn run() -> i32 {
         Command::Plan(args) => build::plan(args, cli.quiet),
         Command::Targets(args) => targets::list(args),
         Command::Cache(args) => cache::run(args, cli.quiet),
+        Command::Push(args) => push::push(args, cli.quiet),
     };
     match result {
         Ok(()) => 0,
@@ -293,7 +336,7 @@ pub fn run() -> i32 {
 /// `xbuild --target T` is `xbuild build --target T` (global flags such as
 /// `-q` may come first; `--help` and `--version` stay xbuild's own).
 fn with_default_command(mut arguments: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    const COMMANDS: [&str; 5] = ["build", "plan", "targets", "cache", "help"];
+    const COMMANDS: [&str; 6] = ["build", "plan", "targets", "cache", "push", "help"];
     const OWN: [&str; 4] = ["-h", "--help", "-V", "--version"];
     let first = arguments
         .iter()

@@ -343,6 +343,7 @@ pub(super) fn assemble(
                 .collect(),
             skipped: target.skipped.clone(),
             skipped_scripts,
+            push: None,
         });
         images.push((
             docker_archive,
@@ -382,5 +383,6 @@ pub(super) fn assemble(
         targets,
         nodes: outcomes.reports(plan),
         oci_layout: layout_dir.display().to_string(),
+        push: None,
     })
 }

@@ -40,6 +40,9 @@ pub struct TargetReport {
     pub skipped: Vec<String>,
     /// Maintainer scripts that did not run, by package.
     pub skipped_scripts: BTreeMap<String, Vec<String>>,
+    /// With `--push`: where this target's manifest went, and what moved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<crate::push::PushReport>,
 }
 
 /// Nodes by how they were satisfied, bytes moved per source, and time.
@@ -97,6 +100,10 @@ pub struct BuildReport {
     pub targets: Vec<TargetReport>,
     pub nodes: Vec<NodeReport>,
     pub oci_layout: String,
+    /// With `--push`: the reference pushed and the digest it names (an
+    /// index with several targets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<crate::push::PushOutcome>,
 }
 
 impl BuildReport {

@@ -74,6 +74,9 @@ pub struct RemoteConfig {
     /// The Docker configuration directory for `oci://` remotes
     /// (`$DOCKER_CONFIG`, else `~/.docker`), holding `config.json`.
     pub docker_config_dir: Option<PathBuf>,
+    /// A PEM file of CA certificates trusted besides the system's
+    /// (`--registry-ca`; OpenSSL also reads `SSL_CERT_FILE`).
+    pub extra_ca: Option<PathBuf>,
 }
 
 impl Default for RemoteConfig {
@@ -86,6 +89,7 @@ impl Default for RemoteConfig {
             token: None,
             netrc: None,
             docker_config_dir: None,
+            extra_ca: None,
         }
     }
 }
@@ -100,6 +104,7 @@ impl std::fmt::Debug for RemoteConfig {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("netrc", &self.netrc)
             .field("docker_config_dir", &self.docker_config_dir)
+            .field("extra_ca", &self.extra_ca)
             .finish()
     }
 }
@@ -144,6 +149,11 @@ impl RemoteConfig {
 
     pub fn with_connect_timeout(mut self, connect: Duration) -> Self {
         self.connect_timeout = connect;
+        self
+    }
+
+    pub fn with_extra_ca(mut self, path: impl Into<PathBuf>) -> Self {
+        self.extra_ca = Some(path.into());
         self
     }
 

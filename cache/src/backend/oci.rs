@@ -244,8 +244,8 @@ impl Backend for OciBackend {
         parallel_map(self.check_jobs, digests, |digest| {
             self.registry.blob_exists(digest)
         })
-            .into_iter()
-            .collect()
+        .into_iter()
+        .collect()
     }
 
     fn get_blob(

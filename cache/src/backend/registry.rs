@@ -36,7 +36,9 @@ pub struct Registry {
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").field("url", &self.shown).finish()
+        f.debug_struct("Registry")
+            .field("url", &self.shown)
+            .finish()
     }
 }
 
@@ -228,10 +230,12 @@ impl Registry {
                 url: shown.clone(),
                 reason: "the upload was accepted without a Location".into(),
             })?;
-        let session = start.join(location).map_err(|error| RemoteError::Protocol {
-            url: shown.clone(),
-            reason: format!("the upload Location `{location}` is not a URL: {error}"),
-        })?;
+        let session = start
+            .join(location)
+            .map_err(|error| RemoteError::Protocol {
+                url: shown.clone(),
+                reason: format!("the upload Location `{location}` is not a URL: {error}"),
+            })?;
         let min_chunk = response
             .headers()
             .get("OCI-Chunk-Min-Length")
@@ -391,7 +395,9 @@ impl Registry {
     ) -> Result<Option<RawManifest>, RemoteError> {
         let (url, shown) = self.endpoint(&format!("manifests/{reference}"));
         let response = self.send("GET", &shown, |client| {
-            Ok(client.get(url.clone()).header(header::ACCEPT, accept.join(", ")))
+            Ok(client
+                .get(url.clone())
+                .header(header::ACCEPT, accept.join(", ")))
         })?;
         match response.status().as_u16() {
             200..=299 => {}
@@ -427,14 +433,12 @@ impl Registry {
 
     /// Whether the manifest `reference` is there (`HEAD`), accepting
     /// `accept`; its digest if the registry says it.
-    pub fn manifest_exists(
-        &self,
-        reference: &str,
-        accept: &[&str],
-    ) -> Result<bool, RemoteError> {
+    pub fn manifest_exists(&self, reference: &str, accept: &[&str]) -> Result<bool, RemoteError> {
         let (url, shown) = self.endpoint(&format!("manifests/{reference}"));
         let response = self.send("HEAD", &shown, |client| {
-            Ok(client.head(url.clone()).header(header::ACCEPT, accept.join(", ")))
+            Ok(client
+                .head(url.clone())
+                .header(header::ACCEPT, accept.join(", ")))
         })?;
         match response.status().as_u16() {
             200..=299 => Ok(true),

@@ -26,6 +26,7 @@ pub(crate) const UPLOAD_FLOOR_BYTES_PER_SECOND: u64 = 256 * 1024;
 
 pub(crate) struct Transport {
     client: OnceLock<Client>,
+    extra_ca: Option<std::path::PathBuf>,
     connect_timeout: Duration,
     idle_timeout: Duration,
     pool: usize,
@@ -35,6 +36,7 @@ impl Transport {
     pub(crate) fn new(config: &RemoteConfig) -> Transport {
         Transport {
             client: OnceLock::new(),
+            extra_ca: config.extra_ca.clone(),
             connect_timeout: config.connect_timeout,
             idle_timeout: config.idle_timeout,
             pool: config.jobs.max(config.check_jobs),
@@ -72,17 +74,31 @@ impl Transport {
                 attempt.follow()
             }
         });
-        let client = Client::builder()
+        let mut builder = Client::builder()
             .user_agent(concat!("xbuild/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(self.connect_timeout)
             .timeout(self.idle_timeout)
             .redirect(redirect)
-            .pool_max_idle_per_host(self.pool)
-            .build()
-            .map_err(|source| RemoteError::Client {
-                url: shown_url.to_owned(),
-                source: source.without_url(),
-            })?;
+            .pool_max_idle_per_host(self.pool);
+        if let Some(path) = &self.extra_ca {
+            let credentials = |reason: String| RemoteError::Credentials {
+                path: path.clone(),
+                reason,
+            };
+            let pem = std::fs::read(path).map_err(|error| credentials(error.to_string()))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|error| credentials(format!("no PEM certificates: {error}")))?;
+            if certificates.is_empty() {
+                return Err(credentials("it holds no PEM certificate".into()));
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let client = builder.build().map_err(|source| RemoteError::Client {
+            url: shown_url.to_owned(),
+            source: source.without_url(),
+        })?;
         Ok(self.client.get_or_init(|| client))
     }
 

@@ -1,0 +1,62 @@
+//! `xbuild push [DIR] REF` and `build --push REF`: a build's OCI layout to
+//! a registry.
+
+use super::{PushArgs, RegistryArgs};
+use std::io::Write as _;
+use xbuild::Error;
+use xbuild::cache::Cache;
+use xbuild::push::{PushOutcome, PushSettings, Reference};
+
+/// The registry settings of the command line, with credentials located as
+/// docker and podman store them.
+pub(super) fn settings(args: &RegistryArgs) -> PushSettings {
+    let mut remote = xbuild::cache::backend::RemoteConfig::from_env();
+    if let Some(ca) = &args.registry_ca {
+        remote = remote.with_extra_ca(ca.clone());
+    }
+    PushSettings {
+        insecure_registries: args.insecure_registries.clone(),
+        remote,
+        chunk: std::env::var("XBUILD_PUSH_CHUNK_BYTES")
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0),
+    }
+}
+
+pub(super) fn parse_reference(text: &str, option: &str) -> Result<Reference, Error> {
+    text.parse().map_err(|message| Error::Target {
+        target: option.to_owned(),
+        message,
+    })
+}
+
+/// Pushes the layout at `layout` (each image of it) to `reference`.
+pub(super) fn push_layout(
+    cache: &Cache,
+    layout: &std::path::Path,
+    reference: &Reference,
+    registry: &RegistryArgs,
+) -> Result<PushOutcome, Error> {
+    xbuild::push::push_layout(cache, layout, reference, &settings(registry))
+}
+
+pub fn push(args: PushArgs, quiet: bool) -> Result<(), Error> {
+    let reference = parse_reference(&args.reference, "REF")?;
+    let out = args.out.clone().unwrap_or_else(|| args.dir.join("result"));
+    let cache = Cache::open(&super::cache::root(args.cache_dir.as_deref())?)?;
+    let outcome = push_layout(&cache, &out.join("oci"), &reference, &args.registry)?;
+    if args.json {
+        let mut stdout = std::io::stdout().lock();
+        let _ = serde_json::to_writer_pretty(&mut stdout, &outcome);
+        let _ = writeln!(stdout);
+    }
+    if !quiet {
+        let _ = write!(
+            std::io::stderr().lock(),
+            "{}",
+            xbuild::push::render(&outcome)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! Pushing a build to Debian's `docker-registry` (distribution 2.8) started
+//! on 127.0.0.1, against the fixture archive: `build --push` uploads every
+//! blob (in chunks when they are larger than the chunk size) and the
+//! manifest, and skopeo copies the image back, checking every digest; a
+//! second push moves no blob; a push to another repository mounts every
+//! blob; a registry with htpasswd takes the credentials of a docker config
+//! file, and a wrong password is its own exit status and never printed.
+
+mod support;
+
+#[path = "../cache/tests/remote/servers.rs"]
+#[allow(dead_code)]
+mod servers;
+
+use serde_json::Value;
+use servers::Registry;
+use support::archive::ArchiveBuilder;
+use support::server::Server;
+use support::xbuild::{FIXTURE_TARGET, Project, RunOutput, Xbuild, temp_dir};
+
+fn push(machine: &Xbuild, project: &Project, reference: &str, extra: &[&str]) -> RunOutput {
+    let mut args = vec![
+        "push",
+        project.path().to_str().unwrap(),
+        reference,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    machine.run(&args)
+}
+
+fn image_totals(outcome: &Value) -> (u64, u64, u64, u64) {
+    let image = &outcome["images"][0];
+    let field = |name: &str| image[name].as_u64().unwrap();
+    (
+        field("bytes_uploaded"),
+        field("blobs_uploaded"),
+        field("blobs_skipped"),
+        field("blobs_mounted"),
+    )
+}
+
+#[test]
+fn build_push_then_push_again_and_to_another_repository() {
+    let archive = ArchiveBuilder::standard().build();
+    let server = Server::serve(archive.root());
+    let project = Project::fixture(&archive, &server, &["hello", "virt-app"], "");
+    let registry = Registry::start();
+    let host = format!("127.0.0.1:{}", registry.port);
+
+    // Chunks of 4 KiB: every layer larger than that goes by PATCH.
+    let xbuild = Xbuild::new().with_env("XBUILD_PUSH_CHUNK_BYTES", "4096");
+    let reference = format!("{host}/team/app:1.0");
+    let built = xbuild.run(&[
+        "build",
+        project.path().to_str().unwrap(),
+        "--target",
+        FIXTURE_TARGET,
+        "--json",
+        "--push",
+        &reference,
+    ]);
+    let report = built.success().json();
+    let pushed = &report["push"];
+    assert_eq!(pushed["reference"], reference.as_str(), "{built}");
+    let manifest_digest = report["targets"][0]["manifest_digest"].as_str().unwrap();
+    assert_eq!(pushed["digest"], manifest_digest);
+    let target_push = &report["targets"][0]["push"];
+    assert_eq!(target_push["manifest_digest"], manifest_digest);
+    let (bytes, uploaded, skipped, mounted) = image_totals(pushed);
+    assert!(bytes > 4096 && uploaded > 1, "{pushed}");
+    assert_eq!((skipped, mounted), (0, 0), "{pushed}");
+
+    // An independent client reads it back, checking every digest.
+    let copy = temp_dir("xbuild-copy-");
+    let layout = copy.path().join("oci");
+    support::run_ok(
+        std::process::Command::new("skopeo")
+            .args(["copy", "--src-tls-verify=false"])
+            .arg(format!("docker://{reference}"))
+            .arg(format!("oci:{}:copied", layout.display())),
+    );
+    let inspected = support::run_ok(
+        std::process::Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false", "--raw"])
+            .arg(format!("docker://{reference}")),
+    );
+    let raw: Value = serde_json::from_str(&inspected).unwrap();
+    assert_eq!(
+        raw["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    let served = support::run_ok(
+        std::process::Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false"])
+            .arg(format!("docker://{reference}")),
+    );
+    let served: Value = serde_json::from_str(&served).unwrap();
+    assert_eq!(served["Digest"], manifest_digest);
+    assert_eq!(served["Architecture"], "arm64");
+
+    // Again: nothing but the manifest moves.
+    let again = push(&xbuild, &project, &reference, &[]);
+    let outcome = again.success().json();
+    let (bytes, uploaded, skipped, mounted) = image_totals(&outcome);
+    assert_eq!((bytes, uploaded, mounted), (0, 0, 0), "{again}");
+    assert!(skipped > 1, "{again}");
+    assert_eq!(outcome["digest"], manifest_digest);
+
+    // Another repository of the same registry: every blob is mounted.
+    let elsewhere = format!("{host}/other/app:1.0");
+    let mounted_push = push(&xbuild, &project, &elsewhere, &[]);
+    let outcome = mounted_push.success().json();
+    let (bytes, uploaded, _, mounted) = image_totals(&outcome);
+    assert_eq!((bytes, uploaded), (0, 0), "{mounted_push}");
+    assert_eq!(
+        mounted as usize,
+        raw["layers"].as_array().unwrap().len() + 1
+    );
+    support::run_ok(
+        std::process::Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false"])
+            .arg(format!("docker://{elsewhere}")),
+    );
+}
+
+#[test]
+fn credentials_come_from_a_docker_config_and_a_wrong_password_is_exit_9() {
+    let archive = ArchiveBuilder::standard().build();
+    let server = Server::serve(archive.root());
+    let project = Project::fixture(&archive, &server, &["hello"], "");
+    let registry = Registry::start_with(true);
+    let host = format!("127.0.0.1:{}", registry.port);
+    let reference = format!("{host}/team/app:1.0");
+    let docker = temp_dir("xbuild-docker-");
+    let with_config = Xbuild::new().with_env("DOCKER_CONFIG", docker.path().to_str().unwrap());
+    let out = project.path().join("result");
+    with_config
+        .build(project.path(), &out, &[FIXTURE_TARGET])
+        .success();
+
+    let config = |password: &str| {
+        use base64::Engine as _;
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("ci:{password}"));
+        let text = format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#);
+        std::fs::write(docker.path().join("config.json"), text).unwrap();
+    };
+
+    config("not-the-password-1234");
+    let refused = push(&with_config, &project, &reference, &[]);
+    assert_eq!(refused.status.code(), Some(9), "{refused}");
+    assert!(refused.stderr.contains(&host), "{refused}");
+    assert!(
+        !refused.stderr.contains("not-the-password-1234")
+            && !refused.stdout.contains("not-the-password-1234"),
+        "the secret was printed: {refused}"
+    );
+
+    // No credentials at all: the same status, and a hint to log in.
+    std::fs::remove_file(docker.path().join("config.json")).unwrap();
+    let anonymous = push(&with_config, &project, &reference, &[]);
+    assert_eq!(anonymous.status.code(), Some(9), "{anonymous}");
+    assert!(anonymous.stderr.contains("login"), "{anonymous}");
+
+    config("s3cret");
+    let accepted = push(&with_config, &project, &reference, &[]);
+    let outcome = accepted.success().json();
+    assert!(!accepted.stderr.contains("s3cret") && !accepted.stdout.contains("s3cret"));
+    assert!(outcome["images"][0]["bytes_uploaded"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn a_bad_reference_is_refused_before_any_work() {
+    let archive = ArchiveBuilder::standard().build();
+    let server = Server::serve(archive.root());
+    let project = Project::fixture(&archive, &server, &["hello"], "");
+    let xbuild = Xbuild::new();
+    server.clear_log();
+    let refused = xbuild.run(&[
+        "build",
+        project.path().to_str().unwrap(),
+        "--target",
+        FIXTURE_TARGET,
+        "--push",
+        "team/app:1.0",
+    ]);
+    assert_eq!(refused.status.code(), Some(2), "{refused}");
+    assert!(refused.stderr.contains("names no registry"), "{refused}");
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
+}
