@@ -167,6 +167,26 @@ fn credentials_come_from_a_docker_config_and_a_wrong_password_is_exit_9() {
     let outcome = accepted.success().json();
     assert!(!accepted.stderr.contains("s3cret") && !accepted.stdout.contains("s3cret"));
     assert!(outcome["images"][0]["bytes_uploaded"].as_u64().unwrap() > 0);
+
+    // podman's auth file (`podman login` writes it) comes before docker's.
+    config("not-the-password-1234");
+    let auth_file = docker.path().join("auth.json");
+    {
+        use base64::Engine as _;
+        let auth = base64::engine::general_purpose::STANDARD.encode("ci:s3cret");
+        let text = format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#);
+        std::fs::write(&auth_file, text).unwrap();
+    }
+    let podman_login = Xbuild::new()
+        .with_env("DOCKER_CONFIG", docker.path().to_str().unwrap())
+        .with_env("REGISTRY_AUTH_FILE", auth_file.to_str().unwrap());
+    let again = push(
+        &podman_login,
+        &project,
+        &format!("{host}/team/other:2"),
+        &[],
+    );
+    again.success();
 }
 
 #[test]

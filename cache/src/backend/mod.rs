@@ -74,6 +74,9 @@ pub struct RemoteConfig {
     /// The Docker configuration directory for `oci://` remotes
     /// (`$DOCKER_CONFIG`, else `~/.docker`), holding `config.json`.
     pub docker_config_dir: Option<PathBuf>,
+    /// podman's auth files, asked before Docker's `config.json`:
+    /// `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`.
+    pub auth_files: Vec<PathBuf>,
     /// A PEM file of CA certificates trusted besides the system's
     /// (`--registry-ca`; OpenSSL also reads `SSL_CERT_FILE`).
     pub extra_ca: Option<PathBuf>,
@@ -89,6 +92,7 @@ impl Default for RemoteConfig {
             token: None,
             netrc: None,
             docker_config_dir: None,
+            auth_files: Vec::new(),
             extra_ca: None,
         }
     }
@@ -104,6 +108,7 @@ impl std::fmt::Debug for RemoteConfig {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("netrc", &self.netrc)
             .field("docker_config_dir", &self.docker_config_dir)
+            .field("auth_files", &self.auth_files)
             .field("extra_ca", &self.extra_ca)
             .finish()
     }
@@ -123,6 +128,14 @@ impl RemoteConfig {
             docker_config_dir: var("DOCKER_CONFIG")
                 .map(PathBuf::from)
                 .or_else(|| dirs::home_dir().map(|home| home.join(".docker"))),
+            auth_files: var("REGISTRY_AUTH_FILE")
+                .map(PathBuf::from)
+                .into_iter()
+                .chain(
+                    var("XDG_RUNTIME_DIR")
+                        .map(|dir| PathBuf::from(dir).join("containers").join("auth.json")),
+                )
+                .collect(),
             ..RemoteConfig::default()
         }
     }
@@ -155,6 +168,18 @@ impl RemoteConfig {
     pub fn with_extra_ca(mut self, path: impl Into<PathBuf>) -> Self {
         self.extra_ca = Some(path.into());
         self
+    }
+
+    /// The files credentials are looked for in: the auth files, then
+    /// Docker's `config.json`.
+    pub fn credential_files(&self) -> Vec<PathBuf> {
+        let mut files = self.auth_files.clone();
+        files.extend(
+            self.docker_config_dir
+                .as_ref()
+                .map(|dir| dir.join("config.json")),
+        );
+        files
     }
 
     pub fn with_jobs(mut self, jobs: usize) -> Self {

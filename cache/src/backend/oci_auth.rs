@@ -42,10 +42,17 @@ impl std::fmt::Debug for Login {
 
 /// The credentials `config.json` in `config_dir` gives for `registry`
 /// (`host[:port]`). No file, or no entry, is anonymous.
+#[cfg(test)]
 pub(crate) fn docker_login(
     config_dir: &Path,
     registry: &str,
 ) -> Result<Option<Login>, RemoteError> {
+    file_login(&config_dir.join("config.json"), registry)
+}
+
+/// The credentials the auth file at `path` (docker's `config.json`, or
+/// podman's `auth.json`, which has the same `auths`) gives for `registry`.
+pub(crate) fn file_login(path: &Path, registry: &str) -> Result<Option<Login>, RemoteError> {
     #[derive(serde::Deserialize, Default)]
     #[serde(rename_all = "camelCase")]
     struct Config {
@@ -63,7 +70,7 @@ pub(crate) fn docker_login(
         #[serde(default)]
         identitytoken: Option<String>,
     }
-    let path = config_dir.join("config.json");
+    let path = path.to_owned();
     let bad = |reason: String| RemoteError::Credentials {
         path: path.clone(),
         reason,
@@ -215,7 +222,8 @@ impl Challenge {
 /// The authorization state of one registry.
 pub(crate) struct Authenticator {
     registry: String,
-    config_dir: Option<PathBuf>,
+    /// Where credentials are looked for, in order.
+    files: Vec<PathBuf>,
     login: OnceLock<Result<Option<Login>, String>>,
     /// The `Authorization` header value that worked last.
     current: Mutex<Option<String>>,
@@ -225,10 +233,12 @@ pub(crate) struct Authenticator {
 }
 
 impl Authenticator {
-    pub(crate) fn new(registry: &str, config_dir: Option<PathBuf>) -> Self {
+    /// Credentials for `registry` come from the first of `files` (auth
+    /// files, `config.json` last) that has an entry for it.
+    pub(crate) fn new(registry: &str, files: Vec<PathBuf>) -> Self {
         Authenticator {
             registry: registry.to_owned(),
-            config_dir,
+            files,
             login: OnceLock::new(),
             current: Mutex::new(None),
             answering: Mutex::new(()),
@@ -244,15 +254,18 @@ impl Authenticator {
 
     /// The configured credentials, read at the first 401.
     fn login(&self, shown: &str) -> Result<Option<Login>, RemoteError> {
-        let loaded = self.login.get_or_init(|| match &self.config_dir {
-            Some(dir) => docker_login(dir, &self.registry).map_err(|error| {
-                let mut text = error.to_string();
-                if let RemoteError::Credentials { reason, .. } = &error {
-                    text = format!("{}: {reason}", dir.join("config.json").display());
+        let loaded = self.login.get_or_init(|| {
+            for file in &self.files {
+                match file_login(file, &self.registry) {
+                    Ok(Some(login)) => return Ok(Some(login)),
+                    Ok(None) => {}
+                    Err(RemoteError::Credentials { reason, .. }) => {
+                        return Err(format!("{}: {reason}", file.display()));
+                    }
+                    Err(error) => return Err(error.to_string()),
                 }
-                text
-            }),
-            None => Ok(None),
+            }
+            Ok(None)
         });
         loaded.clone().map_err(|reason| RemoteError::Auth {
             url: shown.to_owned(),

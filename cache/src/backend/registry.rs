@@ -95,7 +95,7 @@ impl Registry {
             repository: repository.to_owned(),
             shown,
             transport: Transport::new(config),
-            auth: Authenticator::new(authority, config.docker_config_dir.clone()),
+            auth: Authenticator::new(authority, config.credential_files()),
         })
     }
 
