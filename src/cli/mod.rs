@@ -4,6 +4,7 @@
 
 mod build;
 mod cache;
+mod ci;
 mod prewarm;
 mod progress;
 mod targets;
@@ -38,6 +39,8 @@ enum Command {
     Targets(TargetsArgs),
     /// Inspect and maintain the cache: stats, gc, verify.
     Cache(CacheArgs),
+    /// CI pipelines: `ci matrix` prints a project's targets as a job matrix.
+    Ci(ci::CiArgs),
 }
 
 #[derive(Args)]
@@ -279,6 +282,7 @@ pub fn run() -> i32 {
         Command::Plan(args) => build::plan(args, cli.quiet),
         Command::Targets(args) => targets::list(args),
         Command::Cache(args) => cache::run(args, cli.quiet),
+        Command::Ci(args) => ci::run(args),
     };
     match result {
         Ok(()) => 0,
@@ -293,7 +297,7 @@ pub fn run() -> i32 {
 /// `xbuild --target T` is `xbuild build --target T` (global flags such as
 /// `-q` may come first; `--help` and `--version` stay xbuild's own).
 fn with_default_command(mut arguments: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    const COMMANDS: [&str; 5] = ["build", "plan", "targets", "cache", "help"];
+    const COMMANDS: [&str; 6] = ["build", "plan", "targets", "cache", "ci", "help"];
     const OWN: [&str; 4] = ["-h", "--help", "-V", "--version"];
     let first = arguments
         .iter()
