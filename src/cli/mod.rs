@@ -4,6 +4,7 @@
 
 mod build;
 mod cache;
+mod ci;
 mod prewarm;
 mod progress;
 mod push;
@@ -41,6 +42,8 @@ enum Command {
     Cache(CacheArgs),
     /// Push the images of a build's output (DIR/result/oci) to a registry.
     Push(PushArgs),
+    /// CI pipelines: `ci matrix` prints a project's targets as a job matrix.
+    Ci(ci::CiArgs),
 }
 
 #[derive(Args)]
@@ -322,6 +325,7 @@ pub fn run() -> i32 {
         Command::Targets(args) => targets::list(args),
         Command::Cache(args) => cache::run(args, cli.quiet),
         Command::Push(args) => push::push(args, cli.quiet),
+        Command::Ci(args) => ci::run(args),
     };
     match result {
         Ok(()) => 0,
@@ -336,7 +340,7 @@ pub fn run() -> i32 {
 /// `xbuild --target T` is `xbuild build --target T` (global flags such as
 /// `-q` may come first; `--help` and `--version` stay xbuild's own).
 fn with_default_command(mut arguments: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    const COMMANDS: [&str; 6] = ["build", "plan", "targets", "cache", "push", "help"];
+    const COMMANDS: [&str; 7] = ["build", "plan", "targets", "cache", "push", "ci", "help"];
     const OWN: [&str; 4] = ["-h", "--help", "-V", "--version"];
     let first = arguments
         .iter()

@@ -26,9 +26,11 @@ use toml::Spanned;
 
 mod build;
 mod cache;
+mod ci;
 use build::RawBuild;
 pub use build::{BuildKind, BuildSource, BuildSpec, CargoOptions, Strip};
 pub use cache::{CacheSpec, check_public_key, check_remote_url};
+pub use ci::{CiSpec, CiTarget};
 
 /// The file name xbuild looks for in a project directory.
 pub const FILE_NAME: &str = "xbuild.toml";
@@ -113,6 +115,8 @@ pub struct Manifest {
     pub builds: Vec<BuildSpec>,
     /// `[cache]`: remote caches and trusted keys.
     pub cache: CacheSpec,
+    /// `[ci]`: the targets a CI pipeline builds.
+    pub ci: CiSpec,
 }
 
 /// `[image]`: the image's name and its OCI config.
@@ -254,6 +258,7 @@ struct RawManifest {
     #[serde(default)]
     build: Vec<RawBuild>,
     cache: Option<cache::RawCache>,
+    ci: Option<ci::RawCi>,
 }
 
 #[derive(Deserialize)]
@@ -345,6 +350,10 @@ impl Manifest {
             Some(cache) => validator.cache(cache)?,
             None => CacheSpec::default(),
         };
+        let ci = match raw.ci {
+            Some(ci) => validator.ci(ci)?,
+            None => CiSpec::default(),
+        };
         Ok(Manifest {
             path: path.to_path_buf(),
             dir,
@@ -352,6 +361,7 @@ impl Manifest {
             packages,
             builds,
             cache,
+            ci,
         })
     }
 }
