@@ -117,3 +117,112 @@ fn network_one_push_of_three_targets_is_one_index_podman_runs() {
     }
     assert_eq!(second["push"]["digest"], report["push"]["digest"]);
 }
+
+/// Two single-target pushes (one of them to two repositories), merged into
+/// one tag: the index lists both platforms, the image from the other
+/// repository was copied by mounting (no layer pulled or uploaded), and
+/// podman runs the merged tag for linux/arm/v7.
+#[test]
+fn network_push_two_tags_merge_and_podman_runs_the_merged_tag() {
+    assert_binfmt("arm");
+    let registry = Registry::start();
+    let host = format!("127.0.0.1:{}", registry.port);
+    let cowsay = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cowsay");
+    let xbuild = Xbuild::new().with_host_apt();
+    let build_and_push = |target: &str, reference: &str| -> Value {
+        let out = support::xbuild::temp_dir("xbuild-out-");
+        let built = xbuild.run(&[
+            "build",
+            cowsay.to_str().unwrap(),
+            "--target",
+            target,
+            "--json",
+            "-q",
+            "--out",
+            out.path().to_str().unwrap(),
+            "--push",
+            reference,
+        ]);
+        built.success().json()
+    };
+    let arm64 = build_and_push("aarch64-linux", &format!("{host}/team/cowsay:aarch64"));
+    let armv7 = build_and_push("armv7-linux", &format!("{host}/team/cowsay:armv7"));
+    let elsewhere = build_and_push("armv7-linux", &format!("{host}/other/cowsay:armv7"));
+    assert_eq!(elsewhere["push"]["digest"], armv7["push"]["digest"]);
+    // The second repository got every blob by mounting.
+    let image = &elsewhere["push"]["images"][0];
+    assert_eq!(image["bytes_uploaded"].as_u64(), Some(0), "{image}");
+    assert!(image["blobs_mounted"].as_u64().unwrap() > 1, "{image}");
+
+    let merged_tag = format!("{host}/release/cowsay:1.0");
+    let merged = xbuild.run(&[
+        "image",
+        "merge",
+        &merged_tag,
+        &format!("{host}/team/cowsay:aarch64"),
+        &format!("{host}/other/cowsay:armv7"),
+        "--annotation",
+        "org.opencontainers.image.title=cowsay",
+        "--json",
+    ]);
+    let outcome = merged.success().json();
+    for manifest in outcome["manifests"].as_array().unwrap() {
+        assert_eq!(manifest["copied"], true, "{manifest}");
+    }
+
+    let source = format!("docker://{merged_tag}");
+    let index = skopeo(&["inspect", "--tls-verify=false", "--raw", &source]);
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(
+        index["annotations"]["org.opencontainers.image.title"],
+        "cowsay"
+    );
+    let digests: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|manifest| manifest["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        digests,
+        [
+            arm64["push"]["digest"].as_str().unwrap(),
+            armv7["push"]["digest"].as_str().unwrap()
+        ],
+        "{index}"
+    );
+    for (arch, variant) in [("arm64", None), ("arm", Some("v7"))] {
+        let mut args = vec!["inspect", "--tls-verify=false", "--override-arch", arch];
+        if let Some(variant) = variant {
+            args.extend(["--override-variant", variant]);
+        }
+        args.push(&source);
+        assert_eq!(skopeo(&args)["Architecture"], arch);
+    }
+    let podman = Podman::new();
+    support::run_ok(
+        podman
+            .command()
+            .args(["pull", "--tls-verify=false", "--platform", "linux/arm/v7"])
+            .arg(&merged_tag),
+    );
+    let said = podman.run(&merged_tag, "linux/arm/v7");
+    assert!(said.contains("(oo)"), "{said}");
+
+    // Two images of one platform are refused, naming both.
+    let clash = xbuild.run(&[
+        "image",
+        "merge",
+        &format!("{host}/release/cowsay:clash"),
+        &format!("{host}/team/cowsay:armv7"),
+        &format!("{host}/other/cowsay:armv7"),
+    ]);
+    assert_eq!(clash.status.code(), Some(2), "{clash}");
+    assert!(
+        clash.stderr.contains("team/cowsay:armv7") && clash.stderr.contains("other/cowsay:armv7"),
+        "{clash}"
+    );
+}

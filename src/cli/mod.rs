@@ -42,6 +42,8 @@ enum Command {
     Cache(CacheArgs),
     /// Push the images of a build's output (DIR/result/oci) to a registry.
     Push(PushArgs),
+    /// Images in registries: `image merge` joins them into one multi-platform tag.
+    Image(ImageArgs),
     /// CI pipelines: `ci matrix` prints a project's targets as a job matrix.
     Ci(ci::CiArgs),
 }
@@ -185,6 +187,36 @@ struct RegistryArgs {
 }
 
 #[derive(Args)]
+struct ImageArgs {
+    #[command(subcommand)]
+    command: ImageCommand,
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Push one index at DEST holding the platforms of every SRC (tags or
+    /// digests on DEST's registry; single-platform images or indexes).
+    Merge(MergeArgs),
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// HOST[:PORT]/REPOSITORY:TAG to write the index to.
+    dest: String,
+    /// The images to join: HOST[:PORT]/REPOSITORY[:TAG|@DIGEST].
+    #[arg(required = true)]
+    sources: Vec<String>,
+    /// An annotation of the index (repeatable): KEY=VALUE.
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    annotations: Vec<String>,
+    /// Print the merge report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+#[derive(Args)]
 struct PushArgs {
     /// Directory holding xbuild.toml (its output DIR/result is pushed).
     #[arg(default_value = ".")]
@@ -325,6 +357,9 @@ pub fn run() -> i32 {
         Command::Targets(args) => targets::list(args),
         Command::Cache(args) => cache::run(args, cli.quiet),
         Command::Push(args) => push::push(args, cli.quiet),
+        Command::Image(ImageArgs {
+            command: ImageCommand::Merge(args),
+        }) => push::merge(args, cli.quiet),
         Command::Ci(args) => ci::run(args),
     };
     match result {
@@ -340,7 +375,9 @@ pub fn run() -> i32 {
 /// `xbuild --target T` is `xbuild build --target T` (global flags such as
 /// `-q` may come first; `--help` and `--version` stay xbuild's own).
 fn with_default_command(mut arguments: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    const COMMANDS: [&str; 7] = ["build", "plan", "targets", "cache", "push", "ci", "help"];
+    const COMMANDS: [&str; 8] = [
+        "build", "plan", "targets", "cache", "push", "image", "ci", "help",
+    ];
     const OWN: [&str; 4] = ["-h", "--help", "-V", "--version"];
     let first = arguments
         .iter()

@@ -1,7 +1,7 @@
 //! `xbuild push [DIR] REF` and `build --push REF`: a build's OCI layout to
 //! a registry.
 
-use super::{PushArgs, RegistryArgs};
+use super::{MergeArgs, PushArgs, RegistryArgs};
 use std::io::Write as _;
 use xbuild::Error;
 use xbuild::cache::Cache;
@@ -57,6 +57,51 @@ pub fn push(args: PushArgs, quiet: bool) -> Result<(), Error> {
             "{}",
             xbuild::push::render(&outcome)
         );
+    }
+    Ok(())
+}
+
+pub fn merge(args: MergeArgs, quiet: bool) -> Result<(), Error> {
+    let dest = parse_reference(&args.dest, "DEST")?;
+    let mut sources = Vec::new();
+    for source in &args.sources {
+        sources.push(parse_reference(source, "SRC")?);
+    }
+    let mut annotations = std::collections::BTreeMap::new();
+    for annotation in &args.annotations {
+        let Some((key, value)) = annotation
+            .split_once('=')
+            .filter(|(key, _)| !key.is_empty())
+        else {
+            return Err(Error::Target {
+                target: "--annotation".into(),
+                message: format!("`{annotation}` is not KEY=VALUE"),
+            });
+        };
+        annotations.insert(key.to_owned(), value.to_owned());
+    }
+    let outcome = xbuild::push::merge(&dest, &sources, &annotations, &settings(&args.registry))?;
+    if args.json {
+        let mut stdout = std::io::stdout().lock();
+        let _ = serde_json::to_writer_pretty(&mut stdout, &outcome);
+        let _ = writeln!(stdout);
+    }
+    if !quiet {
+        let mut text = format!("merged {} ({})\n", outcome.reference, outcome.digest);
+        for manifest in &outcome.manifests {
+            text.push_str(&format!(
+                "  {}: {} from {}{}\n",
+                manifest.platform,
+                manifest.digest,
+                manifest.source,
+                if manifest.copied {
+                    format!(" (copied, {} blobs mounted)", manifest.blobs_mounted)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        let _ = write!(std::io::stderr().lock(), "{text}");
     }
     Ok(())
 }

@@ -16,8 +16,10 @@
 //! Credentials are read as docker and podman store them and never printed.
 //! Pushing the same layout twice moves no blob bytes.
 
+mod merge;
 mod reference;
 
+pub use merge::{MergeOutcome, MergedManifest, merge};
 pub use reference::Reference;
 
 use crate::Error;
