@@ -216,7 +216,12 @@ pub fn build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
     super::cache::record_build(&cache, &report);
     if let Some(reference) = &push_to {
         let layout = std::path::PathBuf::from(&report.oci_layout);
-        let outcome = super::push::push_layout(&cache, &layout, reference, &args.registry)?;
+        let remotes = shared
+            .as_ref()
+            .map(|shared| shared.reader.remotes().urls())
+            .unwrap_or_default();
+        let outcome =
+            super::push::push_layout(&cache, &layout, reference, &args.registry, &remotes)?;
         for target in &mut report.targets {
             target.push = outcome
                 .images

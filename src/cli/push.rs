@@ -21,7 +21,23 @@ pub(super) fn settings(args: &RegistryArgs) -> PushSettings {
             .ok()
             .and_then(|value| value.parse().ok())
             .unwrap_or(0),
+        mount_candidates: Vec::new(),
     }
+}
+
+/// The `oci://` remote caches among `urls`, as (`host[:port]`, repository):
+/// where a push may mount layer blobs from.
+pub(super) fn mount_candidates(urls: &[&str]) -> Vec<(String, String)> {
+    urls.iter()
+        .filter_map(|url| {
+            let (scheme, rest) = url.split_once("://")?;
+            if !matches!(scheme, "oci" | "oci+http" | "oci+https") {
+                return None;
+            }
+            let (authority, repository) = rest.trim_end_matches('/').split_once('/')?;
+            Some((authority.to_owned(), repository.to_owned()))
+        })
+        .collect()
 }
 
 pub(super) fn parse_reference(text: &str, option: &str) -> Result<Reference, Error> {
@@ -37,15 +53,18 @@ pub(super) fn push_layout(
     layout: &std::path::Path,
     reference: &Reference,
     registry: &RegistryArgs,
+    remotes: &[&str],
 ) -> Result<PushOutcome, Error> {
-    xbuild::push::push_layout(cache, layout, reference, &settings(registry))
+    let mut settings = settings(registry);
+    settings.mount_candidates = mount_candidates(remotes);
+    xbuild::push::push_layout(cache, layout, reference, &settings)
 }
 
 pub fn push(args: PushArgs, quiet: bool) -> Result<(), Error> {
     let reference = parse_reference(&args.reference, "REF")?;
     let out = args.out.clone().unwrap_or_else(|| args.dir.join("result"));
     let cache = Cache::open(&super::cache::root(args.cache_dir.as_deref())?)?;
-    let outcome = push_layout(&cache, &out.join("oci"), &reference, &args.registry)?;
+    let outcome = push_layout(&cache, &out.join("oci"), &reference, &args.registry, &[])?;
     if args.json {
         let mut stdout = std::io::stdout().lock();
         let _ = serde_json::to_writer_pretty(&mut stdout, &outcome);

@@ -47,6 +47,11 @@ pub struct PushSettings {
     pub remote: RemoteConfig,
     /// Chunk size override (tests); [`CHUNK`] when zero.
     pub chunk: u64,
+    /// Repositories that may hold the blobs already, as `host[:port]` and
+    /// repository: the `oci://` remote caches of the build, whose layer
+    /// entries carry the same layer blobs. A blob is mounted from the
+    /// first on the pushed-to registry when this cache knows of no other.
+    pub mount_candidates: Vec<(String, String)>,
 }
 
 /// What pushing one image (one platform) did.
@@ -205,9 +210,18 @@ pub fn push_layout(
     } else {
         settings.chunk
     };
+    let candidates: Vec<String> = settings
+        .mount_candidates
+        .iter()
+        .filter(|(authority, repository)| {
+            *authority == reference.registry && *repository != reference.repository
+        })
+        .map(|(_, repository)| repository.clone())
+        .collect();
     let mut reports = Vec::new();
     for image in &images {
-        reports.push(push_image(cache, &registry, layout, image, chunk).map_err(failed)?);
+        reports
+            .push(push_image(cache, &registry, layout, image, chunk, &candidates).map_err(failed)?);
     }
     let several = images.len() > 1;
     if several && reference.digest.is_some() {
@@ -271,6 +285,7 @@ fn push_image(
     layout: &Path,
     image: &LayoutImage,
     chunk: u64,
+    candidates: &[String],
 ) -> Result<PushReport, RemoteError> {
     let mut blobs: Vec<BlobRef> = std::iter::once(&image.manifest.config)
         .chain(&image.manifest.layers)
@@ -290,6 +305,7 @@ fn push_image(
             .repositories
             .iter()
             .find(|repository| *repository != registry.repository())
+            .or(candidates.first())
             .cloned();
         let path = blob_path(layout, &blob.digest);
         let read = |offset: u64, length: u64| {

@@ -164,7 +164,7 @@ pub struct RunOutput {
 }
 
 impl RunOutput {
-    fn of(command: &mut Command) -> RunOutput {
+    pub fn of(command: &mut Command) -> RunOutput {
         let output = command
             .output()
             .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
