@@ -261,6 +261,9 @@ impl Error {
                 ErrorClass::Auth => Some(
                     "log in to the registry (`podman login` or `docker login`, which write the credentials xbuild reads: $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json), or check the account's rights on the repository".into(),
                 ),
+                _ if crate::cache::remote::error_chain(source).contains("certificate") => Some(
+                    "the registry's certificate is not trusted here: pass its CA with --registry-ca FILE (or SSL_CERT_FILE), or name the registry with --insecure-registry HOST if it speaks plain HTTP".into(),
+                ),
                 _ => source.hint(),
             },
             Error::UploadFailed { .. } => Some(

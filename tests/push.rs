@@ -167,6 +167,19 @@ fn credentials_come_from_a_docker_config_and_a_wrong_password_is_exit_9() {
     let outcome = accepted.success().json();
     assert!(!accepted.stderr.contains("s3cret") && !accepted.stdout.contains("s3cret"));
     assert!(outcome["images"][0]["bytes_uploaded"].as_u64().unwrap() > 0);
+    // Nor does anything the cache or the output keeps (logs, reports).
+    for dir in [with_config.cache_dir(), project.path()] {
+        let found = std::process::Command::new("grep")
+            .args(["-rl", "s3cret"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            found.stdout.is_empty(),
+            "the secret is in {}",
+            String::from_utf8_lossy(&found.stdout)
+        );
+    }
 
     // podman's auth file (`podman login` writes it) comes before docker's.
     config("not-the-password-1234");
@@ -207,4 +220,63 @@ fn a_bad_reference_is_refused_before_any_work() {
     assert_eq!(refused.status.code(), Some(2), "{refused}");
     assert!(refused.stderr.contains("names no registry"), "{refused}");
     assert!(server.requests().is_empty(), "{:?}", server.requests());
+}
+
+/// A TLS registry with a private CA: trusted with `--registry-ca` or
+/// `SSL_CERT_FILE`, refused without, with a hint naming both.
+#[test]
+fn a_tls_registry_is_trusted_through_registry_ca_or_ssl_cert_file() {
+    let archive = ArchiveBuilder::standard().build();
+    let server = Server::serve(archive.root());
+    let project = Project::fixture(&archive, &server, &["hello"], "");
+    let registry = Registry::start_tls(true);
+    let host = format!("127.0.0.1:{}", registry.port);
+    let docker = temp_dir("xbuild-docker-");
+    {
+        use base64::Engine as _;
+        let auth = base64::engine::general_purpose::STANDARD.encode("ci:s3cret");
+        let text = format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#);
+        std::fs::write(docker.path().join("config.json"), text).unwrap();
+    }
+    let xbuild = Xbuild::new().with_env("DOCKER_CONFIG", docker.path().to_str().unwrap());
+    let out = project.path().join("result");
+    xbuild
+        .build(project.path(), &out, &[FIXTURE_TARGET])
+        .success();
+    let ca = registry.ca();
+
+    let untrusted = push(&xbuild, &project, &format!("{host}/team/app:1"), &[]);
+    assert_eq!(untrusted.status.code(), Some(3), "{untrusted}");
+    assert!(untrusted.stderr.contains("--registry-ca"), "{untrusted}");
+
+    let with_flag = push(
+        &xbuild,
+        &project,
+        &format!("{host}/team/app:1"),
+        &["--registry-ca", ca.to_str().unwrap()],
+    );
+    let outcome = with_flag.success().json();
+    assert!(outcome["images"][0]["bytes_uploaded"].as_u64().unwrap() > 0);
+
+    let with_env = Xbuild::new()
+        .with_env("DOCKER_CONFIG", docker.path().to_str().unwrap())
+        .with_env("SSL_CERT_FILE", ca.to_str().unwrap());
+    let again = push(&with_env, &project, &format!("{host}/team/app:2"), &[]);
+    let outcome = again.success().json();
+    assert_eq!(
+        outcome["images"][0]["bytes_uploaded"].as_u64(),
+        Some(0),
+        "{again}"
+    );
+    // An independent client, trusting the same CA, reads it.
+    let certs = temp_dir("xbuild-certs-");
+    std::fs::copy(&ca, certs.path().join("ca.crt")).unwrap();
+    support::run_ok(
+        std::process::Command::new("skopeo")
+            .args(["inspect", "--cert-dir"])
+            .arg(certs.path())
+            .arg("--creds")
+            .arg("ci:s3cret")
+            .arg(format!("docker://{host}/team/app:2")),
+    );
 }

@@ -23,7 +23,7 @@ pub use merge::{MergeOutcome, MergedManifest, merge};
 pub use reference::Reference;
 
 use crate::Error;
-use crate::cache::backend::registry::{BlobPut, Registry};
+use crate::cache::backend::registry::{self, BlobPut, Registry};
 use crate::cache::backend::{BlobRef, RemoteConfig, RemoteError, parallel_map};
 use crate::cache::{Bucket, Cache, EntryMeta};
 use crate::hash::Sha256Digest;
@@ -174,21 +174,34 @@ fn platform_text(descriptor: &Descriptor) -> String {
         })
 }
 
-/// Opens the repository `reference` names.
+/// Opens the repository `reference` names: HTTPS first, as docker does;
+/// plain HTTP only for a loopback registry or one named with
+/// `--insecure-registry`, and only when it does not answer HTTPS.
 pub fn open_registry(reference: &Reference, settings: &PushSettings) -> Result<Registry, Error> {
-    let plain = settings
-        .insecure_registries
-        .iter()
-        .any(|host| host == &reference.registry);
-    Registry::open(
-        &format!("oci://{}/{}", reference.registry, reference.repository),
-        &settings.remote,
-        plain,
-    )
-    .map_err(|source| Error::Push {
+    let failed = |source| Error::Push {
         reference: reference.to_string(),
         source,
-    })
+    };
+    let url = format!("oci://{}/{}", reference.registry, reference.repository);
+    let may_be_plain = registry::is_loopback_authority(&reference.registry)
+        || settings
+            .insecure_registries
+            .iter()
+            .any(|host| host == &reference.registry);
+    let secure = Registry::open_with(&url, &settings.remote, false, false).map_err(failed)?;
+    if !may_be_plain {
+        return Ok(secure);
+    }
+    if secure.ping().is_ok() {
+        return Ok(secure);
+    }
+    // A TLS registry this machine does not trust answers plain HTTP with
+    // 400: keep HTTPS, so the error says what is wrong with it.
+    let plain = Registry::open_with(&url, &settings.remote, true, true).map_err(failed)?;
+    match plain.ping() {
+        Ok(status) if status != 400 => Ok(plain),
+        _ => Ok(secure),
+    }
 }
 
 /// Pushes the images of the OCI layout at `layout` to `reference`.

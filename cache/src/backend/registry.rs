@@ -66,6 +66,17 @@ impl Registry {
     /// `localhost`, `127.*` and `[::1]` (or when `plain` says so), HTTPS
     /// otherwise; `oci+http://` and `oci+https://` choose explicitly.
     pub fn open(url: &str, config: &RemoteConfig, plain: bool) -> Result<Registry, RemoteError> {
+        Registry::open_with(url, config, plain, true)
+    }
+
+    /// [`Registry::open`]; `loopback_plain: false` keeps HTTPS for
+    /// loopback hosts too (unless `plain`).
+    pub fn open_with(
+        url: &str,
+        config: &RemoteConfig,
+        plain: bool,
+        loopback_plain: bool,
+    ) -> Result<Registry, RemoteError> {
         let shown = redact(url).trim_end_matches('/').to_owned();
         let invalid = |reason: &str| RemoteError::InvalidUrl {
             url: shown.clone(),
@@ -85,7 +96,7 @@ impl Registry {
         let plain = match scheme {
             "oci+http" => true,
             "oci+https" => false,
-            _ => plain || is_loopback(host_of(authority)),
+            _ => plain || (loopback_plain && is_loopback(host_of(authority))),
         };
         let base = format!("{}://{authority}/", if plain { "http" } else { "https" });
         let base = reqwest::Url::parse(&base).map_err(|error| invalid(&error.to_string()))?;
@@ -169,6 +180,26 @@ impl Registry {
             });
         }
         Ok(response)
+    }
+
+    /// One `GET /v2/` without retries: the status, whatever it is (200, or
+    /// 401 asking for credentials), if the registry answers at all over
+    /// this URL's scheme. What tells HTTPS from plain HTTP registries.
+    pub fn ping(&self) -> Result<u16, RemoteError> {
+        let url = self.base.join("v2/").expect("registry paths join");
+        let shown = format!("{}/v2/", self.base.as_str().trim_end_matches('/'));
+        let client = self.transport.client(&shown)?;
+        client
+            .get(url)
+            .timeout(self.transport.idle_timeout())
+            .send()
+            .map(|response| response.status().as_u16())
+            .map_err(|source| self.transport.transport_error("GET", &shown, source))
+    }
+
+    /// Whether this client speaks plain HTTP.
+    pub fn is_plain(&self) -> bool {
+        self.base.scheme() == "http"
     }
 
     /// Whether the repository has the blob.
@@ -453,6 +484,11 @@ fn host_of(authority: &str) -> &str {
         .rsplit_once(':')
         .filter(|(_, port)| port.bytes().all(|byte| byte.is_ascii_digit()))
         .map_or(authority, |(host, _)| host)
+}
+
+/// Whether `authority` (`host[:port]`) is this machine.
+pub fn is_loopback_authority(authority: &str) -> bool {
+    is_loopback(host_of(authority))
 }
 
 pub(crate) fn is_loopback(host: &str) -> bool {

@@ -52,7 +52,7 @@ impl Transport {
         self.idle_timeout + Duration::from_secs(size / UPLOAD_FLOOR_BYTES_PER_SECOND)
     }
 
-    fn client(&self, shown_url: &str) -> Result<&Client, RemoteError> {
+    pub(crate) fn client(&self, shown_url: &str) -> Result<&Client, RemoteError> {
         if let Some(client) = self.client.get() {
             return Ok(client);
         }

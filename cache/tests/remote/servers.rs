@@ -183,6 +183,21 @@ impl Registry {
     /// With `htpasswd`, the registry asks for Basic authentication
     /// (`ci` / `s3cret`).
     pub fn start_with(htpasswd: bool) -> Registry {
+        Registry::start_full(htpasswd, false)
+    }
+
+    /// Over HTTPS with a certificate for 127.0.0.1 signed by a test CA made
+    /// here with `openssl` (its PEM is [`Registry::ca`]).
+    pub fn start_tls(htpasswd: bool) -> Registry {
+        Registry::start_full(htpasswd, true)
+    }
+
+    /// The test CA's certificate of a TLS registry.
+    pub fn ca(&self) -> PathBuf {
+        self._dir.path().join("ca.pem")
+    }
+
+    fn start_full(htpasswd: bool, tls: bool) -> Registry {
         let registry = require("docker-registry", "docker-registry");
         let dir = tempfile::tempdir().unwrap();
         let storage = dir.path().join("storage");
@@ -194,10 +209,16 @@ impl Registry {
             String::new()
         };
         let port = free_port();
+        let tls = if tls {
+            make_certificates(dir.path());
+            format!("  tls:\n    certificate: {d}/server.pem\n    key: {d}/server.key\n")
+        } else {
+            String::new()
+        };
         let config = format!(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {d}/storage\n  maintenance:\n    uploadpurging:\n      enabled: false\n\
-             {auth}http:\n  addr: 127.0.0.1:{port}\n  secret: xbuild-tests\n"
+             {auth}http:\n  addr: 127.0.0.1:{port}\n  secret: xbuild-tests\n{tls}"
         );
         std::fs::write(dir.path().join("config.yml"), config).unwrap();
         let log = dir.path().join("registry.log");
@@ -236,6 +257,72 @@ impl Registry {
             .join(hex)
             .join("data")
     }
+}
+
+/// A test CA (`ca.pem`) and a server certificate for 127.0.0.1 and
+/// localhost signed by it (`server.pem`, `server.key`) in `dir`.
+fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=xbuild test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
 }
 
 impl Drop for Registry {
