@@ -188,20 +188,9 @@ pub fn open_registry(reference: &Reference, settings: &PushSettings) -> Result<R
             .insecure_registries
             .iter()
             .any(|host| host == &reference.registry);
-    let secure = Registry::open_with(&url, &settings.remote, false, false).map_err(failed)?;
-    if !may_be_plain {
-        return Ok(secure);
-    }
-    if secure.ping().is_ok() {
-        return Ok(secure);
-    }
-    // A TLS registry this machine does not trust answers plain HTTP with
-    // 400: keep HTTPS, so the error says what is wrong with it.
-    let plain = Registry::open_with(&url, &settings.remote, true, true).map_err(failed)?;
-    match plain.ping() {
-        Ok(status) if status != 400 => Ok(plain),
-        _ => Ok(secure),
-    }
+    let plain = may_be_plain
+        && Registry::speaks_plain_http(&reference.registry, settings.remote.connect_timeout);
+    Registry::open_with(&url, &settings.remote, plain, false).map_err(failed)
 }
 
 /// Pushes the images of the OCI layout at `layout` to `reference`.
@@ -231,11 +220,8 @@ pub fn push_layout(
         })
         .map(|(_, repository)| repository.clone())
         .collect();
-    let mut reports = Vec::new();
-    for image in &images {
-        reports
-            .push(push_image(cache, &registry, layout, image, chunk, &candidates).map_err(failed)?);
-    }
+    let reports =
+        push_blobs(cache, &registry, layout, &images, chunk, &candidates).map_err(failed)?;
     let several = images.len() > 1;
     if several && reference.digest.is_some() {
         return Err(Error::Target {
@@ -244,14 +230,15 @@ pub fn push_layout(
         });
     }
     let (digest, media_type) = if several {
-        for image in &images {
-            registry
-                .put_manifest(
-                    &image.descriptor.digest.oci(),
-                    MEDIA_TYPE_MANIFEST,
-                    &image.manifest_bytes,
-                )
-                .map_err(failed)?;
+        let put = parallel_map(PUSH_JOBS, &images, |image| {
+            registry.put_manifest(
+                &image.descriptor.digest.oci(),
+                MEDIA_TYPE_MANIFEST,
+                &image.manifest_bytes,
+            )
+        });
+        for result in put {
+            result.map_err(failed)?;
         }
         let manifests = images
             .iter()
@@ -290,87 +277,119 @@ pub fn push_layout(
     })
 }
 
-/// Puts one image's blobs into the repository (mounting what another
-/// repository of the registry has); the manifest is left to the caller.
-fn push_image(
+/// Puts the blobs of every image into the repository, all in one pool
+/// (largest first; a blob two images share goes once), mounting what
+/// another repository of the registry has; the manifests are left to the
+/// caller. One report per image: a shared blob counts for the first.
+fn push_blobs(
     cache: &Cache,
     registry: &Registry,
     layout: &Path,
-    image: &LayoutImage,
+    images: &[LayoutImage],
     chunk: u64,
     candidates: &[String],
-) -> Result<PushReport, RemoteError> {
-    let mut blobs: Vec<BlobRef> = std::iter::once(&image.manifest.config)
-        .chain(&image.manifest.layers)
-        .map(|descriptor| BlobRef::new(descriptor.digest, descriptor.size))
+) -> Result<Vec<PushReport>, RemoteError> {
+    let image_blobs: Vec<Vec<BlobRef>> = images
+        .iter()
+        .map(|image| {
+            std::iter::once(&image.manifest.config)
+                .chain(&image.manifest.layers)
+                .map(|descriptor| BlobRef::new(descriptor.digest, descriptor.size))
+                .collect()
+        })
         .collect();
+    let mut blobs: Vec<BlobRef> = image_blobs.iter().flatten().copied().collect();
     blobs.sort_by(|a, b| b.size.cmp(&a.size).then(a.digest.cmp(&b.digest)));
     blobs.dedup();
     let authority = registry.authority().to_owned();
-    let results = parallel_map(4, &blobs, |blob| {
-        let key = known_key(&authority, &blob.digest);
-        let known: KnownRepositories = cache
-            .get_entry(Bucket::RegistryBlobs, &key)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        let mount_from = known
-            .repositories
-            .iter()
-            .find(|repository| *repository != registry.repository())
-            .or(candidates.first())
-            .cloned();
-        let path = blob_path(layout, &blob.digest);
-        let read = |offset: u64, length: u64| {
-            let mut file = std::fs::File::open(&path).map_err(|source| RemoteError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            file.seek(SeekFrom::Start(offset))
-                .map_err(|source| RemoteError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-            Ok(reqwest::blocking::Body::sized(file.take(length), length))
-        };
-        let put = registry.put_blob(blob, mount_from.as_deref(), chunk, &read)?;
-        if !known
-            .repositories
-            .iter()
-            .any(|repository| repository == registry.repository())
-        {
-            let mut known = known;
-            known.repositories.push(registry.repository().to_owned());
-            // Only an optimisation for later pushes: never fails this one.
-            let _ = cache.put_entry(Bucket::RegistryBlobs, &key, &known, EntryMeta::any());
-        }
-        Ok(put)
+    let results = parallel_map(PUSH_JOBS, &blobs, |blob| {
+        put_one(cache, registry, &authority, layout, blob, chunk, candidates)
     });
-    let mut report = PushReport {
-        reference: format!(
-            "{}/{}@{}",
-            registry.authority(),
-            registry.repository(),
-            image.descriptor.digest.oci()
-        ),
-        manifest_digest: image.descriptor.digest.oci(),
-        platform: platform_text(&image.descriptor),
-        bytes_uploaded: 0,
-        blobs_uploaded: 0,
-        blobs_skipped: 0,
-        blobs_mounted: 0,
-    };
-    for result in results {
-        match result? {
-            BlobPut::Present => report.blobs_skipped += 1,
-            BlobPut::Mounted => report.blobs_mounted += 1,
-            BlobPut::Uploaded(bytes) => {
-                report.blobs_uploaded += 1;
-                report.bytes_uploaded += bytes;
+    let mut outcomes = std::collections::BTreeMap::new();
+    for (blob, result) in blobs.iter().zip(results) {
+        outcomes.insert(blob.digest, result?);
+    }
+    let mut reports = Vec::new();
+    let mut counted = std::collections::BTreeSet::new();
+    for (image, blobs) in images.iter().zip(&image_blobs) {
+        let mut report = PushReport {
+            reference: format!(
+                "{}/{}@{}",
+                registry.authority(),
+                registry.repository(),
+                image.descriptor.digest.oci()
+            ),
+            manifest_digest: image.descriptor.digest.oci(),
+            platform: platform_text(&image.descriptor),
+            bytes_uploaded: 0,
+            blobs_uploaded: 0,
+            blobs_skipped: 0,
+            blobs_mounted: 0,
+        };
+        for blob in blobs {
+            let first = counted.insert(blob.digest);
+            match outcomes[&blob.digest] {
+                BlobPut::Mounted if first => report.blobs_mounted += 1,
+                BlobPut::Uploaded(bytes) if first => {
+                    report.blobs_uploaded += 1;
+                    report.bytes_uploaded += bytes;
+                }
+                _ => report.blobs_skipped += 1,
             }
         }
+        reports.push(report);
     }
-    Ok(report)
+    Ok(reports)
+}
+
+/// Blob transfers running at once against the registry.
+const PUSH_JOBS: usize = 6;
+
+/// Puts one blob (see [`push_blobs`]) and records that the repository
+/// has it, for later mounts.
+fn put_one(
+    cache: &Cache,
+    registry: &Registry,
+    authority: &str,
+    layout: &Path,
+    blob: &BlobRef,
+    chunk: u64,
+    candidates: &[String],
+) -> Result<BlobPut, RemoteError> {
+    let key = known_key(authority, &blob.digest);
+    let known: KnownRepositories = cache
+        .get_entry(Bucket::RegistryBlobs, &key)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let mount_from = known
+        .repositories
+        .iter()
+        .find(|repository| *repository != registry.repository())
+        .or(candidates.first())
+        .cloned();
+    let path = blob_path(layout, &blob.digest);
+    let read = |offset: u64, length: u64| {
+        let io = |source| RemoteError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = std::fs::File::open(&path).map_err(io)?;
+        file.seek(SeekFrom::Start(offset)).map_err(io)?;
+        Ok(reqwest::blocking::Body::sized(file.take(length), length))
+    };
+    let put = registry.put_blob(blob, mount_from.as_deref(), chunk, &read)?;
+    if !known
+        .repositories
+        .iter()
+        .any(|repository| repository == registry.repository())
+    {
+        let mut known = known;
+        known.repositories.push(registry.repository().to_owned());
+        // Only an optimisation for later pushes: never fails this one.
+        let _ = cache.put_entry(Bucket::RegistryBlobs, &key, &known, EntryMeta::any());
+    }
+    Ok(put)
 }
 
 /// One line per image of a push, for people.

@@ -100,12 +100,17 @@ impl Registry {
         };
         let base = format!("{}://{authority}/", if plain { "http" } else { "https" });
         let base = reqwest::Url::parse(&base).map_err(|error| invalid(&error.to_string()))?;
+        let transport = if plain {
+            Transport::new(config).plain()
+        } else {
+            Transport::new(config)
+        };
         Ok(Registry {
             base,
             authority: authority.to_owned(),
             repository: repository.to_owned(),
             shown,
-            transport: Transport::new(config),
+            transport,
             auth: Authenticator::new(authority, config.credential_files()),
         })
     }
@@ -182,19 +187,50 @@ impl Registry {
         Ok(response)
     }
 
-    /// One `GET /v2/` without retries: the status, whatever it is (200, or
-    /// 401 asking for credentials), if the registry answers at all over
-    /// this URL's scheme. What tells HTTPS from plain HTTP registries.
-    pub fn ping(&self) -> Result<u16, RemoteError> {
-        let url = self.base.join("v2/").expect("registry paths join");
-        let shown = format!("{}/v2/", self.base.as_str().trim_end_matches('/'));
-        let client = self.transport.client(&shown)?;
-        client
-            .get(url)
-            .timeout(self.transport.idle_timeout())
-            .send()
-            .map(|response| response.status().as_u16())
-            .map_err(|source| self.transport.transport_error("GET", &shown, source))
+    /// Whether the registry at `host[:port]` answers plain HTTP: one
+    /// `GET /v2/` with no credentials on a plain connection (nothing
+    /// secret is sent), read up to its status line. A TLS registry answers
+    /// 400 or drops the connection; a plain one answers 200 or 401.
+    pub fn speaks_plain_http(authority: &str, timeout: std::time::Duration) -> bool {
+        use std::io::{Read as _, Write as _};
+        use std::net::ToSocketAddrs as _;
+        let Some(address) = authority
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addresses| addresses.next())
+            .or_else(|| {
+                (format!("{authority}:80").as_str())
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut addresses| addresses.next())
+            })
+        else {
+            return false;
+        };
+        let Ok(mut stream) = std::net::TcpStream::connect_timeout(&address, timeout) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(timeout));
+        let _ = stream.set_write_timeout(Some(timeout));
+        let request =
+            format!("GET /v2/ HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+        if stream.write_all(request.as_bytes()).is_err() {
+            return false;
+        }
+        let mut head = [0u8; 16];
+        let mut read = 0;
+        while read < head.len() {
+            match stream.read(&mut head[read..]) {
+                Ok(0) | Err(_) => break,
+                Ok(count) => read += count,
+            }
+        }
+        let head = String::from_utf8_lossy(&head[..read]);
+        let status = head
+            .strip_prefix("HTTP/1.")
+            .and_then(|rest| rest.get(2..5))
+            .and_then(|code| code.parse::<u16>().ok());
+        matches!(status, Some(code) if code != 400)
     }
 
     /// Whether this client speaks plain HTTP.

@@ -26,7 +26,13 @@ pub(crate) const UPLOAD_FLOOR_BYTES_PER_SECOND: u64 = 256 * 1024;
 
 pub(crate) struct Transport {
     client: OnceLock<Client>,
+    /// Held while the client is made, so threads starting at once make one
+    /// (each loads the CA certificates: tens of milliseconds).
+    making: std::sync::Mutex<()>,
     extra_ca: Option<std::path::PathBuf>,
+    /// Whether the system's CA certificates are loaded (not for a remote
+    /// spoken to in plain HTTP: loading them costs tens of milliseconds).
+    system_roots: bool,
     connect_timeout: Duration,
     idle_timeout: Duration,
     pool: usize,
@@ -36,11 +42,19 @@ impl Transport {
     pub(crate) fn new(config: &RemoteConfig) -> Transport {
         Transport {
             client: OnceLock::new(),
+            making: std::sync::Mutex::new(()),
             extra_ca: config.extra_ca.clone(),
+            system_roots: true,
             connect_timeout: config.connect_timeout,
             idle_timeout: config.idle_timeout,
             pool: config.jobs.max(config.check_jobs),
         }
+    }
+
+    /// For a remote spoken to in plain HTTP: no CA certificates loaded.
+    pub(crate) fn plain(mut self) -> Transport {
+        self.system_roots = false;
+        self
     }
 
     pub(crate) fn idle_timeout(&self) -> Duration {
@@ -53,6 +67,13 @@ impl Transport {
     }
 
     pub(crate) fn client(&self, shown_url: &str) -> Result<&Client, RemoteError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let _making = self
+            .making
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         if let Some(client) = self.client.get() {
             return Ok(client);
         }
@@ -91,9 +112,10 @@ impl Transport {
             if certificates.is_empty() {
                 return Err(credentials("it holds no PEM certificate".into()));
             }
-            for certificate in certificates {
-                builder = builder.add_root_certificate(certificate);
-            }
+            builder = builder.tls_certs_merge(certificates);
+        }
+        if !self.system_roots {
+            builder = builder.tls_certs_only(Vec::new());
         }
         let client = builder.build().map_err(|source| RemoteError::Client {
             url: shown_url.to_owned(),
