@@ -343,7 +343,7 @@ fn push_blobs(
 }
 
 /// Blob transfers running at once against the registry.
-const PUSH_JOBS: usize = 6;
+const PUSH_JOBS: usize = 8;
 
 /// Puts one blob (see [`push_blobs`]) and records that the repository
 /// has it, for later mounts.
@@ -376,6 +376,13 @@ fn put_one(
         };
         let mut file = std::fs::File::open(&path).map_err(io)?;
         file.seek(SeekFrom::Start(offset)).map_err(io)?;
+        // A chunk is read whole (at most CHUNK bytes): a body from memory
+        // goes out faster than one streamed from a reader thread.
+        if length <= CHUNK {
+            let mut bytes = Vec::with_capacity(length as usize);
+            file.take(length).read_to_end(&mut bytes).map_err(io)?;
+            return Ok(reqwest::blocking::Body::from(bytes));
+        }
         Ok(reqwest::blocking::Body::sized(file.take(length), length))
     };
     let put = registry.put_blob(blob, mount_from.as_deref(), chunk, &read)?;
