@@ -280,3 +280,53 @@ fn a_tls_registry_is_trusted_through_registry_ca_or_ssl_cert_file() {
             .arg(format!("docker://{host}/team/app:2")),
     );
 }
+
+/// Digest stability across machines: B, with an empty cache of its own and
+/// only the shared cache A filled, builds the same image and pushes it
+/// where A did: the same digest, and nothing but the manifest moves.
+#[test]
+fn machine_b_pushing_what_machine_a_pushed_uploads_only_the_manifest() {
+    let archive = ArchiveBuilder::standard().build();
+    let server = Server::serve(archive.root());
+    let project = Project::fixture(&archive, &server, &["hello", "virt-app"], "");
+    let registry = Registry::start();
+    let reference = format!("127.0.0.1:{}/team/app:1.0", registry.port);
+    let keys = temp_dir("xbuild-keys-");
+    let secret = keys.path().join("ci.secret");
+    let keygen = Xbuild::new().run(&[
+        "cache",
+        "keygen",
+        "--name",
+        "ci",
+        "--out",
+        secret.to_str().unwrap(),
+    ]);
+    let public = keygen.success().stdout.trim().to_owned();
+    let remote_dir = temp_dir("xbuild-remote-");
+    let remote = format!("file://{}", remote_dir.path().display());
+    let build_push = |machine: &Xbuild, extra: &[&str]| -> Value {
+        let out = temp_dir("xbuild-out-");
+        let mut args = vec![
+            "build",
+            project.path().to_str().unwrap(),
+            "--target",
+            FIXTURE_TARGET,
+            "--json",
+            "--out",
+            out.path().to_str().unwrap(),
+            "--remote",
+            &remote,
+            "--push",
+            &reference,
+        ];
+        args.extend_from_slice(extra);
+        machine.run(&args).success().json()
+    };
+    let a = build_push(&Xbuild::new(), &["--sign", secret.to_str().unwrap()]);
+    let b = build_push(&Xbuild::new(), &["--trust", &public]);
+    assert_eq!(b["summary"]["built"].as_u64(), Some(0), "{}", b["summary"]);
+    assert_eq!(a["push"]["digest"], b["push"]["digest"]);
+    let (bytes, uploaded, skipped, mounted) = image_totals(&b["push"]);
+    assert_eq!((bytes, uploaded, mounted), (0, 0, 0), "{}", b["push"]);
+    assert!(skipped > 1, "{}", b["push"]);
+}

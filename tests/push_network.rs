@@ -116,6 +116,29 @@ fn network_one_push_of_three_targets_is_one_index_podman_runs() {
         assert_eq!(image["blobs_uploaded"].as_u64(), Some(0), "{again}");
     }
     assert_eq!(second["push"]["digest"], report["push"]["digest"]);
+
+    // An index is a source too, named by its digest: merged alone into
+    // another repository, it keeps its three platforms.
+    let by_digest = format!(
+        "127.0.0.1:{}/team/cowsay@{}",
+        registry.port,
+        report["push"]["digest"].as_str().unwrap()
+    );
+    let merged_tag = format!("127.0.0.1:{}/release/cowsay:all", registry.port);
+    let merged = xbuild.run(&["image", "merge", &merged_tag, &by_digest, "--json"]);
+    let outcome = merged.success().json();
+    assert_eq!(
+        outcome["manifests"].as_array().unwrap().len(),
+        3,
+        "{merged}"
+    );
+    let copy = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{merged_tag}"),
+    ]);
+    assert_eq!(copy["manifests"], index["manifests"], "{copy}");
 }
 
 /// Two single-target pushes (one of them to two repositories), merged into
