@@ -33,6 +33,7 @@ use crate::image::oci::{
 use crate::plan::KeyBuilder;
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Seek, SeekFrom};
+use std::net::ToSocketAddrs as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -174,9 +175,11 @@ fn platform_text(descriptor: &Descriptor) -> String {
         })
 }
 
-/// Opens the repository `reference` names: HTTPS first, as docker does;
-/// plain HTTP only for a loopback registry or one named with
-/// `--insecure-registry`, and only when it does not answer HTTPS.
+/// Opens the repository `reference` names: HTTPS, except for a loopback
+/// registry or one named with `--insecure-registry` that answers plain
+/// HTTP (a `GET /v2/` with no credentials tells: a TLS port answers it
+/// with 400); without a port, HTTPS when port 443 is open, as docker
+/// prefers.
 pub fn open_registry(reference: &Reference, settings: &PushSettings) -> Result<Registry, Error> {
     let failed = |source| Error::Push {
         reference: reference.to_string(),
@@ -188,8 +191,16 @@ pub fn open_registry(reference: &Reference, settings: &PushSettings) -> Result<R
             .insecure_registries
             .iter()
             .any(|host| host == &reference.registry);
-    let plain = may_be_plain
-        && Registry::speaks_plain_http(&reference.registry, settings.remote.connect_timeout);
+    let timeout = settings.remote.connect_timeout;
+    // Without a port, HTTPS (443) wins when it is open, as docker prefers.
+    let https_open = !reference.registry.contains(':')
+        && format!("{}:443", reference.registry)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addresses| addresses.next())
+            .is_some_and(|address| std::net::TcpStream::connect_timeout(&address, timeout).is_ok());
+    let plain =
+        may_be_plain && !https_open && Registry::speaks_plain_http(&reference.registry, timeout);
     Registry::open_with(&url, &settings.remote, plain, false).map_err(failed)
 }
 
