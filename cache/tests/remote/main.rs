@@ -3,6 +3,7 @@
 //! its own server and two empty local caches ("machines" A and B).
 
 mod auth;
+mod chunks;
 mod servers;
 mod speed;
 
