@@ -6,7 +6,8 @@
 //! checkout with its own empty local cache. The plan job's matrix drives
 //! one build job per target (each only from the cache, `--require-hits`,
 //! pushing its image with its layers mounted from the cache's repository);
-//! the merge job's index holds every platform.
+//! the merge job's index holds every platform. The GitLab example runs the
+//! same way, its build jobs those of the child pipeline its plan job wrote.
 
 mod support;
 
@@ -245,4 +246,154 @@ fn network_the_github_actions_example_builds_pushes_and_merges() {
         .collect();
     architectures.sort();
     assert_eq!(architectures, ["amd64", "arm", "arm64"], "{index}");
+}
+
+/// Runs GitLab `script` lines (and `after_script`) as a runner's shell
+/// would, with `env` and the job's `variables`.
+fn run_gitlab_job(
+    job: &Yaml,
+    workdir: &Path,
+    machine: &Xbuild,
+    env: &[(String, String)],
+) -> Vec<RunOutput> {
+    let template = machine.command();
+    let bin = Path::new(env!("CARGO_BIN_EXE_xbuild")).parent().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let variables: Vec<(String, String)> = job
+        .get("variables")
+        .and_then(Yaml::as_mapping)
+        .map(|variables| {
+            variables
+                .iter()
+                .map(|(name, value)| {
+                    (
+                        name.as_str().unwrap().to_owned(),
+                        value.as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let lines: Vec<&str> = ["script", "after_script"]
+        .iter()
+        .filter_map(|part| job.get(*part).and_then(Yaml::as_sequence))
+        .flatten()
+        .map(|line| line.as_str().unwrap())
+        .collect();
+    let mut outputs = Vec::new();
+    for line in lines {
+        let mut command = Command::new("bash");
+        command.arg("-eo").arg("pipefail").arg("-c").arg(line);
+        for (name, value) in template.get_envs() {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
+        command.current_dir(workdir).env("PATH", &path);
+        for (name, value) in env.iter().chain(&variables) {
+            command.env(name, value);
+        }
+        let output = RunOutput::of(&mut command);
+        assert!(output.status.success(), "`{line}` failed:\n{output}");
+        outputs.push(output);
+    }
+    outputs
+}
+
+#[test]
+fn network_the_gitlab_example_and_its_generated_child_pipeline() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ci/gitlab-ci.yml");
+    let pipeline: Yaml = serde_yaml::from_str(&std::fs::read_to_string(&example).unwrap()).unwrap();
+    let source = temp_dir("xbuild-project-");
+    let project = source.path().join("cowsay");
+    support::files::copy_project(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cowsay"),
+        &project,
+    );
+    let manifest = project.join("xbuild.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str("\n[ci]\ntargets = [\"aarch64-linux\", \"armv7-linux\", \"x86_64-linux\"]\n");
+    std::fs::write(&manifest, text).unwrap();
+
+    let registry = Registry::start();
+    let host = format!("127.0.0.1:{}", registry.port);
+    let keys = temp_dir("xbuild-keys-");
+    let secret_file = keys.path().join("ci.secret");
+    let keygen = Xbuild::new().run(&[
+        "cache",
+        "keygen",
+        "--name",
+        "ci",
+        "--out",
+        secret_file.to_str().unwrap(),
+    ]);
+    let public = keygen.success().stdout.trim().to_owned();
+    let image = format!("{host}/group/cowsay");
+    // The pipeline's `variables` are GitLab's to expand; here the image is
+    // what `$CI_REGISTRY_IMAGE` names.
+    assert_eq!(pipeline["variables"]["IMAGE"], "$CI_REGISTRY_IMAGE");
+    let env = vec![
+        ("CI_REGISTRY_IMAGE".to_owned(), image.clone()),
+        ("IMAGE".to_owned(), image.clone()),
+        (
+            "XBUILD_REMOTE".to_owned(),
+            format!("oci://{host}/group/xbuild-cache"),
+        ),
+        ("XBUILD_PUBLIC_KEY".to_owned(), public),
+        (
+            "XBUILD_SIGNING_KEY".to_owned(),
+            std::fs::read_to_string(&secret_file)
+                .unwrap()
+                .trim_end()
+                .to_owned(),
+        ),
+    ];
+
+    let (_prewarm_dir, prewarm_checkout) = checkout(&project);
+    run_gitlab_job(
+        &pipeline["prewarm"],
+        &prewarm_checkout,
+        &Xbuild::new().with_host_apt(),
+        &env,
+    );
+    assert!(!prewarm_checkout.join("key.secret").exists());
+
+    let (_plan_dir, plan_checkout) = checkout(&project);
+    run_gitlab_job(&pipeline["plan"], &plan_checkout, &Xbuild::new(), &env);
+    let artifact = pipeline["build"]["trigger"]["include"][0]["artifact"]
+        .as_str()
+        .unwrap();
+    let child: Yaml =
+        serde_yaml::from_str(&std::fs::read_to_string(plan_checkout.join(artifact)).unwrap())
+            .unwrap();
+    let jobs: Vec<(&str, &Yaml)> = child
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter_map(|(name, job)| {
+            Some((name.as_str()?, job)).filter(|(name, _)| name.starts_with("build:"))
+        })
+        .collect();
+    assert_eq!(jobs.len(), 3, "{child:?}");
+    for (name, job) in jobs {
+        let (_dir, build_checkout) = checkout(&project);
+        let outputs = run_gitlab_job(job, &build_checkout, &Xbuild::new().with_host_apt(), &env);
+        assert!(
+            outputs.last().unwrap().stderr.contains("pushed "),
+            "{name}: {}",
+            outputs.last().unwrap()
+        );
+    }
+
+    let (_merge_dir, merge_checkout) = checkout(&project);
+    run_gitlab_job(&pipeline["merge"], &merge_checkout, &Xbuild::new(), &env);
+    let raw = support::run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{image}:latest"),
+    ]));
+    let index: Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 3, "{index}");
 }
