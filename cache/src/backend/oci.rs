@@ -23,8 +23,10 @@
 //!
 //!   The first layer is the signed envelope ([`crate::sign`]), itself a
 //!   blob; the others are the entry's blobs, listed so that the registry's
-//!   garbage collection keeps them. The envelope is a layer rather than an
-//!   annotation so that its size is not bounded by the manifest's;
+//!   garbage collection keeps them. The envelope is a layer so that its
+//!   size is not bounded by the manifest's; one of at most 16 KiB is also
+//!   the annotation `org.xbuild.envelope` (base64), so a reader fetches the
+//!   manifest only (it is signed: either copy verifies the same way);
 //! - every pointer as a manifest of `artifactType`
 //!   `application/vnd.xbuild.pointer.v1` whose one layer is the pointer
 //!   document, tagged `pointer_<name>`. Entry tags never contain `_`, so the
@@ -57,6 +59,12 @@ pub const POINTER_MEDIA_TYPE: &str = "application/vnd.xbuild.pointer.v1+json";
 pub const BLOB_MEDIA_TYPE: &str = "application/vnd.xbuild.blob.v1";
 pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 const EMPTY_CONFIG: &[u8] = b"{}";
+/// The annotation holding a small entry's envelope (base64) besides its
+/// layer, so a reader needs the manifest only; the envelope is signed, so
+/// either copy is verified the same way.
+pub const ENVELOPE_ANNOTATION: &str = "org.xbuild.envelope";
+/// The largest envelope also carried inline.
+const INLINE_ENVELOPE_LIMIT: usize = 16 * 1024;
 
 /// The largest envelope or pointer document read.
 const SMALL_LIMIT: u64 = 16 * 1024 * 1024;
@@ -168,6 +176,17 @@ impl OciBackend {
         let Some(manifest) = self.get_manifest(tag, artifact_type)? else {
             return Ok(None);
         };
+        self.document_of(tag, &manifest, media_type).map(Some)
+    }
+
+    /// The first layer of `media_type` of `manifest` (tagged `tag`), read
+    /// whole and checked against its digest.
+    fn document_of(
+        &self,
+        tag: &str,
+        manifest: &Manifest,
+        media_type: &str,
+    ) -> Result<Vec<u8>, RemoteError> {
         let (_, shown) = self.registry.endpoint(&format!("manifests/{tag}"));
         let layer = manifest
             .layers
@@ -195,7 +214,7 @@ impl OciBackend {
                 ),
             });
         }
-        Ok(Some(bytes))
+        Ok(bytes)
     }
 
     fn artifact(
@@ -267,11 +286,23 @@ impl Backend for OciBackend {
     }
 
     fn get_entry(&self, bucket: &str, key: &Sha256Digest) -> Result<Option<Vec<u8>>, RemoteError> {
-        self.get_document(
-            &entry_tag(bucket, key)?,
-            ENTRY_ARTIFACT_TYPE,
-            ENVELOPE_MEDIA_TYPE,
-        )
+        let tag = entry_tag(bucket, key)?;
+        let Some(manifest) = self.get_manifest(&tag, ENTRY_ARTIFACT_TYPE)? else {
+            return Ok(None);
+        };
+        // A small envelope rides in the manifest too: one round trip.
+        if let Some(inline) = manifest.annotations.get(ENVELOPE_ANNOTATION) {
+            use base64::Engine as _;
+            return base64::engine::general_purpose::STANDARD
+                .decode(inline)
+                .map(Some)
+                .map_err(|_| RemoteError::Protocol {
+                    url: format!("{}/manifests/{tag}", self.registry.url()),
+                    reason: format!("its `{ENVELOPE_ANNOTATION}` annotation is not base64"),
+                });
+        }
+        self.document_of(&tag, &manifest, ENVELOPE_MEDIA_TYPE)
+            .map(Some)
     }
 
     fn has_entry(&self, bucket: &str, key: &Sha256Digest) -> Result<bool, RemoteError> {
@@ -287,6 +318,7 @@ impl Backend for OciBackend {
         blobs: &[BlobRef],
     ) -> Result<(), RemoteError> {
         let tag = entry_tag(bucket, key)?;
+        let envelope_bytes = envelope;
         let envelope = self.registry.upload_bytes(envelope)?;
         let mut layers = vec![Descriptor {
             media_type: ENVELOPE_MEDIA_TYPE.into(),
@@ -298,10 +330,17 @@ impl Backend for OciBackend {
             digest: blob.digest,
             size: blob.size,
         }));
-        let annotations = [
+        let mut annotations = vec![
             ("org.xbuild.bucket", bucket.to_owned()),
             ("org.xbuild.key", key.oci()),
         ];
+        if envelope_bytes.len() <= INLINE_ENVELOPE_LIMIT {
+            use base64::Engine as _;
+            annotations.push((
+                ENVELOPE_ANNOTATION,
+                base64::engine::general_purpose::STANDARD.encode(envelope_bytes),
+            ));
+        }
         self.put_manifest(
             &tag,
             &self.artifact(ENTRY_ARTIFACT_TYPE, layers, &annotations),
