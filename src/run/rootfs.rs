@@ -340,3 +340,7 @@ fn device_number(_: u32, _: u32) -> u64 {
 fn make_node(_: &Path, _: u32, _: u64) -> io::Result<()> {
     Err(io::ErrorKind::Unsupported.into())
 }
+
+#[cfg(test)]
+#[path = "rootfs_tests.rs"]
+mod tests;
