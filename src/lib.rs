@@ -46,6 +46,7 @@ pub mod platform;
 pub mod progress;
 pub mod push;
 pub mod report;
+pub mod run;
 pub mod shared;
 pub mod toolchain;
 

@@ -6,5 +6,11 @@
 mod cli;
 
 fn main() {
+    // The sandbox helper of `xbuild run`, first thing: it must still have
+    // one thread.
+    #[cfg(target_os = "linux")]
+    if let Some(config) = std::env::var_os(xbuild::run::HELPER_VARIABLE) {
+        std::process::exit(xbuild::run::sandbox::helper(&config));
+    }
     std::process::exit(cli::run());
 }

@@ -25,11 +25,13 @@
 //!   sysroots-v3/<key>.json
 //!   compilers-v1/<key>.json
 //!   sources-v1/<key>.json
+//!   rootfs-v1/<key>.json
 //! toolchains-v1/<key>/                 compiler programs (Debian's, unpacked) or a toolchain built from source
 //! sysroots-v3/<key>/                   a target's libc6-dev and -dev packages, unpacked (merged /usr)
 //! compilers-v1/<key>/                  wrappers joining programs and a sysroot: two relative
 //!                                      symlinks, ../../toolchains-v1/<key> and ../../sysroots-v3/<key>
 //! sources-v1/<key>/<tree>/             the unpacked sources of a [[build]] or a source toolchain
+//! rootfs-v1/<key>/                    an image's layers applied (key: its manifest digest), for `xbuild run`
 //! cargo-target-v1/<key>/               cargo's target directory per project (scratch)
 //! logs-v1/                             toolchain build logs; builds-v1.jsonl, the last builds' summaries
 //! ```
@@ -86,11 +88,14 @@ pub enum Bucket {
     /// The repositories of a registry this cache pushed a blob to: where a
     /// push to another repository mounts it from.
     RegistryBlobs,
+    /// An image's layers applied into a root filesystem, by manifest
+    /// digest: what `xbuild run` mounts read-only under each run.
+    RootFs,
 }
 
 impl Bucket {
     /// Every bucket, in the order of the layout.
-    pub const ALL: [Bucket; 17] = [
+    pub const ALL: [Bucket; 18] = [
         Bucket::InRelease,
         Bucket::Resolution,
         Bucket::Layer,
@@ -108,6 +113,7 @@ impl Bucket {
         Bucket::CargoTarget,
         Bucket::Logs,
         Bucket::RegistryBlobs,
+        Bucket::RootFs,
     ];
 
     /// The versioned name on disk: the directory under `entries-v2/`, and
@@ -131,14 +137,17 @@ impl Bucket {
             Bucket::CargoTarget => "cargo-target-v1",
             Bucket::Logs => "logs-v1",
             Bucket::RegistryBlobs => "registry-blobs-v1",
+            Bucket::RootFs => "rootfs-v1",
         }
     }
 
     pub fn kind(self) -> BucketKind {
         match self {
-            Bucket::Toolchains | Bucket::Sysroots | Bucket::Compilers | Bucket::Sources => {
-                BucketKind::Tree
-            }
+            Bucket::Toolchains
+            | Bucket::Sysroots
+            | Bucket::Compilers
+            | Bucket::Sources
+            | Bucket::RootFs => BucketKind::Tree,
             Bucket::CargoTarget | Bucket::Logs => BucketKind::Scratch,
             _ => BucketKind::Entries,
         }

@@ -8,6 +8,7 @@ mod ci;
 mod prewarm;
 mod progress;
 mod push;
+mod run;
 mod targets;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -46,6 +47,10 @@ enum Command {
     Image(ImageArgs),
     /// CI pipelines: `ci matrix` prints a project's targets as a job matrix.
     Ci(ci::CiArgs),
+    /// Build (or reuse) the image for one target and run it here: its
+    /// entrypoint and cmd, or ARGS after `--` (exit status: the command's;
+    /// 125 when xbuild itself fails).
+    Run(run::RunArgs),
 }
 
 #[derive(Args)]
@@ -338,8 +343,9 @@ pub fn run() -> i32 {
     if let Some(common) = prewarm {
         common.mirror_option = "--mirror";
     }
-    if let Command::Build(BuildArgs { common, .. }) | Command::Plan(PlanArgs { common, .. }) =
-        &mut cli.command
+    if let Command::Build(BuildArgs { common, .. })
+    | Command::Plan(PlanArgs { common, .. })
+    | Command::Run(run::RunArgs { common, .. }) = &mut cli.command
     {
         common.mirror_option = if from_environment {
             "XBUILD_MIRROR"
@@ -361,6 +367,7 @@ pub fn run() -> i32 {
             command: ImageCommand::Merge(args),
         }) => push::merge(args, cli.quiet),
         Command::Ci(args) => ci::run(args),
+        Command::Run(args) => return run::run(args, cli.quiet),
     };
     match result {
         Ok(()) => 0,
@@ -375,8 +382,8 @@ pub fn run() -> i32 {
 /// `xbuild --target T` is `xbuild build --target T` (global flags such as
 /// `-q` may come first; `--help` and `--version` stay xbuild's own).
 fn with_default_command(mut arguments: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    const COMMANDS: [&str; 8] = [
-        "build", "plan", "targets", "cache", "push", "image", "ci", "help",
+    const COMMANDS: [&str; 9] = [
+        "build", "plan", "targets", "cache", "push", "image", "ci", "run", "help",
     ];
     const OWN: [&str; 4] = ["-h", "--help", "-V", "--version"];
     let first = arguments
@@ -439,6 +446,10 @@ mod tests {
             words(&["xbuild", "-q", "plan", "-t", "arm64"])
         );
         assert_eq!(with(&["xbuild", "targets"]), words(&["xbuild", "targets"]));
+        assert_eq!(
+            with(&["xbuild", "run", "-t", "arm64"]),
+            words(&["xbuild", "run", "-t", "arm64"])
+        );
         assert_eq!(
             with(&["xbuild", "cache", "gc", "--max-size", "1G"]),
             words(&["xbuild", "cache", "gc", "--max-size", "1G"])

@@ -1,0 +1,535 @@
+//! `xbuild run`: an image of a build's OCI layout run here, without a
+//! container engine. Its layers are applied once into a cached root
+//! filesystem keyed by the manifest digest ([`rootfs`]); each run mounts
+//! that root read-only under a writable overlay of its own in a user,
+//! mount and PID namespace made by a helper process ([`sandbox`]: `xbuild`
+//! re-executed while it has one thread). A foreign image runs through the
+//! host's qemu-user binfmt_misc registration.
+
+pub mod rootfs;
+#[cfg(target_os = "linux")]
+pub mod sandbox;
+
+use crate::cache::{Bucket, Cache, CacheError, EntryMeta};
+use crate::hash::Sha256Digest;
+use crate::image::oci::{ImageConfiguration, ImageManifest};
+use crate::platform::Platform;
+use serde::{Deserialize, Serialize};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// Set (to the JSON of a [`SandboxConfig`]) in the environment of the
+/// helper: `main` checks it before anything else.
+pub const HELPER_VARIABLE: &str = "XBUILD_RUN_SANDBOX";
+
+/// Set to anything but empty: the host's binfmt_misc entries are not used
+/// (as on a host without them).
+pub const IGNORE_HOST_BINFMT: &str = "XBUILD_IGNORE_HOST_BINFMT";
+
+/// `PATH` when the image sets none (podman's).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+const BINFMT: &str = "/proc/sys/fs/binfmt_misc";
+
+/// How ids of the namespace map to the caller's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum IdMapping {
+    /// Running as root: every id is itself.
+    Identity,
+    /// The caller is root inside, and there is no other id.
+    Single { uid: u32, gid: u32 },
+    /// The caller is root inside, ids 1… are the subordinate ranges
+    /// (start, count) of `/etc/subuid` and `/etc/subgid`, via newuidmap.
+    Subordinate {
+        uid: u32,
+        gid: u32,
+        uids: (u32, u32),
+        gids: (u32, u32),
+    },
+}
+
+/// A host path mounted in the container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Volume {
+    pub host: PathBuf,
+    pub guest: String,
+    pub read_only: bool,
+}
+
+/// Everything the helper needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxConfig {
+    /// The cached root filesystem (never written).
+    pub root: PathBuf,
+    /// An empty directory the run's tmpfs is mounted on.
+    pub scratch: PathBuf,
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub mapping: IdMapping,
+    pub volumes: Vec<Volume>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot read the image {digest} from {}", layout.display())]
+    Image {
+        layout: PathBuf,
+        digest: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the image {digest} in {} is malformed: {reason}", layout.display())]
+    BadImage {
+        layout: PathBuf,
+        digest: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error(transparent)]
+    Rootfs(#[from] rootfs::RootfsError),
+    #[error("cannot run a {target} image on this {host} host: {reason}")]
+    NoEmulator {
+        target: String,
+        host: String,
+        qemu: String,
+        oci: String,
+        reason: String,
+    },
+    #[error("the image's user {user:?}: {reason}")]
+    User { user: String, reason: String },
+    #[error("--volume {value:?}: {reason}")]
+    Volume { value: String, reason: String },
+    #[error("--env {value:?}: expected NAME=VALUE or NAME")]
+    Env { value: String },
+    #[error("cannot start the sandbox helper")]
+    Helper(#[source] std::io::Error),
+    #[error("xbuild run needs Linux (user, mount and PID namespaces)")]
+    NotLinux,
+}
+
+impl RunError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RunError::NoEmulator { qemu, oci, .. } => Some(format!(
+                "register qemu-user for it with binfmt_misc and the F flag: `apt install qemu-user-static` (Debian's package registers qemu-{qemu} so), or scripts/setup.sh; or run the image with `podman run --platform {oci}`"
+            )),
+            RunError::User { .. } => Some(
+                "an image whose user is not root needs subordinate ids for the caller in /etc/subuid and /etc/subgid, and newuidmap and newgidmap (Debian's uidmap package); or run xbuild run as root".into(),
+            ),
+            RunError::NotLinux => Some("run the image with `podman run` or `docker run`".into()),
+            _ => None,
+        }
+    }
+}
+
+/// What to run: an image of a layout, and what the command line adds.
+pub struct RunRequest {
+    pub layout: PathBuf,
+    pub manifest_digest: String,
+    pub target: Platform,
+    pub host: Platform,
+    /// Replace the image's cmd when not empty.
+    pub args: Vec<String>,
+    /// `--env` values: NAME=VALUE, or NAME (the caller's value).
+    pub env: Vec<String>,
+    /// `--volume` values: HOST:GUEST[:ro].
+    pub volumes: Vec<String>,
+}
+
+/// The components of an absolute container path, `None` if it is
+/// relative or has `..`.
+pub fn guest_components(path: &str) -> Option<Vec<OsString>> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    let mut parts = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return None,
+            name => parts.push(OsString::from(name)),
+        }
+    }
+    Some(parts)
+}
+
+/// A layout's blob, by digest.
+fn blob_path(layout: &Path, digest: &Sha256Digest) -> PathBuf {
+    layout.join("blobs/sha256").join(digest.hex())
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(
+    request: &RunRequest,
+    digest: &Sha256Digest,
+) -> Result<T, RunError> {
+    let bytes =
+        std::fs::read(blob_path(&request.layout, digest)).map_err(|source| RunError::Image {
+            layout: request.layout.clone(),
+            digest: digest.oci(),
+            source,
+        })?;
+    serde_json::from_slice(&bytes).map_err(|error| RunError::BadImage {
+        layout: request.layout.clone(),
+        digest: digest.oci(),
+        reason: error.to_string(),
+    })
+}
+
+/// The image's root filesystem in the cache, applied now if it is not.
+pub fn root_filesystem(
+    cache: &Cache,
+    request: &RunRequest,
+    manifest: &ImageManifest,
+    key: &Sha256Digest,
+) -> Result<PathBuf, RunError> {
+    let layers: Vec<PathBuf> = manifest
+        .layers
+        .iter()
+        .map(|layer| blob_path(&request.layout, &layer.digest))
+        .collect();
+    let as_root = is_root();
+    let (path, _) = cache.get_or_build_tree(
+        Bucket::RootFs,
+        key,
+        EntryMeta::for_platform(request.target.name.clone()),
+        |dir| {
+            rootfs::apply_layers(dir, &layers, as_root)
+                .map(drop)
+                .map_err(RunError::from)
+        },
+    )?;
+    Ok(path)
+}
+
+#[cfg(target_os = "linux")]
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn is_root() -> bool {
+    false
+}
+
+/// Whether `target`'s programs run on `host` without an emulator.
+fn runs_natively(target: &Platform, host: &Platform) -> bool {
+    target.debian_arch == host.debian_arch
+        || (host.debian_arch == "amd64" && target.debian_arch == "i386")
+}
+
+/// Checks that the kernel runs `target`'s programs: natively, or through
+/// the host's qemu-user registration, enabled and with the F flag (its
+/// interpreter opened at registration, so found from inside the root).
+pub fn check_emulation(target: &Platform, host: &Platform) -> Result<(), RunError> {
+    if runs_natively(target, host) {
+        return Ok(());
+    }
+    let error = |reason: String| RunError::NoEmulator {
+        target: target.name.clone(),
+        host: host.name.clone(),
+        qemu: target.qemu.clone(),
+        oci: target.oci.to_string(),
+        reason,
+    };
+    if std::env::var_os(IGNORE_HOST_BINFMT).is_some_and(|value| !value.is_empty()) {
+        return Err(error(format!(
+            "the host's binfmt_misc entries are ignored ({IGNORE_HOST_BINFMT} is set), and xbuild has no emulator of its own yet"
+        )));
+    }
+    let status = std::fs::read_to_string(Path::new(BINFMT).join("status")).unwrap_or_default();
+    if status.trim() != "enabled" {
+        return Err(error(format!(
+            "binfmt_misc is not mounted or not enabled at {BINFMT}"
+        )));
+    }
+    let entry = Path::new(BINFMT).join(format!("qemu-{}", target.qemu));
+    let text = std::fs::read_to_string(&entry).map_err(|_| {
+        error(format!(
+            "no qemu-user is registered for it ({} is missing)",
+            entry.display()
+        ))
+    })?;
+    if text.lines().next() != Some("enabled") {
+        return Err(error(format!("{} is disabled", entry.display())));
+    }
+    let flags = text
+        .lines()
+        .find_map(|line| line.strip_prefix("flags: "))
+        .unwrap_or("");
+    if !flags.contains('F') {
+        return Err(error(format!(
+            "{} is registered without the F flag, so its interpreter cannot be found inside the image's root",
+            entry.display()
+        )));
+    }
+    Ok(())
+}
+
+/// A line of a passwd or group file whose name (or id) is `who`.
+fn lookup(file: &Path, who: &str) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines()
+        .map(|line| line.split(':').map(str::to_owned).collect::<Vec<_>>())
+        .find(|fields| fields.len() >= 4 && (fields[0] == who || fields[2] == who))
+}
+
+/// The numeric uid and gid of the image's `User` (`name`, `uid`,
+/// `uid:gid`, `name:group`), looked up in the root's /etc files.
+pub fn resolve_user(root: &Path, user: &str) -> Result<(u32, u32), RunError> {
+    let user = user.trim();
+    if user.is_empty() {
+        return Ok((0, 0));
+    }
+    let error = |reason: String| RunError::User {
+        user: user.to_owned(),
+        reason,
+    };
+    let etc = rootfs::resolve_dir(root, &[OsString::from("etc")], false)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| root.join("etc"));
+    let (name, group) = match user.split_once(':') {
+        Some((name, group)) => (name, Some(group)),
+        None => (user, None),
+    };
+    let entry = lookup(&etc.join("passwd"), name);
+    let uid = match name.parse::<u32>() {
+        Ok(uid) => uid,
+        Err(_) => entry
+            .as_ref()
+            .and_then(|fields| fields[2].parse().ok())
+            .ok_or_else(|| error(format!("no user {name} in the image's /etc/passwd")))?,
+    };
+    let gid = match group {
+        Some(group) => match group.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => lookup(&etc.join("group"), group)
+                .and_then(|fields| fields[2].parse().ok())
+                .ok_or_else(|| error(format!("no group {group} in the image's /etc/group")))?,
+        },
+        None => entry
+            .as_ref()
+            .and_then(|fields| fields[3].parse().ok())
+            .unwrap_or(0),
+    };
+    Ok((uid, gid))
+}
+
+/// The subordinate range (start, count) of the caller in `file`.
+fn subordinate_range(file: &str, name: Option<&str>, id: u32) -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let who = fields.next()?;
+        let start = fields.next()?.trim().parse().ok()?;
+        let count = fields.next()?.trim().parse().ok()?;
+        (Some(who) == name || who == id.to_string()).then_some((start, count))
+    })
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+#[cfg(target_os = "linux")]
+fn caller_ids() -> (u32, u32) {
+    (
+        rustix::process::getuid().as_raw(),
+        rustix::process::getgid().as_raw(),
+    )
+}
+
+#[cfg(not(target_os = "linux"))]
+fn caller_ids() -> (u32, u32) {
+    (0, 0)
+}
+
+/// How the namespace's ids map to the caller's, for a command run as
+/// `uid:gid`.
+pub fn id_mapping(user: &str, uid: u32, gid: u32) -> Result<IdMapping, RunError> {
+    if is_root() {
+        return Ok(IdMapping::Identity);
+    }
+    let (own_uid, own_gid) = caller_ids();
+    if uid == 0 && gid == 0 {
+        return Ok(IdMapping::Single {
+            uid: own_uid,
+            gid: own_gid,
+        });
+    }
+    let name =
+        lookup(Path::new("/etc/passwd"), &own_uid.to_string()).map(|fields| fields[0].clone());
+    let uids = subordinate_range("/etc/subuid", name.as_deref(), own_uid);
+    let gids = subordinate_range("/etc/subgid", name.as_deref(), own_uid);
+    let error = |reason: String| RunError::User {
+        user: user.to_owned(),
+        reason,
+    };
+    let (Some(uids), Some(gids)) = (uids, gids) else {
+        return Err(error(format!(
+            "it runs as {uid}:{gid}, and uid {own_uid} has no subordinate ids in /etc/subuid and /etc/subgid to map it to"
+        )));
+    };
+    if !on_path("newuidmap") || !on_path("newgidmap") {
+        return Err(error(format!(
+            "it runs as {uid}:{gid}, which needs newuidmap and newgidmap (Debian's uidmap package)"
+        )));
+    }
+    if uid > uids.1 || gid > gids.1 {
+        return Err(error(format!(
+            "it runs as {uid}:{gid}, beyond the subordinate ranges of uid {own_uid}"
+        )));
+    }
+    Ok(IdMapping::Subordinate {
+        uid: own_uid,
+        gid: own_gid,
+        uids,
+        gids,
+    })
+}
+
+fn parse_volume(value: &str) -> Result<Volume, RunError> {
+    let error = |reason: &str| RunError::Volume {
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let (rest, read_only) = match value.strip_suffix(":ro") {
+        Some(rest) => (rest, true),
+        None => (value.strip_suffix(":rw").unwrap_or(value), false),
+    };
+    let (host, guest) = rest
+        .split_once(':')
+        .ok_or_else(|| error("expected HOST:GUEST or HOST:GUEST:ro"))?;
+    if guest_components(guest).is_none_or(|parts| parts.is_empty()) {
+        return Err(error(
+            "the container path must be absolute, without `..`, and not /",
+        ));
+    }
+    let host = std::fs::canonicalize(host).map_err(|_| error("the host path does not exist"))?;
+    Ok(Volume {
+        host,
+        guest: guest.to_owned(),
+        read_only,
+    })
+}
+
+/// The command's environment: the image's, `PATH` and `HOME` if it sets
+/// none, then `--env` (a later value of a name replaces an earlier one).
+fn environment(image: &[String], extra: &[String]) -> Result<Vec<String>, RunError> {
+    let mut env: Vec<String> = image.to_vec();
+    let mut set = |pair: String| {
+        let name = pair.split('=').next().unwrap_or("").to_owned();
+        env.retain(|old| old.split('=').next() != Some(&name));
+        env.push(pair);
+    };
+    let has = |name: &str| {
+        image
+            .iter()
+            .any(|pair| pair.starts_with(&format!("{name}=")))
+    };
+    if !has("PATH") {
+        set(format!("PATH={DEFAULT_PATH}"));
+    }
+    if !has("HOME") {
+        set("HOME=/root".to_owned());
+    }
+    for value in extra {
+        match value.split_once('=') {
+            Some((name, _)) if !name.is_empty() => set(value.clone()),
+            None if !value.is_empty() => {
+                if let Some(host) = std::env::var_os(value) {
+                    set(format!("{value}={}", host.to_string_lossy()));
+                }
+            }
+            _ => {
+                return Err(RunError::Env {
+                    value: value.clone(),
+                });
+            }
+        }
+    }
+    Ok(env)
+}
+
+/// Runs the image; returns the command's exit status.
+pub fn run(cache: &Cache, request: &RunRequest) -> Result<i32, RunError> {
+    if !cfg!(target_os = "linux") {
+        return Err(RunError::NotLinux);
+    }
+    let digest =
+        Sha256Digest::parse(&request.manifest_digest).ok_or_else(|| RunError::BadImage {
+            layout: request.layout.clone(),
+            digest: request.manifest_digest.clone(),
+            reason: "not a sha256 digest".into(),
+        })?;
+    let manifest: ImageManifest = read_json(request, &digest)?;
+    let image: ImageConfiguration = read_json(request, &manifest.config.digest)?;
+    check_emulation(&request.target, &request.host)?;
+    let volumes = request
+        .volumes
+        .iter()
+        .map(|value| parse_volume(value))
+        .collect::<Result<Vec<_>, _>>()?;
+    let env = environment(&image.config.env, &request.env)?;
+    let root = root_filesystem(cache, request, &manifest, &digest)?;
+    let user = image.config.user.clone().unwrap_or_default();
+    let (uid, gid) = resolve_user(&root, &user)?;
+    let mapping = id_mapping(&user, uid, gid)?;
+    let mut argv = image.config.entrypoint.clone().unwrap_or_default();
+    if request.args.is_empty() {
+        argv.extend(image.config.cmd.clone().unwrap_or_default());
+    } else {
+        argv.extend(request.args.iter().cloned());
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("xbuild-run-")
+        .tempdir()
+        .map_err(RunError::Helper)?;
+    let workdir = image
+        .config
+        .working_dir
+        .clone()
+        .filter(|dir| dir.starts_with('/'))
+        .unwrap_or_else(|| "/".to_owned());
+    let config = SandboxConfig {
+        root,
+        scratch: scratch.path().to_owned(),
+        argv,
+        env,
+        workdir,
+        uid,
+        gid,
+        mapping,
+        volumes,
+    };
+    spawn_helper(&config)
+}
+
+#[cfg(target_os = "linux")]
+fn spawn_helper(config: &SandboxConfig) -> Result<i32, RunError> {
+    use std::os::unix::process::ExitStatusExt;
+    let json = serde_json::to_string(config).expect("serializable");
+    // The terminal's interrupt is the command's to handle; this process
+    // waits for its status.
+    for signal in [libc::SIGINT, libc::SIGQUIT] {
+        // SAFETY: setting a disposition to SIG_IGN.
+        unsafe { libc::signal(signal, libc::SIG_IGN) };
+    }
+    let status = std::process::Command::new("/proc/self/exe")
+        .env(HELPER_VARIABLE, json)
+        .status()
+        .map_err(RunError::Helper)?;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn spawn_helper(_: &SandboxConfig) -> Result<i32, RunError> {
+    Err(RunError::NotLinux)
+}
