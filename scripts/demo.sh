@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: set up this machine, build the cowsay example image for
-# aarch64-linux (arm64) with xbuild, load it into podman and run it.
+# aarch64-linux (arm64) with xbuild, load it into podman and run it, then
+# run it again with `xbuild run` (no container engine).
 # Usage: bash scripts/demo.sh [target]   (default aarch64-linux)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,3 +29,6 @@ podman=(podman --storage-driver vfs --cgroup-manager cgroupfs --runtime runc)
 "${podman[@]}" run --rm --platform "$platform" --network none \
     --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 \
     cowsay-hello-world:latest
+
+# The same image run by xbuild itself, with no container engine.
+./target/release/xbuild run examples/cowsay --target "$target"
