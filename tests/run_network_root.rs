@@ -62,6 +62,22 @@ fn network_root_run_cowsay_aarch64_prints_the_cow() {
 }
 
 #[test]
+fn network_root_run_cowsay_armv7_prints_the_cow_as_arm() {
+    assert_binfmt("arm");
+    let output = run("armv7-linux", &[]);
+    output.success();
+    cow(&output);
+    // The program runs as a 32-bit ARM process: perl's own idea of its
+    // architecture says so.
+    let arch = run(
+        "armv7-linux",
+        &["--", "perl", "-MConfig", "-e", "print $Config{archname}"],
+    );
+    arch.success();
+    assert!(arch.stdout.starts_with("arm-linux"), "{}", arch.stdout);
+}
+
+#[test]
 fn network_root_run_args_replace_the_cmd() {
     let output = run("aarch64-linux", &["--", "cowsay", "moo"]);
     output.success();
