@@ -257,7 +257,10 @@ pub fn merge(
         });
     }
     let target = open_registry(dest, settings)?;
-    let mut found: Vec<(Found, Option<Registry>)> = Vec::new();
+    // Each source's repository, opened once; a manifest found in another
+    // repository than DEST's names the one to copy it from.
+    let mut registries: Vec<Registry> = Vec::new();
+    let mut found: Vec<(Found, Option<usize>)> = Vec::new();
     for source in sources {
         if source.registry != dest.registry {
             return Err(Error::Target {
@@ -270,11 +273,9 @@ pub fn merge(
         }
         let registry = open_registry(source, settings)?;
         let manifests = read_source(&registry, source).map_err(failed)?;
-        let other = source.repository != dest.repository;
-        for manifest in manifests {
-            let registry = other.then(|| open_registry(source, settings)).transpose()?;
-            found.push((manifest, registry));
-        }
+        let other = (source.repository != dest.repository).then_some(registries.len());
+        registries.push(registry);
+        found.extend(manifests.into_iter().map(|manifest| (manifest, other)));
     }
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for (manifest, _) in &found {
@@ -294,7 +295,7 @@ pub fn merge(
     let mut descriptors = Vec::new();
     for (manifest, source_registry) in &found {
         let mounted = match source_registry {
-            Some(from) => copy_manifest(from, &target, manifest).map_err(failed)?,
+            Some(from) => copy_manifest(&registries[*from], &target, manifest).map_err(failed)?,
             None => 0,
         };
         merged.push(MergedManifest {

@@ -233,11 +233,6 @@ impl Registry {
         matches!(status, Some(code) if code != 400)
     }
 
-    /// Whether this client speaks plain HTTP.
-    pub fn is_plain(&self) -> bool {
-        self.base.scheme() == "http"
-    }
-
     /// Whether the repository has the blob.
     pub fn blob_exists(&self, digest: &Sha256Digest) -> Result<bool, RemoteError> {
         let (url, shown) = self.endpoint(&format!("blobs/{}", digest.oci()));
@@ -499,7 +494,7 @@ impl Registry {
     }
 
     /// Whether the manifest `reference` is there (`HEAD`), accepting
-    /// `accept`; its digest if the registry says it.
+    /// `accept`.
     pub fn manifest_exists(&self, reference: &str, accept: &[&str]) -> Result<bool, RemoteError> {
         let (url, shown) = self.endpoint(&format!("manifests/{reference}"));
         let response = self.send("HEAD", &shown, |client| {
