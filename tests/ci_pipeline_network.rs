@@ -57,6 +57,69 @@ fn env_of(node: &Yaml, values: &BTreeMap<String, String>) -> Vec<(String, String
         .unwrap_or_default()
 }
 
+/// Runs one shell line of a CI job in `workdir` as the runner's shell
+/// would (`bash -eo pipefail -c`), with `machine`'s environment, the
+/// binary under test first on PATH, and `env`; it must succeed.
+fn run_step<'a>(
+    machine: &Xbuild,
+    workdir: &Path,
+    script: &str,
+    env: impl IntoIterator<Item = &'a (String, String)>,
+    what: &str,
+) -> RunOutput {
+    let bin = Path::new(env!("CARGO_BIN_EXE_xbuild")).parent().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let mut command = Command::new("bash");
+    command.arg("-eo").arg("pipefail").arg("-c").arg(script);
+    for (name, value) in machine.command().get_envs() {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    command.current_dir(workdir).env("PATH", &path);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = RunOutput::of(&mut command);
+    assert!(output.status.success(), "{what} failed:\n{output}");
+    output
+}
+
+/// A copy of cowsay with `[ci] targets` naming the three targets the
+/// examples' prewarm jobs name.
+fn cowsay_with_ci() -> (tempfile::TempDir, PathBuf) {
+    let source = temp_dir("xbuild-project-");
+    let project = source.path().join("cowsay");
+    support::files::copy_project(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cowsay"),
+        &project,
+    );
+    let manifest = project.join("xbuild.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str("\n[ci]\ntargets = [\"aarch64-linux\", \"armv7-linux\", \"x86_64-linux\"]\n");
+    std::fs::write(&manifest, text).unwrap();
+    (source, project)
+}
+
+/// A signing key made with `xbuild cache keygen`: (public key, the secret
+/// key file's text).
+fn keygen() -> (String, String) {
+    let keys = temp_dir("xbuild-keys-");
+    let secret_file = keys.path().join("ci.secret");
+    let keygen = Xbuild::new().run(&[
+        "cache",
+        "keygen",
+        "--name",
+        "ci",
+        "--out",
+        secret_file.to_str().unwrap(),
+    ]);
+    let public = keygen.success().stdout.trim().to_owned();
+    let secret = std::fs::read_to_string(&secret_file).unwrap();
+    (public, secret.trim_end().to_owned())
+}
+
 /// Runs the `run:` steps of `job` in `workdir` with `env`, except the one
 /// that installs xbuild (the binary under test is on PATH instead).
 fn run_job(
@@ -66,9 +129,6 @@ fn run_job(
     env: &[(String, String)],
     values: &BTreeMap<String, String>,
 ) -> Vec<RunOutput> {
-    let template = machine.command();
-    let bin = Path::new(env!("CARGO_BIN_EXE_xbuild")).parent().unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let mut outputs = Vec::new();
     let job_env = env_of(job, values);
     for step in job["steps"].as_sequence().unwrap() {
@@ -78,25 +138,15 @@ fn run_job(
         if script.contains("cargo install") {
             continue;
         }
-        let mut command = Command::new("bash");
-        command.arg("-eo").arg("pipefail").arg("-c").arg(script);
-        for (name, value) in template.get_envs() {
-            match value {
-                Some(value) => command.env(name, value),
-                None => command.env_remove(name),
-            };
-        }
-        command.current_dir(workdir).env("PATH", &path);
-        for (name, value) in env.iter().chain(&job_env).chain(&env_of(step, values)) {
-            command.env(name, value);
-        }
-        let output = RunOutput::of(&mut command);
-        assert!(
-            output.status.success(),
-            "step `{}` failed:\n{output}",
-            step["name"].as_str().unwrap_or(script)
-        );
-        outputs.push(output);
+        let step_env = env_of(step, values);
+        let what = format!("step `{}`", step["name"].as_str().unwrap_or(script));
+        outputs.push(run_step(
+            machine,
+            workdir,
+            script,
+            env.iter().chain(&job_env).chain(&step_env),
+            &what,
+        ));
     }
     outputs
 }
@@ -115,31 +165,11 @@ fn network_the_github_actions_example_builds_pushes_and_merges() {
     let jobs = &workflow["jobs"];
 
     // The project: cowsay, with the targets the example's prewarm names.
-    let source = temp_dir("xbuild-project-");
-    let project = source.path().join("cowsay");
-    support::files::copy_project(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cowsay"),
-        &project,
-    );
-    let manifest = project.join("xbuild.toml");
-    let mut text = std::fs::read_to_string(&manifest).unwrap();
-    text.push_str("\n[ci]\ntargets = [\"aarch64-linux\", \"armv7-linux\", \"x86_64-linux\"]\n");
-    std::fs::write(&manifest, text).unwrap();
+    let (_source, project) = cowsay_with_ci();
 
     let registry = Registry::start();
     let host = format!("127.0.0.1:{}", registry.port);
-    let keys = temp_dir("xbuild-keys-");
-    let secret_file = keys.path().join("ci.secret");
-    let keygen = Xbuild::new().run(&[
-        "cache",
-        "keygen",
-        "--name",
-        "ci",
-        "--out",
-        secret_file.to_str().unwrap(),
-    ]);
-    let public = keygen.success().stdout.trim().to_owned();
-    let secret = std::fs::read_to_string(&secret_file).unwrap();
+    let (public, secret) = keygen();
     let image = format!("{host}/team/cowsay");
     let mut values = BTreeMap::from([
         ("vars.IMAGE".to_owned(), image.clone()),
@@ -149,10 +179,7 @@ fn network_the_github_actions_example_builds_pushes_and_merges() {
         ),
         ("vars.XBUILD_PUBLIC_KEY".to_owned(), public),
         ("vars.XBUILD_INSTALL_URL".to_owned(), "unused".to_owned()),
-        (
-            "secrets.XBUILD_SIGNING_KEY".to_owned(),
-            secret.trim_end().to_owned(),
-        ),
+        ("secrets.XBUILD_SIGNING_KEY".to_owned(), secret),
     ]);
     let outputs_dir = temp_dir("xbuild-github-output-");
     let github_output = outputs_dir.path().join("output");
@@ -256,9 +283,6 @@ fn run_gitlab_job(
     machine: &Xbuild,
     env: &[(String, String)],
 ) -> Vec<RunOutput> {
-    let template = machine.command();
-    let bin = Path::new(env!("CARGO_BIN_EXE_xbuild")).parent().unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let variables: Vec<(String, String)> = job
         .get("variables")
         .and_then(Yaml::as_mapping)
@@ -282,20 +306,13 @@ fn run_gitlab_job(
         .collect();
     let mut outputs = Vec::new();
     for line in lines {
-        let mut command = Command::new("bash");
-        command.arg("-eo").arg("pipefail").arg("-c").arg(line);
-        for (name, value) in template.get_envs() {
-            match value {
-                Some(value) => command.env(name, value),
-                None => command.env_remove(name),
-            };
-        }
-        command.current_dir(workdir).env("PATH", &path);
-        for (name, value) in env.iter().chain(&variables) {
-            command.env(name, value);
-        }
-        let output = RunOutput::of(&mut command);
-        assert!(output.status.success(), "`{line}` failed:\n{output}");
+        let output = run_step(
+            machine,
+            workdir,
+            line,
+            env.iter().chain(&variables),
+            &format!("`{line}`"),
+        );
         outputs.push(output);
     }
     outputs
@@ -305,30 +322,11 @@ fn run_gitlab_job(
 fn network_the_gitlab_example_and_its_generated_child_pipeline() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ci/gitlab-ci.yml");
     let pipeline: Yaml = serde_yaml::from_str(&std::fs::read_to_string(&example).unwrap()).unwrap();
-    let source = temp_dir("xbuild-project-");
-    let project = source.path().join("cowsay");
-    support::files::copy_project(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cowsay"),
-        &project,
-    );
-    let manifest = project.join("xbuild.toml");
-    let mut text = std::fs::read_to_string(&manifest).unwrap();
-    text.push_str("\n[ci]\ntargets = [\"aarch64-linux\", \"armv7-linux\", \"x86_64-linux\"]\n");
-    std::fs::write(&manifest, text).unwrap();
+    let (_source, project) = cowsay_with_ci();
 
     let registry = Registry::start();
     let host = format!("127.0.0.1:{}", registry.port);
-    let keys = temp_dir("xbuild-keys-");
-    let secret_file = keys.path().join("ci.secret");
-    let keygen = Xbuild::new().run(&[
-        "cache",
-        "keygen",
-        "--name",
-        "ci",
-        "--out",
-        secret_file.to_str().unwrap(),
-    ]);
-    let public = keygen.success().stdout.trim().to_owned();
+    let (public, secret) = keygen();
     let image = format!("{host}/group/cowsay");
     // The pipeline's `variables` are GitLab's to expand; here the image is
     // what `$CI_REGISTRY_IMAGE` names.
@@ -341,13 +339,7 @@ fn network_the_gitlab_example_and_its_generated_child_pipeline() {
             format!("oci://{host}/group/xbuild-cache"),
         ),
         ("XBUILD_PUBLIC_KEY".to_owned(), public),
-        (
-            "XBUILD_SIGNING_KEY".to_owned(),
-            std::fs::read_to_string(&secret_file)
-                .unwrap()
-                .trim_end()
-                .to_owned(),
-        ),
+        ("XBUILD_SIGNING_KEY".to_owned(), secret),
     ];
 
     let (_prewarm_dir, prewarm_checkout) = checkout(&project);
