@@ -554,7 +554,13 @@ fn build_writes_oci_layout_docker_archive_and_report() {
         find("usr/bin/hello-link").link_target.as_deref(),
         Some("hello")
     );
-    assert_eq!(find("usr/share/doc/libgreet/README").mode & 0o777, 0o644);
+    assert_eq!(find("etc/hello.conf").mode & 0o777, 0o644);
+    // Small by default: documentation is left out (tests/small_images.rs).
+    assert!(
+        !entries
+            .iter()
+            .any(|entry| entry.path == "usr/share/doc/libgreet/README")
+    );
     assert_eq!(find("etc/hello.conf").contents, b"greeting = hello\n");
     assert!(entries.iter().all(|entry| entry.uid == 0 && entry.gid == 0));
     assert!(!entries.iter().any(|entry| entry.path.starts_with("DEBIAN")));
@@ -1475,7 +1481,10 @@ fn oci_layout_unpacks_with_umoci() {
         Path::new("hello")
     );
     assert!(rootfs.join("var/lib/dpkg/status.d/hello").is_file());
-    assert!(rootfs.join("usr/share/doc/hello-data/README").is_file());
+    assert!(rootfs.join("etc/hello.conf").is_file());
+    // Small by default: documentation is left out (tests/small_images.rs).
+    assert!(!rootfs.join("usr/share/doc/hello-data/README").exists());
+    assert!(rootfs.join("usr/share/doc/hello-data").is_dir());
     let runtime: Value =
         serde_json::from_slice(&fs::read(bundle.join("config.json")).unwrap()).unwrap();
     assert_eq!(runtime["process"]["args"], serde_json::json!(["hello"]));

@@ -110,6 +110,9 @@ pub fn write_directory_layer<W: Write>(
         uncompressed_size,
         entries,
         skipped_scripts: Vec::new(),
+        // The user's own files: nothing is left out.
+        left_out_bytes: 0,
+        left_out_entries: 0,
     })
 }
 
@@ -147,6 +150,7 @@ mod tests {
         let options = LayerOptions {
             epoch: Some(epoch),
             compression_level: 6,
+            filter: crate::image::filter::PathFilter::keep_all(),
         };
         let output = write_directory_layer(root, &options, &mut bytes).unwrap();
         (output, bytes)

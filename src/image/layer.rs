@@ -5,6 +5,7 @@
 //! uncompressed (diff_id) and compressed (digest) streams are hashed on the
 //! way; nothing is unpacked to disk and no file is held in memory.
 
+use super::filter::{EntryKind, PathFilter};
 use crate::debian::deb::{DebArchive, DebError};
 use crate::hash::{HashingWriter, Sha256Digest};
 use std::collections::HashSet;
@@ -27,7 +28,7 @@ pub struct LayerPackage<'a> {
 }
 
 /// How a layer is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerOptions {
     /// `SOURCE_DATE_EPOCH`: every mtime is clamped to at most this. `None`
     /// keeps the times the files have in the `.deb` (fixed bytes already,
@@ -36,6 +37,9 @@ pub struct LayerOptions {
     pub epoch: Option<u64>,
     /// gzip level, 0–9.
     pub compression_level: u32,
+    /// What of the packages' files is left out (package layers only: a
+    /// directory layer, the user's own files, keeps everything).
+    pub filter: PathFilter,
 }
 
 /// What was written.
@@ -53,6 +57,10 @@ pub struct LayerOutput {
     pub entries: u64,
     /// Maintainer scripts present and not run, per package.
     pub skipped_scripts: Vec<(String, Vec<String>)>,
+    /// Bytes of the files the filter left out (documentation, locales).
+    pub left_out_bytes: u64,
+    /// Entries the filter left out (files, symlinks, hard links).
+    pub left_out_entries: u64,
 }
 
 /// Everything that can go wrong while writing a layer.
@@ -148,6 +156,9 @@ pub fn write_layer<W: Write>(
         written_files: HashSet::new(),
         entries: 0,
         newest: 0,
+        filter: &options.filter,
+        left_out: HashSet::new(),
+        left_out_bytes: 0,
     };
     let mut skipped_scripts = Vec::new();
     for package in packages {
@@ -169,11 +180,13 @@ pub fn write_layer<W: Write>(
         uncompressed_size,
         entries: layer.entries,
         skipped_scripts,
+        left_out_bytes: layer.left_out_bytes,
+        left_out_entries: layer.left_out.len() as u64,
     })
 }
 
 /// What has been written so far in the layer.
-struct LayerState {
+struct LayerState<'a> {
     epoch: Option<u64>,
     /// The newest file time of the package being written.
     newest: u64,
@@ -182,9 +195,14 @@ struct LayerState {
     /// Normalised paths of everything else, for hard link checks.
     written_files: HashSet<Vec<u8>>,
     entries: u64,
+    filter: &'a PathFilter,
+    /// Normalised paths the filter left out, for hard links to them.
+    left_out: HashSet<Vec<u8>>,
+    /// Bytes of the files left out.
+    left_out_bytes: u64,
 }
 
-impl LayerState {
+impl LayerState<'_> {
     /// Streams one package into the layer; returns its skipped scripts.
     fn add_package<W: Write>(
         &mut self,
@@ -266,6 +284,9 @@ impl LayerState {
         };
         let source = entry.header();
         let kind = source.entry_type();
+        if self.leaves_out(&path, &entry) {
+            return Ok(());
+        }
         let mut header = Header::new_gnu();
         header.set_mode(source.mode().map_err(read_error)? & 0o7777);
         let uid = source.uid().map_err(read_error)?;
@@ -386,6 +407,33 @@ impl LayerState {
         self.written_files.insert(path);
         self.entries += 1;
         Ok(())
+    }
+
+    /// Whether the filter leaves this entry out; if so it is counted. A
+    /// hard link to a file left out is left out too.
+    fn leaves_out<R: Read>(&mut self, path: &[u8], entry: &tar::Entry<'_, R>) -> bool {
+        let kind = match entry.header().entry_type() {
+            EntryType::Directory => return false,
+            EntryType::Symlink => EntryKind::Symlink,
+            _ => EntryKind::Other,
+        };
+        let mut out = self.filter.leaves_out(path, kind);
+        if !out && entry.header().entry_type() == EntryType::Link {
+            let target = entry.link_name_bytes().unwrap_or_default();
+            out = normalise_path(&target)
+                .flatten()
+                .is_some_and(|target| self.left_out.contains(&target));
+        }
+        if out {
+            if matches!(
+                entry.header().entry_type(),
+                EntryType::Regular | EntryType::Continuous
+            ) {
+                self.left_out_bytes += entry.size();
+            }
+            self.left_out.insert(path.to_vec());
+        }
+        out
     }
 
     /// Writes a root-owned 0644 file made by xbuild (a status record), with

@@ -91,6 +91,7 @@ fn layer_bytes(packages: &[LayerPackage], level: u32) -> (Vec<u8>, LayerOutput) 
     let options = LayerOptions {
         epoch: Some(EPOCH),
         compression_level: level,
+        filter: crate::image::filter::PathFilter::keep_all(),
     };
     let output = write_layer(packages, &options, &mut out).unwrap();
     (out, output)
@@ -231,6 +232,7 @@ fn layer_error(deb: &Path, package: &str) -> LayerError {
     let options = LayerOptions {
         epoch: Some(EPOCH),
         compression_level: 1,
+        filter: crate::image::filter::PathFilter::keep_all(),
     };
     write_layer(&[LayerPackage { name: package, deb }], &options, io::sink()).unwrap_err()
 }
@@ -309,6 +311,7 @@ fn non_root_owners_and_old_mtimes_are_kept_and_absolute_paths_made_relative() {
     let options = LayerOptions {
         epoch: Some(EPOCH),
         compression_level: 1,
+        filter: crate::image::filter::PathFilter::keep_all(),
     };
     write_layer(
         &[LayerPackage {
@@ -380,4 +383,69 @@ fn errors_can_cross_threads() {
     fn assert_send_sync<T: Send + Sync + 'static>() {}
     assert_send_sync::<LayerError>();
     assert_send_sync::<DebError>();
+}
+
+#[test]
+fn a_small_layer_leaves_documentation_out_and_counts_its_bytes() {
+    let directory = tempfile::tempdir().unwrap();
+    let deb = build_test_deb(
+        directory.path(),
+        "docs",
+        &[
+            TestFile::Executable("usr/bin/docs", b"#!/bin/sh\n"),
+            TestFile::Regular("usr/share/doc/docs/README", b"12345"),
+            TestFile::Regular("usr/share/doc/docs/copyright", b"licence"),
+            TestFile::Symlink("usr/share/doc/docs-data", "docs"),
+            TestFile::Regular("usr/share/man/man1/docs.1.gz", b"man"),
+            TestFile::HardLink(
+                "usr/share/man/man1/docs-too.1.gz",
+                "usr/share/man/man1/docs.1.gz",
+            ),
+            TestFile::HardLink("usr/share/zz/readme", "usr/share/doc/docs/README"),
+            TestFile::Symlink("usr/share/man/man1/alias.1.gz", "docs.1.gz"),
+            TestFile::Regular("usr/share/locale/de/LC_MESSAGES/docs.mo", b"de"),
+        ],
+        &[],
+        None,
+        "gzip",
+    );
+    let mut out = Vec::new();
+    let options = LayerOptions {
+        epoch: Some(EPOCH),
+        compression_level: 1,
+        filter: crate::image::filter::PathFilter::small::<&str>(&[]),
+    };
+    let package = LayerPackage {
+        name: "docs",
+        deb: &deb,
+    };
+    let output = write_layer(&[package], &options, &mut out).unwrap();
+    let (entries, _) = read_layer(&out);
+    let paths: Vec<&str> = entries.iter().map(|entry| entry.path.as_str()).collect();
+    for kept in [
+        "usr/bin/docs",
+        "usr/share/doc/docs/",
+        "usr/share/doc/docs/copyright",
+        "usr/share/doc/docs-data",
+        "usr/share/man/man1/",
+        "usr/share/locale/de/LC_MESSAGES/",
+    ] {
+        assert!(paths.contains(&kept), "{kept} missing from {paths:?}");
+    }
+    for gone in [
+        "usr/share/doc/docs/README",
+        "usr/share/man/man1/docs.1.gz",
+        "usr/share/man/man1/docs-too.1.gz",
+        "usr/share/man/man1/alias.1.gz",
+        "usr/share/zz/readme",
+        "usr/share/locale/de/LC_MESSAGES/docs.mo",
+    ] {
+        assert!(!paths.contains(&gone), "{gone} in {paths:?}");
+    }
+    assert_eq!(output.left_out_bytes, 5 + 3 + 2);
+    assert_eq!(output.left_out_entries, 6);
+
+    let (_, everything) = layer_bytes(&[package], 1);
+    assert_eq!(everything.left_out_bytes, 0);
+    assert!(everything.uncompressed_size > output.uncompressed_size);
 }

@@ -519,6 +519,7 @@ mod tests {
         let options = LayerOptions {
             epoch: Some(0),
             compression_level: 6,
+            filter: crate::image::filter::PathFilter::keep_all(),
         };
         let layer = write_layer(
             &[LayerPackage {

@@ -136,6 +136,11 @@ pub struct ImageSpec {
     pub labels: BTreeMap<String, String>,
     /// Exposed ports, sorted and without duplicates.
     pub ports: Vec<ExposedPort>,
+    /// `docs = true`: package layers keep documentation, man and info
+    /// pages and every locale (default: left out).
+    pub docs: bool,
+    /// Absolute path prefixes kept although small images leave them out.
+    pub keep: Vec<String>,
 }
 
 impl ImageSpec {
@@ -276,6 +281,10 @@ struct RawImage {
     labels: BTreeMap<Spanned<String>, String>,
     #[serde(default)]
     ports: Vec<Spanned<String>>,
+    #[serde(default)]
+    docs: bool,
+    #[serde(default)]
+    keep: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -435,6 +444,18 @@ impl Validator<'_> {
                 return Err(self.error(port.span(), format!("port {parsed} is listed twice")));
             }
         }
+        for path in &raw.keep {
+            let shown = path.get_ref();
+            if !shown.starts_with('/')
+                || shown.contains('\0')
+                || shown.split('/').any(|part| part == "..")
+            {
+                return Err(self.error(
+                    path.span(),
+                    format!("keep path `{shown}` must be an absolute path without `..`"),
+                ));
+            }
+        }
         Ok(ImageSpec {
             name: raw.name.into_inner(),
             tag,
@@ -445,6 +466,8 @@ impl Validator<'_> {
             user: raw.user.map(Spanned::into_inner),
             labels,
             ports: ports.into_iter().collect(),
+            docs: raw.docs,
+            keep: raw.keep.into_iter().map(Spanned::into_inner).collect(),
         })
     }
 

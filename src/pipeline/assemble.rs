@@ -339,8 +339,14 @@ pub(super) fn assemble(
                     packages: layer.contents.clone(),
                     outcome: layer.outcome,
                     size: layer.record.size,
+                    uncompressed_size: layer.record.uncompressed_size,
+                    left_out_bytes: layer.record.left_out_bytes,
                 })
                 .collect(),
+            left_out_bytes: records
+                .iter()
+                .map(|layer| layer.record.left_out_bytes)
+                .sum(),
             skipped: target.skipped.clone(),
             skipped_scripts,
             push: None,

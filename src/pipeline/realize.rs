@@ -14,6 +14,7 @@ use crate::Error;
 use crate::cache::{BlobRef, Bucket, Cache, EntryMeta};
 use crate::hash::Sha256Digest;
 use crate::image::dir_layer::write_directory_layer;
+use crate::image::filter::PathFilter;
 use crate::image::layer::{LayerOptions, LayerOutput, LayerPackage, write_layer};
 use crate::plan::{Detail, KeyBuilder, LayerContents, NodeKind, Plan};
 use crate::progress::Batch;
@@ -49,6 +50,9 @@ pub struct LayerRecord {
     pub size: u64,
     pub uncompressed_size: u64,
     pub skipped_scripts: Vec<(String, Vec<String>)>,
+    /// Bytes of documentation and locales left out of the layer.
+    #[serde(default)]
+    pub left_out_bytes: u64,
     /// How long writing it took (what a later hit saves); 0 in records
     /// written before it was kept.
     #[serde(default)]
@@ -69,6 +73,7 @@ impl LayerRecord {
             size: output.size,
             uncompressed_size: output.uncompressed_size,
             skipped_scripts: output.skipped_scripts,
+            left_out_bytes: output.left_out_bytes,
             seconds: 0.0,
         }
     }
@@ -96,6 +101,8 @@ pub fn store_directory_layer(
     let layer_options = LayerOptions {
         epoch: Some(epoch),
         compression_level: options.compression_level,
+        // The user's own files, or xbuild's: nothing is left out.
+        filter: PathFilter::keep_all(),
     };
     let output =
         write_directory_layer(staging, &layer_options, &mut writer).map_err(|error| match error
@@ -171,10 +178,33 @@ pub(super) fn cached_layer(
         .filter(|record| cache.has_blob(&record.digest)))
 }
 
+/// What package layers leave out: `[image] docs` and `keep`.
+pub(super) fn package_filter(options: &BuildOptions) -> PathFilter {
+    let image = &options.manifest.image;
+    if image.docs {
+        PathFilter::keep_all()
+    } else {
+        PathFilter::small(&image.keep)
+    }
+}
+
 fn layer_key(options: &BuildOptions, packages: &[ResolvedPackage]) -> Sha256Digest {
     let mut key = KeyBuilder::new("layer")
         .text("format", LAYER_FORMAT)
         .number("gzip-level", options.compression_level as u64);
+    // A layer with documentation is never one without, nor the other way.
+    let filter = package_filter(options);
+    key = key.text(
+        "docs",
+        if filter.is_small() {
+            "left-out"
+        } else {
+            "kept"
+        },
+    );
+    for kept in filter.kept() {
+        key = key.text("keep", &String::from_utf8_lossy(kept));
+    }
     for package in packages {
         key = key
             .text("package", &package.name)
@@ -394,6 +424,7 @@ fn build_one(
         let layer_options = LayerOptions {
             epoch: None,
             compression_level: options.compression_level,
+            filter: package_filter(options),
         };
         let output =
             write_layer(&inputs, &layer_options, &mut writer).map_err(|error| {

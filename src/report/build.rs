@@ -26,6 +26,10 @@ pub struct LayerReport {
     pub packages: Vec<String>,
     pub outcome: Outcome,
     pub size: u64,
+    /// Bytes of the uncompressed tar.
+    pub uncompressed_size: u64,
+    /// Bytes of documentation and locales left out of it.
+    pub left_out_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +40,9 @@ pub struct TargetReport {
     pub docker_archive: String,
     pub packages: Vec<PackageReport>,
     pub layers: Vec<LayerReport>,
+    /// Bytes of documentation and locales left out of its layers
+    /// (`[image] docs`, `keep`).
+    pub left_out_bytes: u64,
     /// Dependencies left out, and why (install-time only, excluded).
     pub skipped: Vec<String>,
     /// Maintainer scripts that did not run, by package.
@@ -155,6 +162,13 @@ impl BuildReport {
             }
             for note in &target.skipped {
                 let _ = writeln!(text, "  skipped: {note}");
+            }
+            if target.left_out_bytes > 0 {
+                let _ = writeln!(
+                    text,
+                    "  documentation and locales left out: {} (`docs = true` keeps them)",
+                    human_bytes(target.left_out_bytes)
+                );
             }
             if !target.skipped_scripts.is_empty() {
                 let scripts: Vec<String> = target

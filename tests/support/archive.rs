@@ -68,6 +68,8 @@ pub struct DebSpec {
     /// `dpkg-deb -Z` value: `xz` (the default), `gzip`, `none`.
     pub compression: String,
     pub extra_files: Vec<ExtraFile>,
+    /// Symlinks besides the default one: (path, target).
+    pub extra_links: Vec<(String, String)>,
 }
 
 impl DebSpec {
@@ -82,6 +84,7 @@ impl DebSpec {
             multi_arch: None,
             compression: "xz".to_owned(),
             extra_files: Vec::new(),
+            extra_links: Vec::new(),
         }
     }
 
@@ -116,6 +119,12 @@ impl DebSpec {
             contents: contents.to_vec(),
             mode,
         });
+        self
+    }
+
+    pub fn with_symlink(mut self, path: &str, target: &str) -> Self {
+        self.extra_links
+            .push((path.trim_start_matches('/').to_owned(), target.to_owned()));
         self
     }
 
@@ -396,6 +405,11 @@ fn build_deb(spec: &DebSpec, work: &Path) -> (Vec<u8>, u64) {
     );
     for extra in &spec.extra_files {
         write(&extra.path, &extra.contents, extra.mode);
+    }
+    for (path, target) in &spec.extra_links {
+        let path = root.join(path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        symlink(target, path).unwrap();
     }
     let installed_bytes = script.len()
         + readme.len()
