@@ -1,6 +1,7 @@
 //! `xbuild run` against the host's real Debian mirror: `examples/cowsay`
-//! built and run here, foreign (aarch64, through the host's qemu-user
-//! binfmt registration) and native (x86_64), compared with `podman run` of
+//! built and run here, foreign (aarch64 and armv7, through the emulator
+//! xbuild fetched into the cache and registered in the sandbox's own
+//! binfmt_misc, or the host's registration) and native (x86_64), compared with `podman run` of
 //! the same image. They need the network and root (podman; the
 //! unprivileged run switches to `nobody` with setpriv).
 //!
@@ -225,7 +226,9 @@ fn network_root_run_native_image_needs_no_qemu() {
     let output = RunOutput::of(&mut run_command(&xbuild, out.path(), "x86_64-linux", &[]));
     output.success();
     cow(&output);
-    // …and a foreign one is refused, saying what to do (status 125).
+    // …and a foreign one, with xbuild's own emulator not allowed either,
+    // is refused, saying what to do (status 125).
+    let xbuild = xbuild.with_env("XBUILD_RUN_BINFMT", "host");
     let output = RunOutput::of(&mut run_command(&xbuild, out.path(), "aarch64-linux", &[]));
     assert_eq!(output.status.code(), Some(125), "{}", output.stderr);
     assert!(
@@ -239,6 +242,84 @@ fn network_root_run_native_image_needs_no_qemu() {
         output.stderr
     );
     assert!(output.stdout.is_empty());
+}
+
+/// A perl one-liner listing the sandbox's binfmt_misc entries, and the
+/// interpreter of its qemu-aarch64 entry if it has one.
+const LIST_BINFMT: &str = "opendir my $d, '/proc/sys/fs/binfmt_misc'; \
+    print join(' ', sort grep { !/^[.]/ } readdir $d), \"\\n\"; \
+    if (open my $f, '<', '/proc/sys/fs/binfmt_misc/qemu-aarch64') \
+    { print grep { /^interpreter / } <$f> }";
+
+#[test]
+fn network_root_run_registers_its_own_emulator_without_the_host_binfmt() {
+    // The host's entries ignored, and only xbuild's own emulator allowed.
+    let xbuild = xbuild()
+        .with_env("XBUILD_IGNORE_HOST_BINFMT", "1")
+        .with_env("XBUILD_RUN_BINFMT", "private");
+    let out = temp_dir("xbuild-run-out-");
+    let output = RunOutput::of(&mut run_command(&xbuild, out.path(), "aarch64-linux", &[]));
+    output.success();
+    cow(&output);
+    // The sandbox's binfmt_misc is its own: one entry, naming the
+    // qemu-aarch64-static unpacked from Debian's package into the cache
+    // (the host's entries, qemu-arm and the rest, are not seen).
+    let listed = RunOutput::of(&mut run_command(
+        &xbuild,
+        out.path(),
+        "aarch64-linux",
+        &["--", "perl", "-e", LIST_BINFMT],
+    ));
+    listed.success();
+    let mut lines = listed.stdout.lines();
+    assert_eq!(
+        lines.next(),
+        Some("qemu-aarch64 register status"),
+        "{}",
+        listed.stdout
+    );
+    let interpreter = lines.next().unwrap_or_default();
+    let cached = xbuild.cache_dir().join("toolchains-v1");
+    assert!(
+        interpreter.starts_with(&format!("interpreter {}/", cached.display()))
+            && interpreter.ends_with("/qemu-aarch64-static"),
+        "{}",
+        listed.stdout
+    );
+    let program = interpreter.trim_start_matches("interpreter ");
+    let version = Command::new(program).arg("--version").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&version.stdout).contains("qemu-aarch64 version"),
+        "{version:?}"
+    );
+}
+
+#[test]
+fn network_root_run_through_the_host_registration() {
+    assert_binfmt("aarch64");
+    let host = xbuild().with_env("XBUILD_RUN_BINFMT", "host");
+    let out = temp_dir("xbuild-run-out-");
+    let output = RunOutput::of(&mut run_command(
+        &host,
+        out.path(),
+        "aarch64-linux",
+        &["--", "perl", "-e", LIST_BINFMT],
+    ));
+    output.success();
+    // No binfmt_misc is mounted in the sandbox: the host's entry ran perl.
+    assert_eq!(output.stdout, "\n");
+    let bad = RunOutput::of(&mut run_command(
+        &xbuild().with_env("XBUILD_RUN_BINFMT", "qemu"),
+        out.path(),
+        "aarch64-linux",
+        &[],
+    ));
+    assert_eq!(bad.status.code(), Some(125), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("XBUILD_RUN_BINFMT=\"qemu\""),
+        "{}",
+        bad.stderr
+    );
 }
 
 #[test]
@@ -299,6 +380,9 @@ fn network_root_run_as_an_unprivileged_user() {
         };
     }
     command.env("HOME", home.path());
+    // Unprivileged, with the emulator registered in the sandbox's own
+    // binfmt_misc: the host's entries are not used.
+    command.env("XBUILD_IGNORE_HOST_BINFMT", "1");
     let output = RunOutput::of(&mut command);
     output.success();
     // Root inside, the caller outside: what it made in the cache is nobody's.
@@ -309,4 +393,101 @@ fn network_root_run_as_an_unprivileged_user() {
         let entry = entry.unwrap();
         assert_eq!(entry.metadata().unwrap().uid(), 65534, "{:?}", entry.path());
     }
+}
+
+/// Lines added to /etc/subuid and /etc/subgid while a test runs, taken
+/// out again when it ends (however it ends).
+struct SubordinateIds {
+    line: String,
+}
+
+impl SubordinateIds {
+    fn add(line: &str) -> SubordinateIds {
+        for file in ["/etc/subuid", "/etc/subgid"] {
+            let mut text = std::fs::read_to_string(file).unwrap_or_default();
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(line);
+            text.push('\n');
+            std::fs::write(file, text).unwrap();
+        }
+        SubordinateIds {
+            line: line.to_owned(),
+        }
+    }
+}
+
+impl Drop for SubordinateIds {
+    fn drop(&mut self) {
+        for file in ["/etc/subuid", "/etc/subgid"] {
+            if let Ok(text) = std::fs::read_to_string(file) {
+                let kept: String = text
+                    .lines()
+                    .filter(|line| *line != self.line)
+                    .map(|line| format!("{line}\n"))
+                    .collect();
+                let _ = std::fs::write(file, kept);
+            }
+        }
+    }
+}
+
+#[test]
+fn network_root_run_image_user_unprivileged_needs_subordinate_ids() {
+    const NOBODY: &str = "65534";
+    let home = temp_dir("xbuild-run-subuid-");
+    let project = home.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    let manifest = std::fs::read_to_string(example().join("xbuild.toml")).unwrap();
+    let manifest = manifest.replace("[image]\n", "[image]\nuser = \"1000:1000\"\n");
+    std::fs::write(project.join("xbuild.toml"), manifest).unwrap();
+    for dir in ["cache", "out"] {
+        std::fs::create_dir(home.path().join(dir)).unwrap();
+    }
+    let status = Command::new("chown")
+        .args(["-R", &format!("{NOBODY}:{NOBODY}")])
+        .arg(home.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run_as_nobody = || {
+        let xbuild = Xbuild::new()
+            .with_cache_dir(&home.path().join("cache"))
+            .with_host_apt();
+        let mut inner = xbuild.command();
+        inner
+            .arg("run")
+            .arg(&project)
+            .args(["--target", "aarch64-linux", "-q", "--out"])
+            .arg(home.path().join("out"))
+            .args([
+                "--",
+                "perl",
+                "-e",
+                "print \"$< \", (split ' ', $()[0], \"\\n\"",
+            ]);
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid", NOBODY, "--regid", NOBODY, "--clear-groups", "--"])
+            .arg(inner.get_program())
+            .args(inner.get_args());
+        for (name, value) in inner.get_envs() {
+            if let Some(value) = value {
+                command.env(name, value);
+            }
+        }
+        command.env("HOME", home.path());
+        RunOutput::of(&mut command)
+    };
+    // Without subordinate ids for nobody, a clear refusal (125).
+    let refused = run_as_nobody();
+    assert_eq!(refused.status.code(), Some(125), "{}", refused.stderr);
+    assert!(refused.stderr.contains("/etc/subuid"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("uidmap"), "{}", refused.stderr);
+    // With a range, newuidmap maps it and the command runs as 1000:1000.
+    let _ids = SubordinateIds::add("nobody:300000:65536");
+    let output = run_as_nobody();
+    output.success();
+    assert_eq!(output.stdout, "1000 1000\n");
 }

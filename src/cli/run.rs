@@ -9,7 +9,7 @@ use clap::Args;
 use std::path::PathBuf;
 use xbuild::pipeline;
 use xbuild::platform::Platforms;
-use xbuild::run::{RunError, RunRequest};
+use xbuild::run::{BinfmtMode, EmulatorChoice, RunError, RunRequest};
 
 /// The status of a failure of xbuild itself (not of the command).
 const FAILED: i32 = 125;
@@ -85,6 +85,24 @@ fn build_and_run(args: RunArgs, quiet: bool) -> Result<i32, Failure> {
     let report = result?;
     super::cache::record_build(&cache, &report);
     let target = options.targets[0].clone();
+    let host = Platforms::from_environment()
+        .and_then(|platforms| platforms.host().cloned())
+        .map_err(xbuild::Error::from)?;
+    let mode = BinfmtMode::from_environment()?;
+    let emulator = if xbuild::run::wants_own_emulator(&target, &host, mode) {
+        let reporter = BarReporter::new(quiet);
+        let found = pipeline::emulator::emulator(&options, &cache, &reporter, &target.qemu);
+        reporter.finish_after(found.is_err());
+        match found {
+            Ok(emulator) => EmulatorChoice::Private(emulator),
+            Err(error) if mode == BinfmtMode::Private => return Err(Failure::Build(error)),
+            Err(error) => EmulatorChoice::Unavailable(format!(
+                "xbuild's own emulator is not to be had ({error})"
+            )),
+        }
+    } else {
+        EmulatorChoice::None
+    };
     let manifest_digest = report
         .targets
         .iter()
@@ -92,9 +110,6 @@ fn build_and_run(args: RunArgs, quiet: bool) -> Result<i32, Failure> {
         .or(report.targets.first())
         .map(|built| built.manifest_digest.clone())
         .unwrap_or_default();
-    let host = Platforms::from_environment()
-        .and_then(|platforms| platforms.host().cloned())
-        .map_err(xbuild::Error::from)?;
     let request = RunRequest {
         layout: PathBuf::from(&report.oci_layout),
         manifest_digest,
@@ -103,6 +118,7 @@ fn build_and_run(args: RunArgs, quiet: bool) -> Result<i32, Failure> {
         args: args.args,
         env: args.env,
         volumes: args.volume,
+        emulator,
     };
     Ok(xbuild::run::run(&cache, &request)?)
 }

@@ -19,6 +19,7 @@
 
 mod assemble;
 mod compile;
+pub mod emulator;
 mod fetch;
 mod planner;
 mod realize;

@@ -7,7 +7,8 @@
 //! C's uid and gid maps (H is outside, so as root it can map every id, and
 //! `newuidmap` can map a range); C forks D, PID 1 of the new namespace,
 //! which mounts the root (the cached tree read-only under a tmpfs overlay),
-//! `/proc`, `/dev`, `/tmp` and the volumes, pivots into it, and forks E,
+//! `/proc`, `/dev`, `/tmp`, a binfmt_misc of its own with the emulator
+//! registered (a foreign image) and the volumes, pivots into it, and forks E,
 //! the command. D forwards signals to E and reaps orphans; each exit
 //! status is passed up (a death by signal N as 128+N). A failure of the
 //! sandbox itself exits 125 with a message on stderr.
@@ -210,6 +211,9 @@ fn init(config: &SandboxConfig) -> Result<i32, String> {
     }
     mount_overlay(&config.root, scratch, &new_root)?;
     mount_system(&new_root)?;
+    if let Some(binfmt) = &config.binfmt {
+        register_emulator(&new_root, binfmt)?;
+    }
     for volume in &config.volumes {
         mount_volume(&new_root, &volume.host, &volume.guest, volume.read_only)?;
     }
@@ -345,6 +349,44 @@ fn mount_system(root: &Path) -> Result<(), String> {
         c"mode=1777",
     )
     .map_err(errno("mounting a tmpfs on", &tmp))
+}
+
+/// Mounts a binfmt_misc of the namespace's own at the root's
+/// `/proc/sys/fs/binfmt_misc` (the host's entries are not seen through it)
+/// and registers the emulator there, while its host path can be opened (F).
+/// A kernel that refuses leaves the host's registration, if allowed.
+fn register_emulator(root: &Path, binfmt: &super::PrivateBinfmt) -> Result<(), String> {
+    let dir = at(root, "/proc/sys/fs/binfmt_misc");
+    let refused = |what: String| {
+        if binfmt.host_fallback {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what}: a binfmt_misc of a user namespace's own needs Linux 6.7 or later; register qemu-user on the host with the F flag (scripts/setup.sh) and unset XBUILD_RUN_BINFMT=private"
+            ))
+        }
+    };
+    if let Err(error) = rustix::mount::mount(
+        "binfmt_misc",
+        &dir,
+        "binfmt_misc",
+        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+        None,
+    ) {
+        return refused(format!(
+            "cannot mount a binfmt_misc on {} ({error})",
+            dir.display()
+        ));
+    }
+    let register = dir.join("register");
+    if let Err(error) = fs::write(&register, binfmt.registration.as_bytes()) {
+        let _ = rustix::mount::unmount(&dir, UnmountFlags::DETACH);
+        return refused(format!(
+            "cannot register the emulator in {} ({error})",
+            register.display()
+        ));
+    }
+    Ok(())
 }
 
 fn mount_volume(root: &Path, host: &Path, guest: &str, read_only: bool) -> Result<(), String> {
