@@ -190,10 +190,11 @@ fn layer_paths(
                     moved = true;
                     usr
                 } else {
-                    let target = fs::read_link(&path).map_err(|_| DirectoryLayerError::MergedUsrRoot {
-                        path: path.clone(),
-                        name: relative.display().to_string(),
-                    })?;
+                    let target =
+                        fs::read_link(&path).map_err(|_| DirectoryLayerError::MergedUsrRoot {
+                            path: path.clone(),
+                            name: relative.display().to_string(),
+                        })?;
                     if merged_link_destination(bytes, target.as_os_str().as_bytes()) == usr {
                         continue;
                     }

@@ -511,7 +511,10 @@ fn entries_under_bin_sbin_and_lib_move_under_usr_and_links_still_resolve() {
         let trimmed = path.trim_end_matches('/');
         if let Some((parent, _)) = trimmed.rsplit_once('/') {
             let parent = format!("{parent}/");
-            assert!(paths[..index].contains(&parent.as_str()), "{parent} before {path}");
+            assert!(
+                paths[..index].contains(&parent.as_str()),
+                "{parent} before {path}"
+            );
         }
     }
     let link = |path: &str| {
@@ -522,7 +525,10 @@ fn entries_under_bin_sbin_and_lib_move_under_usr_and_links_still_resolve() {
         (entry.kind, entry.link.clone().unwrap_or_default())
     };
     assert_eq!(link("usr/bin/sh"), (EntryType::Symlink, "dash".to_owned()));
-    assert_eq!(link("usr/bin/other"), (EntryType::Symlink, "real".to_owned()));
+    assert_eq!(
+        link("usr/bin/other"),
+        (EntryType::Symlink, "real".to_owned())
+    );
     assert_eq!(
         link("usr/lib/x86_64-linux-gnu/libbar.so.1"),
         (EntryType::Symlink, "libbar.so.1.0".to_owned())
@@ -553,7 +559,10 @@ fn entries_under_bin_sbin_and_lib_move_under_usr_and_links_still_resolve() {
         .iter()
         .find(|entry| entry.path == "var/lib/dpkg/status.d/unmerged.md5sums")
         .unwrap();
-    assert_eq!(md5sums.contents, b"00000000000000000000000000000000  bin/dash\n");
+    assert_eq!(
+        md5sums.contents,
+        b"00000000000000000000000000000000  bin/dash\n"
+    );
 
     // Unpacked over the merged-/usr symlinks, every link names the file
     // it named before, by its old path and by its new one.
@@ -658,7 +667,13 @@ fn a_compatibility_symlink_gives_way_to_the_file_it_names_as_usrmerge_does() {
             ("./bin/stays", EntryType::Regular, 0, "", b"stays"),
             ("./bin/twice", EntryType::Symlink, 0, "/usr/bin/moved", b""),
             ("./usr/bin/moved", EntryType::Regular, 0, "", b"moved"),
-            ("./usr/bin/stays", EntryType::Symlink, 0, "../../bin/stays", b""),
+            (
+                "./usr/bin/stays",
+                EntryType::Symlink,
+                0,
+                "../../bin/stays",
+                b"",
+            ),
             ("./usr/bin/twice", EntryType::Symlink, 0, "moved", b""),
         ],
     );
@@ -695,9 +710,7 @@ fn a_top_level_symlink_to_usr_is_left_out_and_any_other_is_refused() {
     );
     let entries = layer_result(&[("roots", &deb)]).unwrap();
     assert!(
-        entries
-            .iter()
-            .all(|entry| entry.path.starts_with("var/")),
+        entries.iter().all(|entry| entry.path.starts_with("var/")),
         "{entries:?}"
     );
     write_deb_with_raw_data(

@@ -23,7 +23,14 @@ fn entries_under_merged_directories_move_under_usr_and_sbin_stays_apart() {
     for root in MERGED_DIRECTORIES {
         assert_eq!(merged_path(root.as_bytes()), MergedPath::Root, "{root}");
     }
-    for unchanged in ["usr/bin/ls", "etc/bin/x", "library/x", "binary", "libexec/x", "usr"] {
+    for unchanged in [
+        "usr/bin/ls",
+        "etc/bin/x",
+        "library/x",
+        "binary",
+        "libexec/x",
+        "usr",
+    ] {
         assert_eq!(
             merged_path(unchanged.as_bytes()),
             MergedPath::Unchanged,
@@ -70,7 +77,12 @@ fn a_relative_target_of_a_moved_entry_names_the_same_file_from_its_new_place() {
     );
     // Into another merged directory: lib64 is usr/lib64.
     assert_eq!(
-        target("lib64/ld.so", "usr/lib64/ld.so", "../lib/x86_64-linux-gnu/ld.so").as_deref(),
+        target(
+            "lib64/ld.so",
+            "usr/lib64/ld.so",
+            "../lib/x86_64-linux-gnu/ld.so"
+        )
+        .as_deref(),
         Some("../lib/x86_64-linux-gnu/ld.so")
     );
     // `.` and `x/..` in the target, and `..` past the root (stays there).
@@ -111,17 +123,26 @@ fn a_link_to_the_root_or_its_own_directory() {
         target("bin/root", "usr/bin/root", "..").as_deref(),
         Some("../..")
     );
-    assert_eq!(target("bin/here", "usr/bin/here", ".").as_deref(), Some("."));
+    assert_eq!(
+        target("bin/here", "usr/bin/here", ".").as_deref(),
+        Some(".")
+    );
 }
 
 #[test]
 fn link_destinations_are_merged_tree_paths() {
-    assert_eq!(merged_link_destination(b"usr/bin/foo", b"/bin/foo"), b"usr/bin/foo");
+    assert_eq!(
+        merged_link_destination(b"usr/bin/foo", b"/bin/foo"),
+        b"usr/bin/foo"
+    );
     assert_eq!(
         merged_link_destination(b"usr/bin/foo", b"../../bin/foo"),
         b"usr/bin/foo"
     );
-    assert_eq!(merged_link_destination(b"usr/bin/foo", b"bar"), b"usr/bin/bar");
+    assert_eq!(
+        merged_link_destination(b"usr/bin/foo", b"bar"),
+        b"usr/bin/bar"
+    );
     assert_eq!(
         merged_link_destination(b"usr/lib/x/l.so", b"/lib64/l.so"),
         b"usr/lib64/l.so"

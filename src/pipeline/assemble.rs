@@ -11,7 +11,6 @@ use crate::Error;
 use crate::cache::{Bucket, Cache, EntryMeta};
 use crate::hash::Sha256Digest;
 use crate::http::redact;
-use crate::image::usrmerge::MERGED_DIRECTORIES;
 use crate::image::layout::{
     BlobSource, ImageToWrite, oci_layout_is_current, write_docker_archive, write_oci_layout,
 };
@@ -19,6 +18,7 @@ use crate::image::oci::{
     Descriptor, EmptyObject, History, ImageConfiguration, ImageManifest, MEDIA_TYPE_CONFIG,
     Platform as OciPlatform, format_rfc3339, to_canonical_json,
 };
+use crate::image::usrmerge::MERGED_DIRECTORIES;
 use crate::plan::{Detail, KeyBuilder, LayerContents, NodeKind, Plan};
 use crate::report::{
     BuildReport, LayerReport, NodeOutcome, Outcome, Outcomes, PackageReport, TargetReport,
