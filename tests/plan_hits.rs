@@ -147,6 +147,7 @@ fn plan_json_on_a_cold_cache_downloads_and_builds_and_after_a_build_is_all_local
         [
             "index fixture/InRelease: upstream",
             "index fixture/main/binary-arm64/Packages.xz: upstream",
+            "layer merged-/usr symlinks: build",
             "deb hello_2.10-3_arm64.deb: upstream",
             "layer hello: build",
             "deb hello-data_2.10-3_all.deb: upstream",
@@ -161,7 +162,13 @@ fn plan_json_on_a_cold_cache_downloads_and_builds_and_after_a_build_is_all_local
     assert_eq!(input_names(&cold, "hello"), ["hello_2.10-3_arm64.deb"]);
     assert_eq!(
         input_names(&cold, IMAGE),
-        ["hello", "hello-data", "libc6", "libgreet"]
+        [
+            "merged-/usr symlinks",
+            "hello",
+            "hello-data",
+            "libc6",
+            "libgreet"
+        ]
     );
     assert_eq!(cold["images"][0]["target"], FIXTURE_TARGET);
     let deb_sizes: u64 = ["hello", "hello-data", "libc6"]
@@ -189,6 +196,7 @@ fn plan_json_on_a_cold_cache_downloads_and_builds_and_after_a_build_is_all_local
         [
             "index fixture/InRelease: local",
             "index fixture/main/binary-arm64/Packages.xz: local",
+            "layer merged-/usr symlinks: local",
             "deb hello_2.10-3_arm64.deb: local (not needed)",
             "layer hello: local",
             "deb hello-data_2.10-3_all.deb: local (not needed)",
@@ -221,7 +229,7 @@ fn plan_json_on_a_cold_cache_downloads_and_builds_and_after_a_build_is_all_local
     assert!(
         text.success()
             .stdout
-            .ends_with("plan: 7 nodes needed: 7 local, 0 remote, 0 upstream (0 B), 0 to build\n"),
+            .ends_with("plan: 8 nodes needed: 8 local, 0 remote, 0 upstream (0 B), 0 to build\n"),
         "{text}"
     );
 }
@@ -243,9 +251,10 @@ fn require_hits_on_a_cold_cache_fails_before_downloading_anything_and_names_the_
         .skip_while(|line| !line.starts_with("error:"))
         .collect();
     assert_eq!(
-        error[..6],
+        error[..7],
         [
-            "error: --require-hits: 5 nodes are not in the cache:",
+            "error: --require-hits: 6 nodes are not in the cache:",
+            "  layer merged-/usr symlinks for aarch64-linux: would be built; not in the cache",
             "  layer hello for aarch64-linux: would be built; not in the cache",
             "  layer hello-data for aarch64-linux: would be built; not in the cache",
             "  layer libc6 for aarch64-linux: would be built; not in the cache",
@@ -255,7 +264,7 @@ fn require_hits_on_a_cold_cache_fails_before_downloading_anything_and_names_the_
         "{refused}"
     );
     assert!(
-        error[6].starts_with("hint: nothing was fetched or built"),
+        error[7].starts_with("hint: nothing was fetched or built"),
         "{refused}"
     );
     // Nothing but the signed indices planning needs was fetched or kept:
@@ -285,13 +294,13 @@ fn require_hits_on_a_cold_cache_fails_before_downloading_anything_and_names_the_
     assert!(
         refused
             .stderr
-            .contains("error: --require-hits=all: 9 nodes are not in the cache:\n  deb hello_2.10-3_arm64.deb for aarch64-linux: would be downloaded; not in the cache\n"),
+            .contains("error: --require-hits=all: 10 nodes are not in the cache:\n  layer merged-/usr symlinks for aarch64-linux: would be built; not in the cache\n  deb hello_2.10-3_arm64.deb for aarch64-linux: would be downloaded; not in the cache\n"),
         "{refused}"
     );
     // `plan` prints the plan, then exits with the same status.
     let plan = fixture.run(&xbuild, "plan", &["--json", "--require-hits"]);
     assert_eq!(plan.status.code(), Some(MISSING_HITS), "{plan}");
-    assert_eq!(plan.json()["nodes"].as_array().unwrap().len(), 11);
+    assert_eq!(plan.json()["nodes"].as_array().unwrap().len(), 12);
     assert!(fixture.deb_requests().is_empty());
 }
 
@@ -306,6 +315,7 @@ fn the_report_counts_nodes_by_source_cold_and_warm() {
         [
             "index fixture/InRelease: downloaded",
             "index fixture/main/binary-arm64/Packages.xz: downloaded",
+            "layer merged-/usr symlinks: built",
             "deb hello_2.10-3_arm64.deb: downloaded",
             "layer hello: built",
             "deb hello-data_2.10-3_all.deb: downloaded",
@@ -325,7 +335,7 @@ fn the_report_counts_nodes_by_source_cold_and_warm() {
             &summary["downloaded"],
             &summary["built"]
         ],
-        [0, 0, 6, 5],
+        [0, 0, 6, 6],
         "{summary}"
     );
     let bytes = |report: &Value, outcome: &str| -> u64 {
@@ -365,6 +375,7 @@ fn the_report_counts_nodes_by_source_cold_and_warm() {
         [
             "index fixture/InRelease: local",
             "index fixture/main/binary-arm64/Packages.xz: local",
+            "layer merged-/usr symlinks: local",
             "layer hello: local",
             "layer hello-data: local",
             "layer libc6: local",
@@ -380,7 +391,7 @@ fn the_report_counts_nodes_by_source_cold_and_warm() {
             &summary["downloaded"],
             &summary["built"]
         ],
-        [7, 0, 0, 0],
+        [8, 0, 0, 0],
         "{summary}"
     );
     assert_eq!(summary["bytes"]["local"], bytes(&warm, "local"));
@@ -405,7 +416,7 @@ fn the_report_counts_nodes_by_source_cold_and_warm() {
         text.success()
             .stderr
             .lines()
-            .any(|line| line.starts_with("7 local, 0 downloaded (0 B), 0 built (0 B) in ")),
+            .any(|line| line.starts_with("8 local, 0 downloaded (0 B), 0 built (0 B) in ")),
         "{text}"
     );
 

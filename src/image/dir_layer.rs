@@ -3,12 +3,18 @@
 //! `SOURCE_DATE_EPOCH` (a build's outputs carry wall-clock times, so merely
 //! clamping them would not be reproducible), permission bits kept, symlinks kept as
 //! links, gzip with a fixed level — so the same files give the same digest
-//! on every host and run. Streamed and hashed like a package layer.
+//! on every host and run. Streamed and hashed like a package layer, and
+//! merged-/usr like one: a build's `/bin/app` is `/usr/bin/app` in the
+//! layer, since runtimes do not agree on a tar entry `bin/app` over the
+//! image's `bin -> usr/bin` symlink.
 
 use super::layer::{LayerOptions, LayerOutput};
+use super::usrmerge::{MergedPath, merged_link_destination, merged_path, merged_symlink_target};
 use crate::hash::HashingWriter;
 use fs_err as fs;
+use std::ffi::OsStr;
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use tar::{EntryType, Header};
@@ -23,6 +29,16 @@ pub enum DirectoryLayerError {
     },
     #[error("{path} is neither a file, a directory nor a symlink")]
     Unsupported { path: PathBuf },
+    #[error("{path} and {other} are both /{merged} in a merged-/usr image")]
+    MergedUsrCollision {
+        path: PathBuf,
+        other: PathBuf,
+        merged: String,
+    },
+    #[error(
+        "{path} is not a directory, but in a merged-/usr image /{name} is the symlink to usr/{name}"
+    )]
+    MergedUsrRoot { path: PathBuf, name: String },
     #[error("cannot write the layer")]
     Write {
         #[source]
@@ -42,7 +58,8 @@ impl DirectoryLayerError {
 }
 
 /// Writes every file under `root` into a layer at the same relative paths
-/// (so `root/usr/local/bin/x` becomes `/usr/local/bin/x`).
+/// (so `root/usr/local/bin/x` becomes `/usr/local/bin/x`; with
+/// `merged_usr`, `root/bin/x` becomes `/usr/bin/x`).
 pub fn write_directory_layer<W: Write>(
     root: &Path,
     options: &LayerOptions,
@@ -57,28 +74,53 @@ pub fn write_directory_layer<W: Write>(
     let mut entries = 0;
     let mut paths = Vec::new();
     collect(root, root, &mut paths)?;
-    paths.sort();
-    for relative in &paths {
+    let paths = layer_paths(root, paths, options.merged_usr)?;
+    for (name, relative) in &paths {
+        let mut header = Header::new_gnu();
+        let Some(relative) = relative else {
+            // `usr/` for a build that installed only under `/bin`.
+            header.set_entry_type(EntryType::Directory);
+            header.set_mode(0o755);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_username("root").map_err(write_error)?;
+            header.set_groupname("root").map_err(write_error)?;
+            header.set_mtime(options.epoch.unwrap_or(0));
+            header.set_size(0);
+            builder
+                .append_data(&mut header, format!("{name}/"), io::empty())
+                .map_err(write_error)?;
+            entries += 1;
+            continue;
+        };
         let path = root.join(relative);
         let read_error = |source| DirectoryLayerError::Read {
             path: path.clone(),
             source,
         };
         let metadata = fs::symlink_metadata(&path).map_err(read_error)?;
-        let mut header = Header::new_gnu();
         header.set_uid(0);
         header.set_gid(0);
         header.set_username("root").map_err(write_error)?;
         header.set_groupname("root").map_err(write_error)?;
         header.set_mtime(options.epoch.unwrap_or(0));
         header.set_mode(metadata.permissions().mode() & 0o7777);
-        let name = relative.to_string_lossy();
+        let name = name.as_str();
         if metadata.file_type().is_symlink() {
             let target = fs::read_link(&path).map_err(read_error)?;
+            let target = match options.merged_usr {
+                true => merged_symlink_target(
+                    relative.as_os_str().as_bytes(),
+                    name.as_bytes(),
+                    target.as_os_str().as_bytes(),
+                )
+                .map_or(target, |target| PathBuf::from(OsStr::from_bytes(&target))),
+                false => target,
+            };
             header.set_entry_type(EntryType::Symlink);
             header.set_size(0);
             builder
-                .append_link(&mut header, name.as_ref(), &target)
+                .append_link(&mut header, name, &target)
                 .map_err(write_error)?;
         } else if metadata.is_dir() {
             header.set_entry_type(EntryType::Directory);
@@ -91,7 +133,7 @@ pub fn write_directory_layer<W: Write>(
             header.set_size(metadata.len());
             let file = fs::File::open(&path).map_err(read_error)?;
             builder
-                .append_data(&mut header, name.as_ref(), file)
+                .append_data(&mut header, name, file)
                 .map_err(write_error)?;
         } else {
             return Err(DirectoryLayerError::Unsupported { path });
@@ -114,6 +156,89 @@ pub fn write_directory_layer<W: Write>(
         left_out_bytes: 0,
         left_out_entries: 0,
     })
+}
+
+/// The layer's paths in order, each with the staging path it comes from
+/// (`None`: a `usr/` directory the merge needs that the build did not
+/// make). With `merged_usr`, `bin/…` is `usr/bin/…` and so on; a
+/// top-level `bin` symlink to `usr/bin` is left out (the image has it).
+fn layer_paths(
+    root: &Path,
+    paths: Vec<PathBuf>,
+    merged_usr: bool,
+) -> Result<Vec<(String, Option<PathBuf>)>, DirectoryLayerError> {
+    let mut named: Vec<(Vec<u8>, Option<PathBuf>)> = Vec::with_capacity(paths.len());
+    let mut moved = false;
+    for relative in paths {
+        let bytes = relative.as_os_str().as_bytes();
+        let name = match merged_path(bytes) {
+            _ if !merged_usr => bytes.to_vec(),
+            MergedPath::Unchanged => bytes.to_vec(),
+            MergedPath::Moved(name) => {
+                moved = true;
+                name
+            }
+            MergedPath::Root => {
+                let path = root.join(&relative);
+                let read_error = |source| DirectoryLayerError::Read {
+                    path: path.clone(),
+                    source,
+                };
+                let metadata = fs::symlink_metadata(&path).map_err(read_error)?;
+                let usr = [b"usr/", bytes].concat();
+                if metadata.is_dir() {
+                    moved = true;
+                    usr
+                } else {
+                    let target =
+                        fs::read_link(&path).map_err(|_| DirectoryLayerError::MergedUsrRoot {
+                            path: path.clone(),
+                            name: relative.display().to_string(),
+                        })?;
+                    if merged_link_destination(bytes, target.as_os_str().as_bytes()) == usr {
+                        continue;
+                    }
+                    return Err(DirectoryLayerError::MergedUsrRoot {
+                        path,
+                        name: relative.display().to_string(),
+                    });
+                }
+            }
+        };
+        named.push((name, Some(relative)));
+    }
+    if moved && !named.iter().any(|(name, _)| name == b"usr") {
+        named.push((b"usr".to_vec(), None));
+    }
+    named.sort_by(|a, b| {
+        let path = |name: &[u8]| Path::new(OsStr::from_bytes(name)).to_owned();
+        path(&a.0).cmp(&path(&b.0)).then_with(|| a.1.cmp(&b.1))
+    });
+    let mut unique: Vec<(Vec<u8>, Option<PathBuf>)> = Vec::with_capacity(named.len());
+    for (name, relative) in named {
+        if let Some((last, other)) = unique.last()
+            && *last == name
+        {
+            let is_directory = |relative: &Option<PathBuf>| {
+                relative.as_ref().is_none_or(|relative| {
+                    fs::symlink_metadata(root.join(relative)).is_ok_and(|m| m.is_dir())
+                })
+            };
+            if is_directory(other) && is_directory(&relative) {
+                continue;
+            }
+            return Err(DirectoryLayerError::MergedUsrCollision {
+                path: root.join(relative.unwrap_or_default()),
+                other: root.join(other.clone().unwrap_or_default()),
+                merged: String::from_utf8_lossy(&name).into_owned(),
+            });
+        }
+        unique.push((name, relative));
+    }
+    Ok(unique
+        .into_iter()
+        .map(|(name, relative)| (String::from_utf8_lossy(&name).into_owned(), relative))
+        .collect())
 }
 
 fn collect(
@@ -151,6 +276,7 @@ mod tests {
             epoch: Some(epoch),
             compression_level: 6,
             filter: crate::image::filter::PathFilter::keep_all(),
+            merged_usr: true,
         };
         let output = write_directory_layer(root, &options, &mut bytes).unwrap();
         (output, bytes)
@@ -198,6 +324,85 @@ mod tests {
         assert_eq!(seen[4].1, 0o755);
         assert_eq!(output.entries, 6);
         assert_eq!(output.size, bytes.len() as u64);
+    }
+
+    fn names_of(bytes: &[u8]) -> Vec<(String, Option<String>)> {
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+        archive
+            .entries()
+            .unwrap()
+            .map(|entry| {
+                let entry = entry.unwrap();
+                let link = entry
+                    .link_name()
+                    .unwrap()
+                    .map(|link| link.to_string_lossy().into_owned());
+                (entry.path().unwrap().to_string_lossy().into_owned(), link)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_build_installed_to_bin_and_lib_is_under_usr_in_the_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("bin")).unwrap();
+        fs::create_dir_all(dir.path().join("lib")).unwrap();
+        fs::write(dir.path().join("bin/app"), b"app").unwrap();
+        fs::write(dir.path().join("lib/libapp.so.1"), b"lib").unwrap();
+        std::os::unix::fs::symlink("../lib/libapp.so.1", dir.path().join("bin/lib-link")).unwrap();
+        std::os::unix::fs::symlink("../etc/app.conf", dir.path().join("bin/conf")).unwrap();
+        let (_, bytes) = layer_of(dir.path(), 0);
+        let link = |target: &str| Some(target.to_owned());
+        assert_eq!(
+            names_of(&bytes),
+            [
+                ("usr/".to_owned(), None),
+                ("usr/bin/".to_owned(), None),
+                ("usr/bin/app".to_owned(), None),
+                ("usr/bin/conf".to_owned(), link("../../etc/app.conf")),
+                ("usr/bin/lib-link".to_owned(), link("../lib/libapp.so.1")),
+                ("usr/lib/".to_owned(), None),
+                ("usr/lib/libapp.so.1".to_owned(), None),
+            ]
+        );
+        // The same file twice is an error naming both.
+        fs::create_dir_all(dir.path().join("usr/bin")).unwrap();
+        fs::write(dir.path().join("usr/bin/app"), b"other").unwrap();
+        let options = LayerOptions {
+            epoch: Some(0),
+            compression_level: 6,
+            filter: crate::image::filter::PathFilter::keep_all(),
+            merged_usr: true,
+        };
+        let error = write_directory_layer(dir.path(), &options, io::sink()).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains(&dir.path().join("bin/app").display().to_string())
+                && message.contains(&dir.path().join("usr/bin/app").display().to_string())
+                && message.contains("/usr/bin/app in a merged-/usr image"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn without_merged_usr_a_top_level_symlink_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("usr/bin", dir.path().join("bin")).unwrap();
+        let mut bytes = Vec::new();
+        let options = LayerOptions {
+            epoch: Some(0),
+            compression_level: 6,
+            filter: crate::image::filter::PathFilter::keep_all(),
+            merged_usr: false,
+        };
+        write_directory_layer(dir.path(), &options, &mut bytes).unwrap();
+        assert_eq!(
+            names_of(&bytes),
+            [("bin".to_owned(), Some("usr/bin".to_owned()))]
+        );
+        // With it, the build's own `bin -> usr/bin` is the image's already.
+        let (_, merged) = layer_of(dir.path(), 0);
+        assert!(names_of(&merged).is_empty());
     }
 
     #[test]

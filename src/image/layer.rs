@@ -1,14 +1,19 @@
 //! Image layers from Debian packages: each package's data tarball is streamed
 //! entry by entry into one gzip-compressed tar, with paths normalised,
 //! ownership and mtimes fixed, shared parent directories written once, and a
-//! `var/lib/dpkg/status.d/<package>` record added per package. Both the
+//! `var/lib/dpkg/status.d/<package>` record added per package. Entries
+//! under `/bin`, `/sbin` and `/lib*` move under `/usr` (see
+//! [`super::usrmerge`]); the dpkg records keep the packages' own paths, as
+//! on a system `usrmerge` converted. Both the
 //! uncompressed (diff_id) and compressed (digest) streams are hashed on the
 //! way; nothing is unpacked to disk and no file is held in memory.
 
 use super::filter::{EntryKind, PathFilter};
+use super::usrmerge::{MergedPath, merged_link_destination, merged_symlink_target};
 use crate::debian::deb::{DebArchive, DebError};
 use crate::hash::{HashingWriter, Sha256Digest};
-use std::collections::HashSet;
+use merge::{DeferredLink, WrittenFile, merged_root};
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -40,6 +45,9 @@ pub struct LayerOptions {
     /// What of the packages' files is left out (package layers only: a
     /// directory layer, the user's own files, keeps everything).
     pub filter: PathFilter,
+    /// Whether entries under `/bin`, `/sbin` and `/lib*` move under `/usr`
+    /// (every image layer; not the merged-/usr symlink layer itself).
+    pub merged_usr: bool,
 }
 
 /// What was written.
@@ -105,6 +113,32 @@ pub enum LayerError {
         path: String,
         target: String,
     },
+    #[error(
+        "package {package}: `{path}` and `{other_path}` of package {other_package} are both `{merged}` in a merged-/usr image"
+    )]
+    MergedUsrCollision {
+        package: String,
+        path: String,
+        other_package: String,
+        other_path: String,
+        merged: String,
+    },
+    #[error(
+        "package {package}: `{path}` is `{merged}` in a merged-/usr image, where the layer has a directory"
+    )]
+    MergedUsrOverDirectory {
+        package: String,
+        path: String,
+        merged: String,
+    },
+    #[error(
+        "package {package}: `{path}` is a {kind}, but in a merged-/usr image `/{path}` is the symlink to usr/{path}"
+    )]
+    MergedUsrRoot {
+        package: String,
+        path: String,
+        kind: String,
+    },
     #[error("package {package}: `{path}` has a tar entry type xbuild does not support ({kind})")]
     UnsupportedEntry {
         package: String,
@@ -152,8 +186,11 @@ pub fn write_layer<W: Write>(
     let mut builder = tar::Builder::new(HashingWriter::new(gzip));
     let mut layer = LayerState {
         epoch: options.epoch,
+        merged_usr: options.merged_usr,
         written_directories: HashSet::new(),
-        written_files: HashSet::new(),
+        written_files: HashMap::new(),
+        package_names: Vec::new(),
+        deferred_links: Vec::new(),
         entries: 0,
         newest: 0,
         filter: &options.filter,
@@ -188,12 +225,18 @@ pub fn write_layer<W: Write>(
 /// What has been written so far in the layer.
 struct LayerState<'a> {
     epoch: Option<u64>,
+    merged_usr: bool,
     /// The newest file time of the package being written.
     newest: u64,
     /// Normalised directory paths, with their trailing `/`.
     written_directories: HashSet<Vec<u8>>,
-    /// Normalised paths of everything else, for hard link checks.
-    written_files: HashSet<Vec<u8>>,
+    /// Normalised paths of everything else, for hard link and merged-/usr
+    /// collision checks.
+    written_files: HashMap<Vec<u8>, WrittenFile>,
+    /// The packages written so far, in order.
+    package_names: Vec<String>,
+    /// The moved symlinks of the package being written.
+    deferred_links: Vec<DeferredLink>,
     entries: u64,
     filter: &'a PathFilter,
     /// Normalised paths the filter left out, for hard links to them.
@@ -240,11 +283,15 @@ impl LayerState<'_> {
         };
         let mut data = deb.data().map_err(deb_error)?;
         self.newest = 0;
+        self.package_names.push(name.to_owned());
         for entry in data.entries().map_err(read_data_error)? {
             let entry = entry.map_err(read_data_error)?;
             self.add_entry(builder, package, entry)?;
         }
         drop(data);
+        for link in std::mem::take(&mut self.deferred_links) {
+            self.add_moved_link(builder, name, link)?;
+        }
 
         let status = status_paragraph(&control.control);
         let record = format!("{STATUS_DIRECTORY}{name}");
@@ -278,14 +325,36 @@ impl LayerState<'_> {
             package: package.name.to_owned(),
             path: shown_path.clone(),
         };
-        let Some(mut path) = normalise_path(&raw_path).ok_or_else(escapes)? else {
+        let Some(original) = normalise_path(&raw_path).ok_or_else(escapes)? else {
             // The archive root, `./`: the image root exists already.
             return Ok(());
         };
         let source = entry.header();
         let kind = source.entry_type();
+        let (mut path, moved) = match self.merged(&original) {
+            MergedPath::Unchanged => (original.clone(), false),
+            MergedPath::Moved(path) => (path, true),
+            // `bin/` itself: the merged-/usr layer's symlink stands there.
+            MergedPath::Root if kind == EntryType::Directory => return Ok(()),
+            MergedPath::Root => {
+                let target = entry.link_name_bytes().unwrap_or_default();
+                let to_usr = kind == EntryType::Symlink
+                    && merged_link_destination(&original, &target) == merged_root(&original);
+                if to_usr {
+                    return Ok(());
+                }
+                return Err(LayerError::MergedUsrRoot {
+                    package: package.name.to_owned(),
+                    path: shown_path.clone(),
+                    kind: format!("{kind:?}").to_lowercase(),
+                });
+            }
+        };
         if self.leaves_out(&path, &entry) {
             return Ok(());
+        }
+        if moved {
+            self.add_parents(builder, package.name, &path)?;
         }
         let mut header = Header::new_gnu();
         header.set_mode(source.mode().map_err(read_error)? & 0o7777);
@@ -315,8 +384,12 @@ impl LayerState<'_> {
             path: shown_path.clone(),
             source,
         };
+        let mut destination = None;
         match kind {
             EntryType::Directory => {
+                if self.merged_usr {
+                    self.check_collision(package.name, &original, &path, moved, None, true)?;
+                }
                 path.push(b'/');
                 if !self.written_directories.insert(path.clone()) {
                     return Ok(());
@@ -327,6 +400,9 @@ impl LayerState<'_> {
                     .map_err(write_error)?;
             }
             EntryType::Regular | EntryType::Continuous => {
+                if !self.check_collision(package.name, &original, &path, moved, None, false)? {
+                    return Ok(());
+                }
                 header.set_entry_type(EntryType::Regular);
                 header.set_size(entry.size());
                 let mut tracked = ReadTracker {
@@ -351,6 +427,31 @@ impl LayerState<'_> {
                     )));
                 }
                 header.set_entry_type(EntryType::Symlink);
+                if moved {
+                    self.deferred_links.push(DeferredLink {
+                        header,
+                        path,
+                        moved_from: original,
+                        target,
+                    });
+                    return Ok(());
+                }
+                let target = match self.merged_usr {
+                    true => merged_symlink_target(&path, &path, &target).unwrap_or(target),
+                    false => target,
+                };
+                let leads_to = merged_link_destination(&path, &target);
+                if !self.check_collision(
+                    package.name,
+                    &original,
+                    &path,
+                    moved,
+                    Some(&leads_to),
+                    false,
+                )? {
+                    return Ok(());
+                }
+                destination = Some(leads_to);
                 builder
                     .append_link(&mut header, bytes_path(&path), bytes_path(&target))
                     .map_err(write_error)?;
@@ -372,8 +473,15 @@ impl LayerState<'_> {
                         path: shown_target.clone(),
                     })?
                     .ok_or_else(outside)?;
-                if !self.written_files.contains(&target) {
+                let target = match self.merged(&target) {
+                    MergedPath::Moved(target) => target,
+                    _ => target,
+                };
+                if !self.written_files.contains_key(&target) {
                     return Err(outside());
+                }
+                if !self.check_collision(package.name, &original, &path, moved, None, false)? {
+                    return Ok(());
                 }
                 header.set_entry_type(EntryType::Link);
                 builder
@@ -381,6 +489,9 @@ impl LayerState<'_> {
                     .map_err(write_error)?;
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                if !self.check_collision(package.name, &original, &path, moved, None, false)? {
+                    return Ok(());
+                }
                 header.set_entry_type(kind);
                 // A fifo has no device numbers; some writers leave the fields empty.
                 let (major, minor) = if kind == EntryType::Fifo {
@@ -404,7 +515,7 @@ impl LayerState<'_> {
                 });
             }
         }
-        self.written_files.insert(path);
+        self.record_file(path, moved.then_some(original), destination);
         self.entries += 1;
         Ok(())
     }
@@ -420,9 +531,13 @@ impl LayerState<'_> {
         let mut out = self.filter.leaves_out(path, kind);
         if !out && entry.header().entry_type() == EntryType::Link {
             let target = entry.link_name_bytes().unwrap_or_default();
-            out = normalise_path(&target)
-                .flatten()
-                .is_some_and(|target| self.left_out.contains(&target));
+            out = normalise_path(&target).flatten().is_some_and(|target| {
+                let target = match self.merged(&target) {
+                    MergedPath::Moved(target) => target,
+                    _ => target,
+                };
+                self.left_out.contains(&target)
+            });
         }
         if out {
             if matches!(
@@ -469,7 +584,7 @@ impl LayerState<'_> {
         builder
             .append_data(&mut header, path, contents)
             .map_err(|source| write_error(path, source))?;
-        self.written_files.insert(path.as_bytes().to_vec());
+        self.record_file(path.as_bytes().to_vec(), None, None);
         self.entries += 1;
         Ok(())
     }
@@ -575,6 +690,9 @@ impl<R: Read> Read for ReadTracker<R> {
         })
     }
 }
+
+#[path = "layer_merge.rs"]
+mod merge;
 
 #[cfg(test)]
 #[path = "layer_tests.rs"]

@@ -92,6 +92,7 @@ fn layer_bytes(packages: &[LayerPackage], level: u32) -> (Vec<u8>, LayerOutput) 
         epoch: Some(EPOCH),
         compression_level: level,
         filter: crate::image::filter::PathFilter::keep_all(),
+        merged_usr: true,
     };
     let output = write_layer(packages, &options, &mut out).unwrap();
     (out, output)
@@ -233,6 +234,7 @@ fn layer_error(deb: &Path, package: &str) -> LayerError {
         epoch: Some(EPOCH),
         compression_level: 1,
         filter: crate::image::filter::PathFilter::keep_all(),
+        merged_usr: true,
     };
     write_layer(&[LayerPackage { name: package, deb }], &options, io::sink()).unwrap_err()
 }
@@ -312,6 +314,7 @@ fn non_root_owners_and_old_mtimes_are_kept_and_absolute_paths_made_relative() {
         epoch: Some(EPOCH),
         compression_level: 1,
         filter: crate::image::filter::PathFilter::keep_all(),
+        merged_usr: true,
     };
     write_layer(
         &[LayerPackage {
@@ -414,6 +417,7 @@ fn a_small_layer_leaves_documentation_out_and_counts_its_bytes() {
         epoch: Some(EPOCH),
         compression_level: 1,
         filter: crate::image::filter::PathFilter::small::<&str>(&[]),
+        merged_usr: true,
     };
     let package = LayerPackage {
         name: "docs",
@@ -448,4 +452,276 @@ fn a_small_layer_leaves_documentation_out_and_counts_its_bytes() {
     let (_, everything) = layer_bytes(&[package], 1);
     assert_eq!(everything.left_out_bytes, 0);
     assert!(everything.uncompressed_size > output.uncompressed_size);
+}
+
+/// A bookworm-style package: programs and libraries under `/bin`, `/sbin`
+/// and `/lib`, with relative symlinks across them and a hard link.
+fn unmerged_package(directory: &Path) -> PathBuf {
+    build_test_deb(
+        directory,
+        "unmerged",
+        &[
+            TestFile::Executable("bin/dash", b"#!dash\n"),
+            TestFile::Symlink("bin/sh", "dash"),
+            TestFile::Symlink("bin/other", "../usr/bin/real"),
+            TestFile::Executable("usr/bin/real", b"#!real\n"),
+            TestFile::HardLink("sbin/dash-hard", "bin/dash"),
+            TestFile::Regular("lib/x86_64-linux-gnu/libfoo.so.1.2", b"foo"),
+            TestFile::Symlink("lib/x86_64-linux-gnu/libfoo.so.1", "libfoo.so.1.2"),
+            TestFile::Symlink(
+                "lib/x86_64-linux-gnu/libbar.so.1",
+                "../../usr/lib/x86_64-linux-gnu/libbar.so.1.0",
+            ),
+            TestFile::Regular("usr/lib/x86_64-linux-gnu/libbar.so.1.0", b"bar"),
+            TestFile::Symlink(
+                "usr/lib/x86_64-linux-gnu/libfoo.so",
+                "../../../lib/x86_64-linux-gnu/libfoo.so.1",
+            ),
+            TestFile::Symlink("usr/bin/up", "../../lib/../etc/motd"),
+            TestFile::Regular("etc/motd", b"motd"),
+        ],
+        &[],
+        Some("00000000000000000000000000000000  bin/dash\n"),
+        "xz",
+    )
+}
+
+#[test]
+fn entries_under_bin_sbin_and_lib_move_under_usr_and_links_still_resolve() {
+    let directory = tempfile::tempdir().unwrap();
+    let deb = unmerged_package(directory.path());
+    let package = LayerPackage {
+        name: "unmerged",
+        deb: &deb,
+    };
+    let (bytes, output) = layer_bytes(&[package], 6);
+    let (entries, _) = read_layer(&bytes);
+    assert_eq!(output.entries, entries.len() as u64);
+    let paths: Vec<&str> = entries.iter().map(|entry| entry.path.as_str()).collect();
+    for path in &paths {
+        for merged in ["bin", "sbin", "lib"] {
+            assert!(
+                *path != format!("{merged}/") && !path.starts_with(&format!("{merged}/")),
+                "{path} in {paths:?}"
+            );
+        }
+    }
+    // Every parent directory comes before what it holds.
+    for (index, path) in paths.iter().enumerate() {
+        let trimmed = path.trim_end_matches('/');
+        if let Some((parent, _)) = trimmed.rsplit_once('/') {
+            let parent = format!("{parent}/");
+            assert!(
+                paths[..index].contains(&parent.as_str()),
+                "{parent} before {path}"
+            );
+        }
+    }
+    let link = |path: &str| {
+        let entry = entries
+            .iter()
+            .find(|entry| entry.path == path)
+            .unwrap_or_else(|| panic!("no {path} in {paths:?}"));
+        (entry.kind, entry.link.clone().unwrap_or_default())
+    };
+    assert_eq!(link("usr/bin/sh"), (EntryType::Symlink, "dash".to_owned()));
+    assert_eq!(
+        link("usr/bin/other"),
+        (EntryType::Symlink, "real".to_owned())
+    );
+    assert_eq!(
+        link("usr/lib/x86_64-linux-gnu/libbar.so.1"),
+        (EntryType::Symlink, "libbar.so.1.0".to_owned())
+    );
+    assert_eq!(
+        link("usr/lib/x86_64-linux-gnu/libfoo.so.1"),
+        (EntryType::Symlink, "libfoo.so.1.2".to_owned())
+    );
+    // Not moved, and through `/lib` to a file there: it resolves as it is.
+    assert_eq!(
+        link("usr/lib/x86_64-linux-gnu/libfoo.so"),
+        (
+            EntryType::Symlink,
+            "../../../lib/x86_64-linux-gnu/libfoo.so.1".to_owned()
+        )
+    );
+    // Not moved, but `/lib/..` is `/usr` once /lib is a symlink.
+    assert_eq!(
+        link("usr/bin/up"),
+        (EntryType::Symlink, "../../etc/motd".to_owned())
+    );
+    assert_eq!(
+        link("usr/sbin/dash-hard"),
+        (EntryType::Link, "usr/bin/dash".to_owned())
+    );
+    // dpkg's own file list keeps the package's paths.
+    let md5sums = entries
+        .iter()
+        .find(|entry| entry.path == "var/lib/dpkg/status.d/unmerged.md5sums")
+        .unwrap();
+    assert_eq!(
+        md5sums.contents,
+        b"00000000000000000000000000000000  bin/dash\n"
+    );
+
+    // Unpacked over the merged-/usr symlinks, every link names the file
+    // it named before, by its old path and by its new one.
+    let root = directory.path().join("root");
+    fs_err::create_dir(&root).unwrap();
+    for merged in super::super::usrmerge::MERGED_DIRECTORIES {
+        std::os::unix::fs::symlink(format!("usr/{merged}"), root.join(merged)).unwrap();
+    }
+    tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]))
+        .unpack(&root)
+        .unwrap();
+    for (path, contents) in [
+        ("bin/sh", &b"#!dash\n"[..]),
+        ("usr/bin/sh", b"#!dash\n"),
+        ("bin/other", b"#!real\n"),
+        ("sbin/dash-hard", b"#!dash\n"),
+        ("lib/x86_64-linux-gnu/libfoo.so.1", b"foo"),
+        ("usr/lib/x86_64-linux-gnu/libfoo.so", b"foo"),
+        ("lib/x86_64-linux-gnu/libbar.so.1", b"bar"),
+        ("usr/bin/up", b"motd"),
+    ] {
+        assert_eq!(fs_err::read(root.join(path)).unwrap(), contents, "{path}");
+    }
+}
+
+fn layer_result(debs: &[(&str, &Path)]) -> Result<Vec<ReadEntry>, LayerError> {
+    let options = LayerOptions {
+        epoch: Some(EPOCH),
+        compression_level: 1,
+        filter: crate::image::filter::PathFilter::keep_all(),
+        merged_usr: true,
+    };
+    let packages: Vec<LayerPackage> = debs
+        .iter()
+        .map(|(name, deb)| LayerPackage { name, deb })
+        .collect();
+    let mut out = Vec::new();
+    write_layer(&packages, &options, &mut out)?;
+    Ok(read_layer(&out).0)
+}
+
+#[test]
+fn a_file_in_bin_and_in_usr_bin_is_an_error_naming_both_packages_and_paths() {
+    let directory = tempfile::tempdir().unwrap();
+    let both = directory.path().join("both.deb");
+    write_deb_with_raw_data(
+        &both,
+        "both",
+        &[
+            ("./bin/x", EntryType::Regular, 0, "", b"old"),
+            ("./usr/bin/x", EntryType::Regular, 0, "", b"new"),
+        ],
+    );
+    let error = layer_result(&[("both", &both)]).unwrap_err();
+    assert!(
+        matches!(&error, LayerError::MergedUsrCollision { package, path, other_package, other_path, merged }
+            if package == "both" && path == "usr/bin/x" && other_package == "both"
+                && other_path == "bin/x" && merged == "/usr/bin/x"),
+        "{error}"
+    );
+    // Across two packages of one layer.
+    let first = directory.path().join("first.deb");
+    let second = directory.path().join("second.deb");
+    write_deb_with_raw_data(
+        &first,
+        "first",
+        &[("./sbin/tool", EntryType::Regular, 0, "", b"a")],
+    );
+    write_deb_with_raw_data(
+        &second,
+        "second",
+        &[("./usr/sbin/tool", EntryType::Regular, 0, "", b"b")],
+    );
+    let error = layer_result(&[("first", &first), ("second", &second)]).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("second")
+            && message.contains("`usr/sbin/tool`")
+            && message.contains("`sbin/tool` of package first"),
+        "{message}"
+    );
+    // Two packages with the same unmoved file: written as before.
+    let third = directory.path().join("third.deb");
+    write_deb_with_raw_data(
+        &third,
+        "third",
+        &[("./usr/sbin/tool", EntryType::Regular, 0, "", b"c")],
+    );
+    assert!(layer_result(&[("second", &second), ("third", &third)]).is_ok());
+}
+
+#[test]
+fn a_compatibility_symlink_gives_way_to_the_file_it_names_as_usrmerge_does() {
+    let directory = tempfile::tempdir().unwrap();
+    let deb = directory.path().join("compat.deb");
+    write_deb_with_raw_data(
+        &deb,
+        "compat",
+        &[
+            // Sorted, as dpkg-deb writes: the old place comes first.
+            ("./bin/moved", EntryType::Symlink, 0, "/usr/bin/moved", b""),
+            ("./bin/stays", EntryType::Regular, 0, "", b"stays"),
+            ("./bin/twice", EntryType::Symlink, 0, "/usr/bin/moved", b""),
+            ("./usr/bin/moved", EntryType::Regular, 0, "", b"moved"),
+            (
+                "./usr/bin/stays",
+                EntryType::Symlink,
+                0,
+                "../../bin/stays",
+                b"",
+            ),
+            ("./usr/bin/twice", EntryType::Symlink, 0, "moved", b""),
+        ],
+    );
+    let entries = layer_result(&[("compat", &deb)]).unwrap();
+    let files: Vec<(&str, EntryType, Option<&str>)> = entries
+        .iter()
+        .filter(|entry| entry.path.starts_with("usr/bin/") && entry.kind != EntryType::Directory)
+        .map(|entry| (entry.path.as_str(), entry.kind, entry.link.as_deref()))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ("usr/bin/stays", EntryType::Regular, None),
+            ("usr/bin/moved", EntryType::Regular, None),
+            ("usr/bin/twice", EntryType::Symlink, Some("moved")),
+        ]
+    );
+    assert!(entries.iter().all(|entry| !entry.path.starts_with("bin")));
+}
+
+#[test]
+fn a_top_level_symlink_to_usr_is_left_out_and_any_other_is_refused() {
+    let directory = tempfile::tempdir().unwrap();
+    let deb = directory.path().join("roots.deb");
+    write_deb_with_raw_data(
+        &deb,
+        "roots",
+        &[
+            ("./", EntryType::Directory, 0, "", b""),
+            ("./bin/", EntryType::Directory, 0, "", b""),
+            ("./lib64", EntryType::Symlink, 0, "usr/lib64", b""),
+            ("./libx32", EntryType::Symlink, 0, "/usr/libx32", b""),
+        ],
+    );
+    let entries = layer_result(&[("roots", &deb)]).unwrap();
+    assert!(
+        entries.iter().all(|entry| entry.path.starts_with("var/")),
+        "{entries:?}"
+    );
+    write_deb_with_raw_data(
+        &deb,
+        "roots",
+        &[("./lib64", EntryType::Symlink, 0, "lib", b"")],
+    );
+    let error = layer_result(&[("roots", &deb)]).unwrap_err();
+    assert!(
+        matches!(&error, LayerError::MergedUsrRoot { package, path, kind }
+            if package == "roots" && path == "./lib64" && kind == "symlink"),
+        "{error}"
+    );
 }

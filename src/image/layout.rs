@@ -520,6 +520,7 @@ mod tests {
             epoch: Some(0),
             compression_level: 6,
             filter: crate::image::filter::PathFilter::keep_all(),
+            merged_usr: true,
         };
         let layer = write_layer(
             &[LayerPackage {

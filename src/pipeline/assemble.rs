@@ -18,6 +18,7 @@ use crate::image::oci::{
     Descriptor, EmptyObject, History, ImageConfiguration, ImageManifest, MEDIA_TYPE_CONFIG,
     Platform as OciPlatform, format_rfc3339, to_canonical_json,
 };
+use crate::image::usrmerge::MERGED_DIRECTORIES;
 use crate::plan::{Detail, KeyBuilder, LayerContents, NodeKind, Plan};
 use crate::report::{
     BuildReport, LayerReport, NodeOutcome, Outcome, Outcomes, PackageReport, TargetReport,
@@ -95,32 +96,30 @@ fn write_docker_archive_if_changed(
     Ok(())
 }
 
-/// The first Debian release whose packages assume merged /usr (DEP17:
-/// `/lib/ld-linux-*.so` is found through the `/lib -> usr/lib` symlink).
-const MERGED_USR_SINCE: u32 = 13;
-
-/// Whether images of a release with this codename get the merged-/usr
-/// layer.
-pub(super) fn has_merged_usr(codename: &str) -> bool {
-    crate::platform::debian_release_number(codename)
-        .is_some_and(|number| number >= MERGED_USR_SINCE)
-}
-
 /// The key of the merged-/usr layer.
 pub(super) fn merged_usr_key(options: &BuildOptions) -> Sha256Digest {
     KeyBuilder::new("layer")
-        .text("format", "merged-usr-v1")
+        .text("format", "merged-usr-v2")
         .number("gzip-level", options.compression_level as u64)
         .finish()
 }
 
-/// A layer holding only the merged-/usr symlinks, cached like any other.
+/// A layer holding only the merged-/usr symlinks, cached like any other:
+/// every image's first layer. Trixie's packages assume merged /usr (DEP17:
+/// `/lib/ld-linux-*.so` is found through `/lib -> usr/lib`); bookworm's
+/// still ship `/bin` and `/lib`, which package layers move under `usr/`,
+/// as on a bookworm system debootstrap or the installer made. All six
+/// links Debian's architectures use, as distroless has them, on every
+/// target: one layer for all, and a link to a directory no package fills
+/// is harmless.
 fn merged_usr_layer(
     options: &BuildOptions,
     cache: &Cache,
     outcomes: &Outcomes,
 ) -> Result<(LayerRecord, Outcome), Error> {
     let key = merged_usr_key(options);
+    // Another process may be writing it: wait, and then it is a hit.
+    let _lock = cache.lock(Bucket::Layer, &key)?;
     if let Some(record) = cache.get_entry::<LayerRecord>(Bucket::Layer, &key)?
         && cache
             .verified_blob(&record.digest, Some(record.size))?
@@ -138,17 +137,12 @@ fn merged_usr_layer(
         move |source| Error::Cache(crate::cache::CacheError::Io { path, source })
     };
     let staging = cache.temp_dir(".staging-")?;
-    for (link, target) in [
-        ("bin", "usr/bin"),
-        ("sbin", "usr/sbin"),
-        ("lib", "usr/lib"),
-        ("lib64", "usr/lib64"),
-    ] {
+    for link in MERGED_DIRECTORIES {
         let path = staging.path().join(link);
-        std::os::unix::fs::symlink(target, &path).map_err(io_error(&path))?;
+        std::os::unix::fs::symlink(format!("usr/{link}"), &path).map_err(io_error(&path))?;
     }
     // Fixed times: the same layer for every image, whatever its epoch.
-    let record = store_directory_layer(options, cache, staging.path(), 0, "merged-/usr")?;
+    let record = store_directory_layer(options, cache, staging.path(), 0, false, "merged-/usr")?;
     let meta = EntryMeta::any().with_blob(record.blob());
     cache.put_entry(Bucket::Layer, &key, &record, meta)?;
     outcomes.record(
@@ -193,7 +187,7 @@ pub(super) fn assemble(
             variant: target.platform.oci.variant.clone(),
         };
         // The image node's inputs, in image order: the merged-/usr
-        // symlinks (trixie on), package layers, then the layers of builds
+        // symlinks, package layers, then the layers of builds
         // in manifest order.
         let mut records: Vec<ImageLayer> = Vec::new();
         for input in plan.inputs(image_node) {
@@ -207,7 +201,8 @@ pub(super) fn assemble(
                     let (record, outcome) = merged_usr.clone().expect("made above");
                     ImageLayer {
                         contents: vec!["merged-/usr symlinks".to_owned()],
-                        created_by: "xbuild: /bin, /sbin, /lib, /lib64 -> usr/…".to_owned(),
+                        created_by: "xbuild: /bin, /sbin, /lib, /lib32, /lib64, /libx32 -> usr/…"
+                            .to_owned(),
                         record,
                         outcome,
                     }

@@ -44,9 +44,9 @@ pub use resolve::{
 };
 pub use sources::PlannedSource;
 
-/// Version of the layer format: how packages become tar entries. Part of
-/// every layer key.
-pub const LAYER_FORMAT: &str = "deb-layer-v2";
+/// Version of the layer format: how packages become tar entries (v3:
+/// merged /usr, `/bin/x` is `/usr/bin/x`). Part of every layer key.
+pub const LAYER_FORMAT: &str = "deb-layer-v3-merged-usr";
 
 /// Default gzip level of layers: a fixed setting, so digests are the same
 /// on every host.
@@ -146,12 +146,6 @@ fn make_plan(
     let contexts = resolved.contexts(options, cache, http, reporter);
     let mut indices = resolved.indices.clone();
     let builds = compile::plan_builds(&contexts, &resolved.targets, &mut indices)?;
-    let codename = resolved
-        .release
-        .release
-        .codename
-        .as_deref()
-        .unwrap_or(&resolved.repository.suite);
     let inputs = planner::PlanInputs {
         repository: redact(&resolved.repository.url),
         suite: resolved.repository.suite.clone(),
@@ -166,7 +160,6 @@ fn make_plan(
         indices: &indices,
         builds: &builds.per_target,
         rust: builds.rust.as_ref(),
-        merged_usr: assemble::has_merged_usr(codename),
     };
     let plan = planner::plan(options, cache, &inputs, options.remote.as_ref())?;
     Ok((resolved, plan))

@@ -4,7 +4,7 @@
 //! holds of each. It reads the cache and writes nothing.
 //!
 //! Per target, in this order: the `.deb`s and layers of its packages (the
-//! merged-/usr layer first, from trixie on); for each build, the `.deb`s
+//! merged-/usr layer first); for each build, the `.deb`s
 //! and tree of its toolchain, its sysroot, the compiler joining them, the
 //! Rust standard library, its sources, and the build; then the image, made
 //! of the layers and the builds' outputs. Nodes shared by targets (an
@@ -40,8 +40,6 @@ pub(super) struct PlanInputs<'a> {
     /// Per target, in manifest order.
     pub builds: &'a [Vec<PlannedBuild>],
     pub rust: Option<&'a RustToolchain>,
-    /// Whether images get the merged-/usr layer.
-    pub merged_usr: bool,
 }
 
 fn local_or(present: bool, otherwise: NodeSource) -> Availability {
@@ -85,10 +83,7 @@ pub(super) fn plan(
             let _ = cache.get_entry::<serde::de::IgnoredAny>(crate::cache::Bucket::Layer, key);
         });
     }
-    let merged_usr = match inputs.merged_usr {
-        true => Some(planner.merged_usr()?),
-        false => None,
-    };
+    let merged_usr = planner.merged_usr()?;
     for ((target, layers), builds) in inputs
         .targets
         .iter()
@@ -96,7 +91,7 @@ pub(super) fn plan(
         .zip(inputs.builds)
     {
         let platform = &target.platform;
-        let mut image_inputs: Vec<NodeId> = merged_usr.into_iter().collect();
+        let mut image_inputs: Vec<NodeId> = vec![merged_usr];
         for layer in layers {
             let debs: Vec<NodeId> = layer
                 .packages

@@ -148,7 +148,6 @@ impl Fixture {
             indices: &indices,
             builds: &self.builds,
             rust: Some(&self.rust),
-            merged_usr: false,
         };
         plan(&self.options, &self.cache, &inputs, remote).unwrap()
     }
@@ -220,6 +219,7 @@ fn a_layer_depends_on_its_debs_and_a_build_on_its_compiler_sysroot_and_toolchain
     assert_eq!(
         input_names(&plan, image),
         [
+            "merged-/usr symlinks",
             "hello",
             "hello-data",
             "autotools debian:hello=2.10-3 (aarch64-linux)",
@@ -276,6 +276,8 @@ fn on_an_empty_cache_everything_is_downloaded_or_built_and_needed() {
         summary,
         [
             (K::Index, S::Local),
+            // Every suite's image starts with the merged-/usr symlinks.
+            (K::Layer, S::Build),
             (K::Deb, S::Upstream),
             (K::Layer, S::Build),
             (K::Deb, S::Upstream),
@@ -308,12 +310,13 @@ fn on_an_empty_cache_everything_is_downloaded_or_built_and_needed() {
     );
     assert_eq!(plan.toolchain_builds().count(), 0);
     let misses = plan.missing_hits(RequireHits::Builds);
-    assert_eq!(misses.len(), 8, "{misses:?}");
+    // The merged-/usr layer among them: every suite's image has it.
+    assert_eq!(misses.len(), 9, "{misses:?}");
     assert_eq!(
         misses[misses.len() - 2].to_string(),
         "build cargo . (aarch64-linux): would be built; no build of this name in the cache"
     );
-    assert_eq!(plan.missing_hits(RequireHits::All).len(), 8 + 7);
+    assert_eq!(plan.missing_hits(RequireHits::All).len(), 9 + 7);
 }
 
 #[test]

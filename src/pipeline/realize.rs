@@ -80,12 +80,14 @@ impl LayerRecord {
 }
 
 /// Writes the files under `staging` as a layer blob into the cache, every
-/// file time clamped to `epoch`. `what` names the layer in errors.
+/// file time clamped to `epoch`, merged-/usr if `merged_usr` (a build's
+/// files; not the symlink layer itself). `what` names the layer in errors.
 pub fn store_directory_layer(
     options: &BuildOptions,
     cache: &Cache,
     staging: &Path,
     epoch: u64,
+    merged_usr: bool,
     what: &str,
 ) -> Result<LayerRecord, Error> {
     let start = Instant::now();
@@ -103,6 +105,7 @@ pub fn store_directory_layer(
         compression_level: options.compression_level,
         // The user's own files, or xbuild's: nothing is left out.
         filter: PathFilter::keep_all(),
+        merged_usr,
     };
     let output =
         write_directory_layer(staging, &layer_options, &mut writer).map_err(|error| match error
@@ -425,6 +428,7 @@ fn build_one(
             epoch: None,
             compression_level: options.compression_level,
             filter: package_filter(options),
+            merged_usr: true,
         };
         let output =
             write_layer(&inputs, &layer_options, &mut writer).map_err(|error| {

@@ -261,6 +261,8 @@ fn plan_build(
         ),
         ("epoch".into(), options.epoch.to_string()),
         ("gzip-level".into(), options.compression_level.to_string()),
+        // How the output becomes a layer: `/bin/x` is `/usr/bin/x`.
+        ("layer".into(), "merged-usr-v1".into()),
     ]);
     Ok(PlannedBuild {
         name,
@@ -470,6 +472,7 @@ fn build_one(
         cache,
         staging.path(),
         options.epoch,
+        true,
         &platform.name,
     )?;
     // A rebuild under the same key (its layer was lost) usually finds
