@@ -440,6 +440,8 @@ fn network_root_alternatives_match_mmdebstrap() {
                 "--quiet",
                 "--mode=root",
                 "--variant=apt",
+                // Keeps var/log/dpkg.log: the configure order.
+                "--skip=cleanup/reproducible",
                 &format!("--architectures={ARCHITECTURE}"),
                 &format!("--include={}", MMDEBSTRAP_PACKAGES.join(",")),
                 &format!("--keyring={KEYRING}"),
@@ -466,10 +468,10 @@ fn network_root_alternatives_match_mmdebstrap() {
             // The group a call would have touched cannot be compared: the
             // `--install NAME` word when literal, else the package's.
             let words: Vec<&str> = call.text.split_whitespace().collect();
-            if let Some(position) = words.iter().position(|word| *word == "--install") {
-                if let Some(name) = words.get(position + 2) {
-                    unreadable_names.insert((*name).to_owned());
-                }
+            if let Some(position) = words.iter().position(|word| *word == "--install")
+                && let Some(name) = words.get(position + 2)
+            {
+                unreadable_names.insert((*name).to_owned());
             }
         }
         unreadable.extend(parsed.unreadable);
