@@ -132,7 +132,7 @@ pub fn parse_postinst(package: &str, script: &str) -> Parsed {
             reason,
         };
         let call = read_call(command, index, &variables);
-        if matches!(call, Call::None) {
+        if matches!(call, Call::None) || removes_or_reads(command) {
             continue;
         }
         // In a loop or a function, how often and with what a call runs is
@@ -194,6 +194,20 @@ const CHANGING_ACTIONS: [&str; 7] = [
     "--set-selections",
     "--remove-all",
 ];
+
+/// A literal `--remove`, `--query`… action: `update-alternatives`
+/// refuses a second action, so whatever the other words expand to, the
+/// call cannot register or select anything.
+fn removes_or_reads(command: &Command) -> bool {
+    command.words.iter().any(|word| {
+        word.bare().is_some_and(|text| {
+            matches!(
+                text,
+                "--remove" | "--query" | "--list" | "--display" | "--get-selections"
+            )
+        })
+    })
+}
 
 enum Call {
     /// Not an `update-alternatives` call.

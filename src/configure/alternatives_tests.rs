@@ -166,7 +166,7 @@ fn a_call_in_a_shell_function_is_unreadable() {
 
 #[test]
 fn remove_is_ignored_and_set_is_reported() {
-    let script = "update-alternatives --remove editor /usr/bin/old\nupdate-alternatives --query editor >/dev/null 2>&1 || true\nupdate-alternatives --set editor /usr/bin/vim.basic\n";
+    let script = "update-alternatives --remove editor /usr/bin/old\nfor i in a b; do update-alternatives --remove $i /usr/bin/$i.old; done\nupdate-alternatives --query editor >/dev/null 2>&1 || true\nupdate-alternatives --set editor /usr/bin/vim.basic\n";
     let parsed = parse_postinst("p", script);
     assert_eq!(parsed.installs, []);
     assert_eq!(parsed.unreadable, []);
@@ -174,7 +174,7 @@ fn remove_is_ignored_and_set_is_reported() {
         parsed.selections,
         [Selection {
             package: "p".into(),
-            line: 3,
+            line: 4,
             arguments: vec!["--set".into(), "editor".into(), "/usr/bin/vim.basic".into()],
         }]
     );
