@@ -33,6 +33,7 @@
 pub mod build;
 pub mod cache;
 pub mod calendar;
+pub mod configure;
 pub mod debian;
 pub mod error;
 pub use xbuild_cache::hash;

@@ -19,6 +19,7 @@
 
 mod assemble;
 mod compile;
+mod configure;
 mod fetch;
 mod planner;
 mod realize;
@@ -166,6 +167,7 @@ fn make_plan(
         builds: &builds.per_target,
         rust: builds.rust.as_ref(),
         merged_usr: assemble::has_merged_usr(codename),
+        suite_release: configure::suite_release(&resolved),
     };
     let plan = planner::plan(options, cache, &inputs, options.remote.as_ref())?;
     Ok((resolved, plan))
@@ -252,7 +254,14 @@ pub fn build(
 
     reporter.on_phase("layers");
     let phase = Instant::now();
-    let realized = realize::realize_layers(&contexts.image, &plan, &outcomes)?;
+    let mut realized = realize::realize_layers(&contexts.image, &plan, &outcomes)?;
+    let suite = configure::suite_release(&resolved);
+    realized.layers.extend(configure::realize_configure(
+        &contexts.image,
+        &plan,
+        &suite,
+        &outcomes,
+    )?);
     phases.layers = phase.elapsed().as_secs_f64();
     phases.fetch = realized.fetch_seconds;
 

@@ -328,6 +328,7 @@ fn a_cached_layer_is_a_local_hit_that_needs_none_of_its_debs() {
         size: 7,
         uncompressed_size: 7,
         skipped_scripts: Vec::new(),
+        native_effects: Vec::new(),
         left_out_bytes: 0,
         seconds: 2.5,
     };
