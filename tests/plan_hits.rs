@@ -155,6 +155,7 @@ fn plan_json_on_a_cold_cache_downloads_and_builds_and_after_a_build_is_all_local
             "layer libc6: build",
             "deb libgreet_2.1-1_arm64.deb: upstream",
             "layer libgreet: build",
+            "layer configure (aarch64-linux): build",
             "image fixture-app:latest (aarch64-linux): build",
         ]
     );
@@ -197,6 +198,7 @@ fn plan_json_on_a_cold_cache_downloads_and_builds_and_after_a_build_is_all_local
             "layer libc6: local",
             "deb libgreet_2.1-1_arm64.deb: local (not needed)",
             "layer libgreet: local",
+            "layer configure (aarch64-linux): local",
             "image fixture-app:latest (aarch64-linux): local",
         ]
     );
@@ -221,7 +223,7 @@ fn plan_json_on_a_cold_cache_downloads_and_builds_and_after_a_build_is_all_local
     assert!(
         text.success()
             .stdout
-            .ends_with("plan: 7 nodes needed: 7 local, 0 remote, 0 upstream (0 B), 0 to build\n"),
+            .ends_with("plan: 8 nodes needed: 8 local, 0 remote, 0 upstream (0 B), 0 to build\n"),
         "{text}"
     );
 }
@@ -243,19 +245,20 @@ fn require_hits_on_a_cold_cache_fails_before_downloading_anything_and_names_the_
         .skip_while(|line| !line.starts_with("error:"))
         .collect();
     assert_eq!(
-        error[..6],
+        error[..7],
         [
-            "error: --require-hits: 5 nodes are not in the cache:",
+            "error: --require-hits: 6 nodes are not in the cache:",
             "  layer hello for aarch64-linux: would be built; not in the cache",
             "  layer hello-data for aarch64-linux: would be built; not in the cache",
             "  layer libc6 for aarch64-linux: would be built; not in the cache",
             "  layer libgreet for aarch64-linux: would be built; not in the cache",
+            "  layer configure (aarch64-linux): would be built; not in the cache",
             "  image fixture-app:latest (aarch64-linux): would be built; made of nodes that miss",
         ],
         "{refused}"
     );
     assert!(
-        error[6].starts_with("hint: nothing was fetched or built"),
+        error[7].starts_with("hint: nothing was fetched or built"),
         "{refused}"
     );
     // Nothing but the signed indices planning needs was fetched or kept:
@@ -314,6 +317,7 @@ fn the_report_counts_nodes_by_source_cold_and_warm() {
             "layer libc6: built",
             "deb libgreet_2.1-1_arm64.deb: downloaded",
             "layer libgreet: built",
+            "layer configure (aarch64-linux): built",
             "image fixture-app:latest (aarch64-linux): built",
         ]
     );
@@ -369,6 +373,7 @@ fn the_report_counts_nodes_by_source_cold_and_warm() {
             "layer hello-data: local",
             "layer libc6: local",
             "layer libgreet: local",
+            "layer configure (aarch64-linux): local",
             "image fixture-app:latest (aarch64-linux): local",
         ]
     );
@@ -380,7 +385,7 @@ fn the_report_counts_nodes_by_source_cold_and_warm() {
             &summary["downloaded"],
             &summary["built"]
         ],
-        [7, 0, 0, 0],
+        [8, 0, 0, 0],
         "{summary}"
     );
     assert_eq!(summary["bytes"]["local"], bytes(&warm, "local"));
@@ -405,7 +410,7 @@ fn the_report_counts_nodes_by_source_cold_and_warm() {
         text.success()
             .stderr
             .lines()
-            .any(|line| line.starts_with("7 local, 0 downloaded (0 B), 0 built (0 B) in ")),
+            .any(|line| line.starts_with("8 local, 0 downloaded (0 B), 0 built (0 B) in ")),
         "{text}"
     );
 

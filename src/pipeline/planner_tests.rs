@@ -149,6 +149,10 @@ impl Fixture {
             builds: &self.builds,
             rust: Some(&self.rust),
             merged_usr: false,
+            suite_release: crate::configure::SuiteRelease {
+                codename: "bookworm".to_owned(),
+                version: Some("12.8".to_owned()),
+            },
         };
         plan(&self.options, &self.cache, &inputs, remote).unwrap()
     }
@@ -222,6 +226,7 @@ fn a_layer_depends_on_its_debs_and_a_build_on_its_compiler_sysroot_and_toolchain
         [
             "hello",
             "hello-data",
+            "configure (aarch64-linux)",
             "autotools debian:hello=2.10-3 (aarch64-linux)",
             "cargo . (aarch64-linux)"
         ]
@@ -308,12 +313,12 @@ fn on_an_empty_cache_everything_is_downloaded_or_built_and_needed() {
     );
     assert_eq!(plan.toolchain_builds().count(), 0);
     let misses = plan.missing_hits(RequireHits::Builds);
-    assert_eq!(misses.len(), 8, "{misses:?}");
+    assert_eq!(misses.len(), 9, "{misses:?}");
     assert_eq!(
         misses[misses.len() - 2].to_string(),
         "build cargo . (aarch64-linux): would be built; no build of this name in the cache"
     );
-    assert_eq!(plan.missing_hits(RequireHits::All).len(), 8 + 7);
+    assert_eq!(plan.missing_hits(RequireHits::All).len(), 9 + 7);
 }
 
 #[test]
@@ -332,15 +337,19 @@ fn a_cached_layer_is_a_local_hit_that_needs_none_of_its_debs() {
         left_out_bytes: 0,
         seconds: 2.5,
     };
-    fixture
-        .cache
-        .put_entry(
-            crate::cache::Bucket::Layer,
-            &layer,
-            &record,
-            crate::cache::EntryMeta::any(),
-        )
-        .unwrap();
+    // The configure layer, made from every .deb, is cached too.
+    let configure = named(&cold, "configure (aarch64-linux)").key;
+    for key in [layer, configure] {
+        fixture
+            .cache
+            .put_entry(
+                crate::cache::Bucket::Layer,
+                &key,
+                &record,
+                crate::cache::EntryMeta::any(),
+            )
+            .unwrap();
+    }
     let warm = fixture.plan();
     let node = named(&warm, "hello");
     assert_eq!((node.source, node.needed), (NodeSource::Local, true));
