@@ -162,7 +162,13 @@ fn plan_json_on_a_cold_cache_downloads_and_builds_and_after_a_build_is_all_local
     assert_eq!(input_names(&cold, "hello"), ["hello_2.10-3_arm64.deb"]);
     assert_eq!(
         input_names(&cold, IMAGE),
-        ["hello", "hello-data", "libc6", "libgreet"]
+        [
+            "hello",
+            "hello-data",
+            "libc6",
+            "libgreet",
+            "configure (aarch64-linux)"
+        ]
     );
     assert_eq!(cold["images"][0]["target"], FIXTURE_TARGET);
     let deb_sizes: u64 = ["hello", "hello-data", "libc6"]
@@ -288,13 +294,13 @@ fn require_hits_on_a_cold_cache_fails_before_downloading_anything_and_names_the_
     assert!(
         refused
             .stderr
-            .contains("error: --require-hits=all: 9 nodes are not in the cache:\n  deb hello_2.10-3_arm64.deb for aarch64-linux: would be downloaded; not in the cache\n"),
+            .contains("error: --require-hits=all: 10 nodes are not in the cache:\n  deb hello_2.10-3_arm64.deb for aarch64-linux: would be downloaded; not in the cache\n"),
         "{refused}"
     );
     // `plan` prints the plan, then exits with the same status.
     let plan = fixture.run(&xbuild, "plan", &["--json", "--require-hits"]);
     assert_eq!(plan.status.code(), Some(MISSING_HITS), "{plan}");
-    assert_eq!(plan.json()["nodes"].as_array().unwrap().len(), 11);
+    assert_eq!(plan.json()["nodes"].as_array().unwrap().len(), 12);
     assert!(fixture.deb_requests().is_empty());
 }
 
@@ -329,7 +335,7 @@ fn the_report_counts_nodes_by_source_cold_and_warm() {
             &summary["downloaded"],
             &summary["built"]
         ],
-        [0, 0, 6, 5],
+        [0, 0, 6, 6],
         "{summary}"
     );
     let bytes = |report: &Value, outcome: &str| -> u64 {
