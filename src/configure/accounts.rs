@@ -41,6 +41,7 @@ pub struct GroupEntry {
 }
 
 /// The accounts of an image, as written.
+#[derive(Debug)]
 pub struct Accounts {
     pub passwd: Vec<PasswdEntry>,
     pub group: Vec<GroupEntry>,

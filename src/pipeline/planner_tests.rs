@@ -285,6 +285,8 @@ fn on_an_empty_cache_everything_is_downloaded_or_built_and_needed() {
             (K::Layer, S::Build),
             (K::Deb, S::Upstream),
             (K::Layer, S::Build),
+            // The configure layer.
+            (K::Layer, S::Build),
             (K::Deb, S::Upstream),
             (K::Deb, S::Upstream),
             (K::Toolchain, S::Build),
