@@ -10,7 +10,7 @@ apt-get install -y -q --no-install-recommends \
     podman runc uidmap qemu-user-static skopeo umoci mmdebstrap arch-test hyperfine \
     gnupg gpgv dpkg-dev xz-utils libssl-dev pkg-config time ca-certificates \
     gcc g++ libc6-dev curl make cmake autoconf automake libtool bzip2 file patch \
-    flex bison tmux nginx docker-registry
+    flex bison tmux nginx docker-registry openssl passwd
 
 # nginx and docker-registry are for the remote-cache tests, which start their
 # own on free ports of 127.0.0.1: stop and disable the system services the

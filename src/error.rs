@@ -98,6 +98,12 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("cannot make the configure layer for {target}")]
+    Configure {
+        target: String,
+        #[source]
+        source: crate::configure::ConfigureError,
+    },
     #[error("cannot make the layer of the build for {target}")]
     DirectoryLayer {
         target: String,
@@ -237,6 +243,12 @@ impl Error {
             Error::Toolchain { .. } | Error::ToolchainSource { .. } => ErrorClass::Local,
             Error::Source { .. } => ErrorClass::Integrity,
             Error::DirectoryLayer { .. } => ErrorClass::Local,
+            Error::Configure { source, .. } => match source {
+                crate::configure::ConfigureError::Account { .. }
+                | crate::configure::ConfigureError::User { .. } => ErrorClass::Input,
+                crate::configure::ConfigureError::Write { .. } => ErrorClass::Local,
+                _ => ErrorClass::Integrity,
+            },
             Error::TooManyBuilds { .. } | Error::ToolchainBuildNotAllowed { .. } => {
                 ErrorClass::Input
             }

@@ -156,6 +156,7 @@ fn plan_json_on_a_cold_cache_downloads_and_builds_and_after_a_build_is_all_local
             "layer libc6: build",
             "deb libgreet_2.1-1_arm64.deb: upstream",
             "layer libgreet: build",
+            "layer configure (aarch64-linux): build",
             "image fixture-app:latest (aarch64-linux): build",
         ]
     );
@@ -167,7 +168,8 @@ fn plan_json_on_a_cold_cache_downloads_and_builds_and_after_a_build_is_all_local
             "hello",
             "hello-data",
             "libc6",
-            "libgreet"
+            "libgreet",
+            "configure (aarch64-linux)"
         ]
     );
     assert_eq!(cold["images"][0]["target"], FIXTURE_TARGET);
@@ -205,6 +207,7 @@ fn plan_json_on_a_cold_cache_downloads_and_builds_and_after_a_build_is_all_local
             "layer libc6: local",
             "deb libgreet_2.1-1_arm64.deb: local (not needed)",
             "layer libgreet: local",
+            "layer configure (aarch64-linux): local",
             "image fixture-app:latest (aarch64-linux): local",
         ]
     );
@@ -251,20 +254,21 @@ fn require_hits_on_a_cold_cache_fails_before_downloading_anything_and_names_the_
         .skip_while(|line| !line.starts_with("error:"))
         .collect();
     assert_eq!(
-        error[..7],
+        error[..8],
         [
-            "error: --require-hits: 6 nodes are not in the cache:",
+            "error: --require-hits: 7 nodes are not in the cache:",
             "  layer merged-/usr symlinks for aarch64-linux: would be built; not in the cache",
             "  layer hello for aarch64-linux: would be built; not in the cache",
             "  layer hello-data for aarch64-linux: would be built; not in the cache",
             "  layer libc6 for aarch64-linux: would be built; not in the cache",
             "  layer libgreet for aarch64-linux: would be built; not in the cache",
+            "  layer configure (aarch64-linux): would be built; not in the cache",
             "  image fixture-app:latest (aarch64-linux): would be built; made of nodes that miss",
         ],
         "{refused}"
     );
     assert!(
-        error[7].starts_with("hint: nothing was fetched or built"),
+        error[8].starts_with("hint: nothing was fetched or built"),
         "{refused}"
     );
     // Nothing but the signed indices planning needs was fetched or kept:
@@ -294,7 +298,7 @@ fn require_hits_on_a_cold_cache_fails_before_downloading_anything_and_names_the_
     assert!(
         refused
             .stderr
-            .contains("error: --require-hits=all: 10 nodes are not in the cache:\n  layer merged-/usr symlinks for aarch64-linux: would be built; not in the cache\n  deb hello_2.10-3_arm64.deb for aarch64-linux: would be downloaded; not in the cache\n"),
+            .contains("error: --require-hits=all: 11 nodes are not in the cache:\n  layer merged-/usr symlinks for aarch64-linux: would be built; not in the cache\n  deb hello_2.10-3_arm64.deb for aarch64-linux: would be downloaded; not in the cache\n"),
         "{refused}"
     );
     // `plan` prints the plan, then exits with the same status.
@@ -324,6 +328,7 @@ fn the_report_counts_nodes_by_source_cold_and_warm() {
             "layer libc6: built",
             "deb libgreet_2.1-1_arm64.deb: downloaded",
             "layer libgreet: built",
+            "layer configure (aarch64-linux): built",
             "image fixture-app:latest (aarch64-linux): built",
         ]
     );
@@ -380,6 +385,7 @@ fn the_report_counts_nodes_by_source_cold_and_warm() {
             "layer hello-data: local",
             "layer libc6: local",
             "layer libgreet: local",
+            "layer configure (aarch64-linux): local",
             "image fixture-app:latest (aarch64-linux): local",
         ]
     );

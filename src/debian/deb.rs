@@ -240,6 +240,47 @@ impl DebArchive {
         })
     }
 
+    /// The files of the control member named in `names` (`postinst`,
+    /// `config`…) that the package has, by name, each at most
+    /// [`MAXIMUM_CONTROL_FILE_SIZE`] bytes.
+    pub fn control_files(
+        &mut self,
+        names: &[&str],
+    ) -> Result<std::collections::BTreeMap<String, Vec<u8>>, DebError> {
+        let path = self.path.clone();
+        let member = self.control_member.clone();
+        let mut tarball = open_tar_member(&mut self.archive, &path, &member)?;
+        let read_error = |source: io::Error| DebError::ReadMember {
+            path: path.clone(),
+            member: member.name.clone(),
+            source,
+        };
+        let mut files = std::collections::BTreeMap::new();
+        for entry in tarball.entries().map_err(read_error)? {
+            let mut entry = entry.map_err(read_error)?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let raw_name = entry.path_bytes().into_owned();
+            let name = String::from_utf8_lossy(&raw_name);
+            let name = name.trim_start_matches("./").trim_start_matches('/');
+            if !names.contains(&name) {
+                continue;
+            }
+            if entry.size() > MAXIMUM_CONTROL_FILE_SIZE {
+                return Err(DebError::ControlFileTooLarge {
+                    path: path.clone(),
+                    file: name.to_owned(),
+                });
+            }
+            let name = name.to_owned();
+            let mut bytes = Vec::with_capacity(entry.size() as usize);
+            entry.read_to_end(&mut bytes).map_err(read_error)?;
+            files.insert(name, bytes);
+        }
+        Ok(files)
+    }
+
     /// The data member as a tar stream, decompressed while it is read.
     pub fn data(&mut self) -> Result<tar::Archive<Box<dyn Read + '_>>, DebError> {
         open_tar_member(&mut self.archive, &self.path, &self.data_member)

@@ -134,6 +134,9 @@ pub struct Release {
     pub label: Option<String>,
     pub suite: Option<String>,
     pub codename: Option<String>,
+    /// `Version:` (`12.8`, `13.1`): the release's point version, absent
+    /// for testing and unstable.
+    pub version: Option<String>,
     pub date: Option<SystemTime>,
     pub valid_until: Option<SystemTime>,
     pub architectures: Vec<String>,
@@ -713,6 +716,7 @@ fn parse_release(text: &str, url: &str, line_offset: usize) -> Result<Release, R
         label: text_field("label"),
         suite: text_field("suite"),
         codename: text_field("codename"),
+        version: text_field("version"),
         date: date_field("date")?,
         valid_until: date_field("valid-until")?,
         architectures: list_field("architectures"),

@@ -29,6 +29,7 @@ fn release(paths: &[&str]) -> Release {
         label: None,
         suite: None,
         codename: None,
+        version: None,
         date: None,
         valid_until: None,
         architectures: Vec::new(),

@@ -12,6 +12,7 @@ use super::layer::{LayerOptions, LayerOutput};
 use super::usrmerge::{MergedPath, merged_link_destination, merged_path, merged_symlink_target};
 use crate::hash::HashingWriter;
 use fs_err as fs;
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -65,6 +66,17 @@ pub fn write_directory_layer<W: Write>(
     options: &LayerOptions,
     out: W,
 ) -> Result<LayerOutput, DirectoryLayerError> {
+    write_directory_layer_owned(root, options, &BTreeMap::new(), out)
+}
+
+/// [`write_directory_layer`], with the entries at the paths of `owners`
+/// (relative to `root`) owned by their (uid, gid) instead of root.
+pub fn write_directory_layer_owned<W: Write>(
+    root: &Path,
+    options: &LayerOptions,
+    owners: &BTreeMap<PathBuf, (u32, u32)>,
+    out: W,
+) -> Result<LayerOutput, DirectoryLayerError> {
     let write_error = |source| DirectoryLayerError::Write { source };
     let gzip = flate2::GzBuilder::new().mtime(0).write(
         HashingWriter::new(out),
@@ -99,10 +111,13 @@ pub fn write_directory_layer<W: Write>(
             source,
         };
         let metadata = fs::symlink_metadata(&path).map_err(read_error)?;
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_username("root").map_err(write_error)?;
-        header.set_groupname("root").map_err(write_error)?;
+        let (uid, gid) = owners.get(relative).copied().unwrap_or((0, 0));
+        header.set_uid(uid.into());
+        header.set_gid(gid.into());
+        if (uid, gid) == (0, 0) {
+            header.set_username("root").map_err(write_error)?;
+            header.set_groupname("root").map_err(write_error)?;
+        }
         header.set_mtime(options.epoch.unwrap_or(0));
         header.set_mode(metadata.permissions().mode() & 0o7777);
         let name = name.as_str();

@@ -24,9 +24,13 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+mod account;
 mod build;
 mod cache;
 mod ci;
+pub use account::{
+    AccountSpec, BUILTIN_ACCOUNTS, CaCertificate, DEFAULT_SHELL, check_pem_certificates,
+};
 use build::RawBuild;
 pub use build::{BuildKind, BuildSource, BuildSpec, CargoOptions, Strip};
 pub use cache::{CacheSpec, check_public_key, check_remote_url};
@@ -117,6 +121,9 @@ pub struct Manifest {
     pub cache: CacheSpec,
     /// `[ci]`: the targets a CI pipeline builds.
     pub ci: CiSpec,
+    /// `[[account]]` entries: user accounts the image gets besides root
+    /// and nobody.
+    pub accounts: Vec<AccountSpec>,
 }
 
 /// `[image]`: the image's name and its OCI config.
@@ -133,6 +140,8 @@ pub struct ImageSpec {
     pub workdir: Option<String>,
     /// `user`, `uid`, `user:group` or `uid:gid`.
     pub user: Option<String>,
+    /// Where `user` is written, for errors found while building.
+    pub user_position: Option<TextPosition>,
     pub labels: BTreeMap<String, String>,
     /// Exposed ports, sorted and without duplicates.
     pub ports: Vec<ExposedPort>,
@@ -141,6 +150,9 @@ pub struct ImageSpec {
     pub docs: bool,
     /// Absolute path prefixes kept although small images leave them out.
     pub keep: Vec<String>,
+    /// `ca-certificates`: certificate authorities the image trusts besides
+    /// the packaged ones (with the `ca-certificates` package).
+    pub ca_certificates: Vec<CaCertificate>,
 }
 
 impl ImageSpec {
@@ -264,6 +276,8 @@ struct RawManifest {
     build: Vec<RawBuild>,
     cache: Option<cache::RawCache>,
     ci: Option<ci::RawCi>,
+    #[serde(default)]
+    account: Vec<account::RawAccount>,
 }
 
 #[derive(Deserialize)]
@@ -285,6 +299,8 @@ struct RawImage {
     docs: bool,
     #[serde(default)]
     keep: Vec<Spanned<String>>,
+    #[serde(default)]
+    ca_certificates: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -345,7 +361,7 @@ impl Manifest {
         };
         let dir = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
         let validator = Validator { text, path };
-        let image = validator.image(raw.image)?;
+        let image = validator.image(raw.image, &dir)?;
         let packages = match raw.packages {
             Some(packages) => validator.packages(packages, &dir)?,
             None => PackagesSpec::default(),
@@ -363,6 +379,7 @@ impl Manifest {
             Some(ci) => validator.ci(ci)?,
             None => CiSpec::default(),
         };
+        let accounts = validator.accounts(raw.account)?;
         Ok(Manifest {
             path: path.to_path_buf(),
             dir,
@@ -371,6 +388,7 @@ impl Manifest {
             builds,
             cache,
             ci,
+            accounts,
         })
     }
 }
@@ -392,7 +410,7 @@ impl Validator<'_> {
         }
     }
 
-    fn image(&self, raw: RawImage) -> Result<ImageSpec, ManifestError> {
+    fn image(&self, raw: RawImage, dir: &Path) -> Result<ImageSpec, ManifestError> {
         check_repository_name(raw.name.get_ref())
             .map_err(|message| self.error(raw.name.span(), message))?;
         let tag = match raw.tag {
@@ -456,7 +474,13 @@ impl Validator<'_> {
                 ));
             }
         }
+        let ca_certificates = self.ca_certificates(raw.ca_certificates, dir)?;
         Ok(ImageSpec {
+            user_position: raw
+                .user
+                .as_ref()
+                .map(|user| TextPosition::at_offset(self.text, user.span().start)),
+            ca_certificates,
             name: raw.name.into_inner(),
             tag,
             cmd: raw.cmd,

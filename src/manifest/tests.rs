@@ -186,7 +186,7 @@ fn unknown_key_lists_the_allowed_ones() {
     assert_eq!(
         error_at("[image]\nname = \"app\"\ncommand = [\"x\"]\n"),
         "3:1: unknown field `command`, expected one of `name`, `tag`, `cmd`, `entrypoint`, \
-         `env`, `workdir`, `user`, `labels`, `ports`, `docs`, `keep`"
+         `env`, `workdir`, `user`, `labels`, `ports`, `docs`, `keep`, `ca-certificates`"
     );
     assert_eq!(
         error_at(&format!(

@@ -187,8 +187,8 @@ pub(super) fn assemble(
             variant: target.platform.oci.variant.clone(),
         };
         // The image node's inputs, in image order: the merged-/usr
-        // symlinks, package layers, then the layers of builds
-        // in manifest order.
+        // symlinks, package layers, the configure layer, then the layers
+        // of builds in manifest order.
         let mut records: Vec<ImageLayer> = Vec::new();
         for input in plan.inputs(image_node) {
             records.push(match &input.detail {
@@ -202,6 +202,18 @@ pub(super) fn assemble(
                     ImageLayer {
                         contents: vec!["merged-/usr symlinks".to_owned()],
                         created_by: "xbuild: /bin, /sbin, /lib, /lib32, /lib64, /libx32 -> usr/…"
+                            .to_owned(),
+                        record,
+                        outcome,
+                    }
+                }
+                Detail::Layer {
+                    contents: LayerContents::Configure,
+                } => {
+                    let (record, outcome) = realized.layers[&input.key].clone();
+                    ImageLayer {
+                        contents: vec!["configure".to_owned()],
+                        created_by: "xbuild: configure (accounts, os-release, CA bundle)"
                             .to_owned(),
                         record,
                         outcome,
@@ -295,11 +307,18 @@ pub(super) fn assemble(
         outcomes.record(NodeKind::Image, &image_node.key, outcome);
 
         let mut skipped_scripts: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut native_effects: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
         for layer in &records {
             for (package, scripts) in &layer.record.skipped_scripts {
                 if !scripts.is_empty() {
                     skipped_scripts.insert(package.clone(), scripts.clone());
                 }
+            }
+            for note in &layer.record.native_effects {
+                native_effects
+                    .entry(note.package.clone())
+                    .or_default()
+                    .insert(note.script.clone(), note.done.clone());
             }
         }
         let docker_archive = options
@@ -344,6 +363,7 @@ pub(super) fn assemble(
                 .sum(),
             skipped: target.skipped.clone(),
             skipped_scripts,
+            native_effects,
             push: None,
         });
         images.push((

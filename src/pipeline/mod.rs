@@ -19,6 +19,7 @@
 
 mod assemble;
 mod compile;
+mod configure;
 pub mod emulator;
 mod fetch;
 mod planner;
@@ -160,6 +161,7 @@ fn make_plan(
         indices: &indices,
         builds: &builds.per_target,
         rust: builds.rust.as_ref(),
+        suite_release: configure::suite_release(&resolved),
     };
     let plan = planner::plan(options, cache, &inputs, options.remote.as_ref())?;
     Ok((resolved, plan))
@@ -246,7 +248,14 @@ pub fn build(
 
     reporter.on_phase("layers");
     let phase = Instant::now();
-    let realized = realize::realize_layers(&contexts.image, &plan, &outcomes)?;
+    let mut realized = realize::realize_layers(&contexts.image, &plan, &outcomes)?;
+    let suite = configure::suite_release(&resolved);
+    realized.layers.extend(configure::realize_configure(
+        &contexts.image,
+        &plan,
+        &suite,
+        &outcomes,
+    )?);
     phases.layers = phase.elapsed().as_secs_f64();
     phases.fetch = realized.fetch_seconds;
 

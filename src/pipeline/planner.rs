@@ -7,11 +7,13 @@
 //! merged-/usr layer first); for each build, the `.deb`s
 //! and tree of its toolchain, its sysroot, the compiler joining them, the
 //! Rust standard library, its sources, and the build; then the image, made
-//! of the layers and the builds' outputs. Nodes shared by targets (an
+//! of the layers (package layers, then the target's configure layer) and
+//! the builds' outputs. Nodes shared by targets (an
 //! `all` package's `.deb` and layer) are one node.
 
 use super::assemble::merged_usr_key;
 use super::compile::{self, PlannedBuild, ToolchainPlan, ToolchainProvider};
+use super::configure::configure_key;
 use super::fetch::deb_label;
 use super::realize::{cached_layer, plan_layers};
 use super::resolve::IndexUse;
@@ -40,6 +42,8 @@ pub(super) struct PlanInputs<'a> {
     /// Per target, in manifest order.
     pub builds: &'a [Vec<PlannedBuild>],
     pub rust: Option<&'a RustToolchain>,
+    /// The suite's codename and version, for the configure layers.
+    pub suite_release: crate::configure::SuiteRelease,
 }
 
 fn local_or(present: bool, otherwise: NodeSource) -> Availability {
@@ -121,6 +125,7 @@ pub(super) fn plan(
                 ),
             );
         }
+        image_inputs.push(planner.configure(target, &inputs.suite_release)?);
         for build in builds {
             image_inputs.push(planner.build(build, inputs.rust)?);
         }
@@ -275,6 +280,41 @@ impl Planner<'_> {
                 contents: LayerContents::MergedUsr,
             },
         )))
+    }
+
+    /// A target's configure layer, made from all its `.deb`s.
+    fn configure(
+        &mut self,
+        target: &TargetResolution,
+        suite: &crate::configure::SuiteRelease,
+    ) -> Result<NodeId, Error> {
+        let platform = &target.platform;
+        let key = configure_key(self.options, suite, &target.packages);
+        let record = cached_layer(self.cache, &key)?;
+        let debs: Vec<NodeId> = target
+            .packages
+            .iter()
+            .map(|package| self.deb(package, Suite::Image, platform))
+            .collect();
+        Ok(self.builder.add(
+            NewNode::new(
+                NodeKind::Layer,
+                format!("configure ({})", platform.name),
+                key,
+                Provider::Configure,
+                local_or(record.is_some(), NodeSource::Build),
+                Detail::Layer {
+                    contents: LayerContents::Configure,
+                },
+            )
+            .with_target(Some(&platform.name))
+            .with_platforms(Some(&platform.name), None)
+            .with_inputs(debs)
+            .with_cost(Cost {
+                seconds: record.map(|record| record.seconds).filter(|s| *s > 0.0),
+                download_bytes: 0,
+            }),
+        ))
     }
 
     /// A toolchain's node (`None` for no C compiler): Debian's programs

@@ -148,6 +148,10 @@ impl Fixture {
             indices: &indices,
             builds: &self.builds,
             rust: Some(&self.rust),
+            suite_release: crate::configure::SuiteRelease {
+                codename: "bookworm".to_owned(),
+                version: Some("12.8".to_owned()),
+            },
         };
         plan(&self.options, &self.cache, &inputs, remote).unwrap()
     }
@@ -222,6 +226,7 @@ fn a_layer_depends_on_its_debs_and_a_build_on_its_compiler_sysroot_and_toolchain
             "merged-/usr symlinks",
             "hello",
             "hello-data",
+            "configure (aarch64-linux)",
             "autotools debian:hello=2.10-3 (aarch64-linux)",
             "cargo . (aarch64-linux)"
         ]
@@ -282,6 +287,8 @@ fn on_an_empty_cache_everything_is_downloaded_or_built_and_needed() {
             (K::Layer, S::Build),
             (K::Deb, S::Upstream),
             (K::Layer, S::Build),
+            // The configure layer.
+            (K::Layer, S::Build),
             (K::Deb, S::Upstream),
             (K::Deb, S::Upstream),
             (K::Toolchain, S::Build),
@@ -310,8 +317,9 @@ fn on_an_empty_cache_everything_is_downloaded_or_built_and_needed() {
     );
     assert_eq!(plan.toolchain_builds().count(), 0);
     let misses = plan.missing_hits(RequireHits::Builds);
-    // The merged-/usr layer among them: every suite's image has it.
-    assert_eq!(misses.len(), 9, "{misses:?}");
+    // The merged-/usr layer and the configure layer among them: every
+    // suite's image has both.
+    assert_eq!(misses.len(), 10, "{misses:?}");
     assert_eq!(
         misses[misses.len() - 2].to_string(),
         "build cargo . (aarch64-linux): would be built; no build of this name in the cache"
@@ -331,18 +339,23 @@ fn a_cached_layer_is_a_local_hit_that_needs_none_of_its_debs() {
         size: 7,
         uncompressed_size: 7,
         skipped_scripts: Vec::new(),
+        native_effects: Vec::new(),
         left_out_bytes: 0,
         seconds: 2.5,
     };
-    fixture
-        .cache
-        .put_entry(
-            crate::cache::Bucket::Layer,
-            &layer,
-            &record,
-            crate::cache::EntryMeta::any(),
-        )
-        .unwrap();
+    // The configure layer, made from every .deb, is cached too.
+    let configure = named(&cold, "configure (aarch64-linux)").key;
+    for key in [layer, configure] {
+        fixture
+            .cache
+            .put_entry(
+                crate::cache::Bucket::Layer,
+                &key,
+                &record,
+                crate::cache::EntryMeta::any(),
+            )
+            .unwrap();
+    }
     let warm = fixture.plan();
     let node = named(&warm, "hello");
     assert_eq!((node.source, node.needed), (NodeSource::Local, true));

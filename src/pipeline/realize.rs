@@ -13,7 +13,7 @@ use super::{BuildOptions, LAYER_FORMAT, ResolvedPackage, TargetResolution};
 use crate::Error;
 use crate::cache::{BlobRef, Bucket, Cache, EntryMeta};
 use crate::hash::Sha256Digest;
-use crate::image::dir_layer::write_directory_layer;
+use crate::image::dir_layer::write_directory_layer_owned;
 use crate::image::filter::PathFilter;
 use crate::image::layer::{LayerOptions, LayerOutput, LayerPackage, write_layer};
 use crate::plan::{Detail, KeyBuilder, LayerContents, NodeKind, Plan};
@@ -57,6 +57,10 @@ pub struct LayerRecord {
     /// written before it was kept.
     #[serde(default)]
     pub seconds: f64,
+    /// A configure layer's: every maintainer script of the target's
+    /// packages, with what of it was done natively.
+    #[serde(default)]
+    pub native_effects: Vec<crate::configure::ScriptNote>,
 }
 
 impl LayerRecord {
@@ -75,6 +79,7 @@ impl LayerRecord {
             skipped_scripts: output.skipped_scripts,
             left_out_bytes: output.left_out_bytes,
             seconds: 0.0,
+            native_effects: Vec::new(),
         }
     }
 }
@@ -88,6 +93,30 @@ pub fn store_directory_layer(
     staging: &Path,
     epoch: u64,
     merged_usr: bool,
+    what: &str,
+) -> Result<LayerRecord, Error> {
+    store_layer_of(options, cache, staging, epoch, merged_usr, &BTreeMap::new(), what)
+}
+
+/// [`store_directory_layer`] with fixed times (0) and the paths of
+/// `owners` owned by their (uid, gid), merged-/usr: the configure layer.
+pub fn store_owned_directory_layer(
+    options: &BuildOptions,
+    cache: &Cache,
+    staging: &Path,
+    owners: &crate::configure::Owners,
+    what: &str,
+) -> Result<LayerRecord, Error> {
+    store_layer_of(options, cache, staging, 0, true, owners, what)
+}
+
+fn store_layer_of(
+    options: &BuildOptions,
+    cache: &Cache,
+    staging: &Path,
+    epoch: u64,
+    merged_usr: bool,
+    owners: &crate::configure::Owners,
     what: &str,
 ) -> Result<LayerRecord, Error> {
     let start = Instant::now();
@@ -107,10 +136,8 @@ pub fn store_directory_layer(
         filter: PathFilter::keep_all(),
         merged_usr,
     };
-    let output =
-        write_directory_layer(staging, &layer_options, &mut writer).map_err(|error| match error
-            .into_write_error()
-        {
+    let output = write_directory_layer_owned(staging, &layer_options, owners, &mut writer)
+        .map_err(|error| match error.into_write_error() {
             Ok(source) => Error::LayerOutput {
                 what: what.to_owned(),
                 path: temp.path().to_owned(),

@@ -56,6 +56,9 @@ pub enum Provider {
     DebLayer,
     /// The merged-/usr symlinks layer.
     MergedUsr,
+    /// A target's configure layer: maintainer scripts' effects, made
+    /// natively from its `.deb`s and the manifest.
+    Configure,
     /// An OCI image config and manifest written from layers.
     Oci,
 }
@@ -79,6 +82,7 @@ impl Provider {
             Provider::Cmake => "cmake",
             Provider::DebLayer => "deb-layer",
             Provider::MergedUsr => "merged-usr",
+            Provider::Configure => "configure",
             Provider::Oci => "oci",
         }
     }
@@ -160,6 +164,9 @@ pub enum LayerContents {
     Packages,
     /// The merged-/usr symlinks.
     MergedUsr,
+    /// Accounts, os-release, the CA bundle…: see [`crate::configure`].
+    /// Its inputs are the target's `.deb`s, in image order.
+    Configure,
 }
 
 /// The kind-specific part of a node: what realizing it needs.

@@ -47,6 +47,9 @@ pub struct TargetReport {
     pub skipped: Vec<String>,
     /// Maintainer scripts that did not run, by package.
     pub skipped_scripts: BTreeMap<String, Vec<String>>,
+    /// By package and script not run: its effects the configure layer
+    /// made natively (empty: none).
+    pub native_effects: BTreeMap<String, BTreeMap<String, Vec<String>>>,
     /// With `--push`: where this target's manifest went, and what moved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub push: Option<crate::push::PushReport>,
@@ -174,7 +177,23 @@ impl BuildReport {
                 let scripts: Vec<String> = target
                     .skipped_scripts
                     .iter()
-                    .map(|(package, scripts)| format!("{package} ({})", scripts.join(", ")))
+                    .map(|(package, scripts)| {
+                        let scripts: Vec<String> = scripts
+                            .iter()
+                            .map(|script| {
+                                match target
+                                    .native_effects
+                                    .get(package)
+                                    .and_then(|effects| effects.get(script))
+                                    .filter(|done| !done.is_empty())
+                                {
+                                    Some(done) => format!("{script}: {}", done.join(", ")),
+                                    None => script.clone(),
+                                }
+                            })
+                            .collect();
+                        format!("{package} ({})", scripts.join(", "))
+                    })
                     .collect();
                 let _ = writeln!(
                     text,
