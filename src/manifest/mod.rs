@@ -139,8 +139,15 @@ pub struct ImageSpec {
     /// `docs = true`: package layers keep documentation, man and info
     /// pages and every locale (default: left out).
     pub docs: bool,
-    /// Absolute path prefixes kept although small images leave them out.
+    /// Absolute path prefixes kept although small images leave them out
+    /// (and kept by slimming, whether traced or not).
     pub keep: Vec<String>,
+    /// `slim = true`: the image holds only the files its command and
+    /// probes were traced using (see [`crate::slim`]).
+    pub slim: bool,
+    /// `slim-probes`: commands run, traced, and run again on the slim
+    /// image, besides the image's own command.
+    pub slim_probes: Vec<Vec<String>>,
 }
 
 impl ImageSpec {
@@ -285,6 +292,10 @@ struct RawImage {
     docs: bool,
     #[serde(default)]
     keep: Vec<Spanned<String>>,
+    #[serde(default)]
+    slim: bool,
+    #[serde(default)]
+    slim_probes: Vec<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -456,6 +467,31 @@ impl Validator<'_> {
                 ));
             }
         }
+        for probe in &raw.slim_probes {
+            if probe.get_ref().is_empty() || probe.get_ref()[0].is_empty() {
+                return Err(self.error(
+                    probe.span(),
+                    "a slim probe is a non-empty command, e.g. [\"cowsay\", \"moo\"]",
+                ));
+            }
+            if probe.get_ref().iter().any(|arg| arg.contains('\0')) {
+                return Err(self.error(probe.span(), "a slim probe argument contains NUL"));
+            }
+        }
+        if !raw.slim
+            && let Some(probe) = raw.slim_probes.first()
+        {
+            return Err(self.error(
+                probe.span(),
+                "slim-probes are run only for a slim image: set `slim = true`",
+            ));
+        }
+        if raw.slim && raw.cmd.is_none() && raw.entrypoint.is_none() && raw.slim_probes.is_empty() {
+            return Err(self.error(
+                raw.name.span(),
+                "a slim image needs a cmd, an entrypoint or slim-probes to trace",
+            ));
+        }
         Ok(ImageSpec {
             name: raw.name.into_inner(),
             tag,
@@ -468,6 +504,12 @@ impl Validator<'_> {
             ports: ports.into_iter().collect(),
             docs: raw.docs,
             keep: raw.keep.into_iter().map(Spanned::into_inner).collect(),
+            slim: raw.slim,
+            slim_probes: raw
+                .slim_probes
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect(),
         })
     }
 
