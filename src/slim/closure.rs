@@ -96,11 +96,10 @@ impl<'a> Root<'a> {
                     current.clear();
                 }
                 pending.extend(components(&target).into_iter().rev());
-            } else if metadata.is_dir() {
-                current = candidate;
-            } else if pending.is_empty() {
+            } else if metadata.is_dir() || pending.is_empty() {
                 current = candidate;
             } else {
+                // A file with more path after it.
                 return None;
             }
         }

@@ -114,6 +114,16 @@ pub struct Probe {
     pub argv: Vec<String>,
 }
 
+/// A command line as errors show it: words joined by spaces, newlines
+/// and tabs escaped.
+fn shown(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|word| word.replace('\n', "\\n").replace('\t', "\\t"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The image's command (entrypoint and cmd, when it has one) and each probe.
 pub fn probes(image: &ImageSpec) -> Vec<Probe> {
     let entrypoint = image.entrypoint.clone().unwrap_or_default();
@@ -122,7 +132,7 @@ pub fn probes(image: &ImageSpec) -> Vec<Probe> {
     own.extend(image.cmd.clone().unwrap_or_default());
     if !own.is_empty() {
         probes.push(Probe {
-            label: format!("the image's command `{}`", own.join(" ")),
+            label: format!("the image's command `{}`", shown(&own)),
             args: Vec::new(),
             argv: own,
         });
@@ -131,7 +141,7 @@ pub fn probes(image: &ImageSpec) -> Vec<Probe> {
         let mut argv = entrypoint.clone();
         argv.extend(args.iter().cloned());
         probes.push(Probe {
-            label: format!("slim-probes[{index}] `{}`", args.join(" ")),
+            label: format!("slim-probes[{index}] `{}`", shown(args)),
             args: args.clone(),
             argv,
         });
