@@ -330,26 +330,44 @@ pub(super) fn assemble(
         outcomes.record(NodeKind::Image, &image_node.key, outcome);
         let (records, blobs, slim_report) = if image.slim {
             let full: Vec<LayerRecord> = records.iter().map(|layer| layer.record.clone()).collect();
-            let (slim_layers, runs) =
-                slim::slim_layers(options, cache, &target.platform, &blobs.manifest.1, &full)?;
-            let slim_records: Vec<ImageLayer> = slim_layers
-                .layers
-                .iter()
-                .map(|(index, record, outcome)| ImageLayer {
-                    contents: records[*index].contents.clone(),
-                    created_by: format!("{} (slim)", records[*index].created_by),
-                    record: record.clone(),
-                    outcome: *outcome,
-                })
-                .collect();
+            let slim_records = |slim_layers: &slim::SlimLayers| -> Vec<ImageLayer> {
+                slim_layers
+                    .layers
+                    .iter()
+                    .map(|(index, record, outcome)| ImageLayer {
+                        contents: records[*index].contents.clone(),
+                        created_by: format!("{} (slim)", records[*index].created_by),
+                        record: record.clone(),
+                        outcome: *outcome,
+                    })
+                    .collect()
+            };
+            let key = slim::image_key(options, &blobs.manifest.1);
+            let (slim_layers, probes) = match slim::cached(cache, &key)? {
+                Some(hit) => hit,
+                None => {
+                    let (slim_layers, runs) = slim::slim_layers(
+                        options,
+                        cache,
+                        &target.platform,
+                        &blobs.manifest.1,
+                        &full,
+                    )?;
+                    let slim_blobs =
+                        image_blobs(options, cache, &platform, &slim_records(&slim_layers))?;
+                    let probes = slim::check_slim(
+                        options,
+                        cache,
+                        &target.platform,
+                        &slim_blobs.manifest.1,
+                        &runs,
+                    )?;
+                    slim::record(cache, &key, &slim_layers, &probes)?;
+                    (slim_layers, probes)
+                }
+            };
+            let slim_records = slim_records(&slim_layers);
             let slim_blobs = image_blobs(options, cache, &platform, &slim_records)?;
-            let probes = slim::check_slim(
-                options,
-                cache,
-                &target.platform,
-                &slim_blobs.manifest.1,
-                &runs,
-            )?;
             let report = slim::report(&full, &slim_layers, probes);
             (slim_records, slim_blobs, Some(report))
         } else {

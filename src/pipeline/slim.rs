@@ -22,6 +22,83 @@ struct SlimLayerEntry {
     layer: Option<LayerRecord>,
 }
 
+/// A slim image that passed its check, as the cache records it (under
+/// [`image_key`]): a warm build neither traces nor runs anything.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct SlimImageEntry {
+    /// The full layer's index and the slim layer, in image order.
+    layers: Vec<(usize, LayerRecord)>,
+    kept_paths: usize,
+    probes: Vec<String>,
+}
+
+/// The key of the slim image cut from the full image `full_manifest`:
+/// that image (its layers and config, so its command), the probes, the
+/// kept prefixes and the layers' gzip level.
+pub(super) fn image_key(options: &BuildOptions, full_manifest: &Sha256Digest) -> Sha256Digest {
+    let image = &options.manifest.image;
+    let probes = serde_json::to_string(&image.slim_probes).expect("strings");
+    let keep = serde_json::to_string(&image.keep).expect("strings");
+    KeyBuilder::new("slim-image")
+        .text("format", "slim-image-v1")
+        .digest("image", full_manifest)
+        .text("probes", &probes)
+        .text("keep", &keep)
+        .number("gzip-level", options.compression_level as u64)
+        .finish()
+}
+
+/// The slim image recorded under `key`, if every blob of it is here.
+pub(super) fn cached(
+    cache: &Cache,
+    key: &Sha256Digest,
+) -> Result<Option<(SlimLayers, Vec<String>)>, Error> {
+    let Some(entry) = cache.get_entry::<SlimImageEntry>(Bucket::Layer, key)? else {
+        return Ok(None);
+    };
+    for (_, layer) in &entry.layers {
+        if cache
+            .verified_blob(&layer.digest, Some(layer.size))?
+            .is_none()
+        {
+            return Ok(None);
+        }
+    }
+    let layers = entry
+        .layers
+        .into_iter()
+        .map(|(index, layer)| (index, layer, Outcome::Local))
+        .collect();
+    Ok(Some((
+        SlimLayers {
+            layers,
+            kept_paths: entry.kept_paths,
+        },
+        entry.probes,
+    )))
+}
+
+/// Records a slim image that passed its check.
+pub(super) fn record(
+    cache: &Cache,
+    key: &Sha256Digest,
+    slim: &SlimLayers,
+    probes: &[String],
+) -> Result<(), Error> {
+    let entry = SlimImageEntry {
+        layers: slim
+            .layers
+            .iter()
+            .map(|(index, layer, _)| (*index, layer.clone()))
+            .collect(),
+        kept_paths: slim.kept_paths,
+        probes: probes.to_vec(),
+    };
+    let meta = EntryMeta::any().with_blobs(slim.layers.iter().map(|(_, layer, _)| layer.blob()));
+    cache.put_entry(Bucket::Layer, key, &entry, meta)?;
+    Ok(())
+}
+
 /// Where the slim image came from, per input layer: the full layer's
 /// index and the slim record.
 pub(super) struct SlimLayers {
