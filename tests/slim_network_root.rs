@@ -51,10 +51,28 @@ fn network_root_slim_cowsay_is_small_and_prints_the_cow() {
     assert_binfmt("aarch64");
     let project = cowsay("");
     let out = temp_dir("xbuild-slim-out-");
-    let build = xbuild().build(project.path(), out.path(), &["aarch64-linux"]);
+    // A cache of its own: the trace really runs (a warm cache keeps the
+    // checked slim image and traces nothing).
+    let xbuild = Xbuild::new().with_host_apt();
+    let build = xbuild.build(project.path(), out.path(), &["aarch64-linux"]);
     build.success();
     let report = build.json();
     let target = target_report(&report);
+    let warm = xbuild.build(project.path(), out.path(), &["aarch64-linux"]);
+    warm.success();
+    let warm = warm.json();
+    assert_eq!(
+        target_report(&warm)["manifest_digest"],
+        target["manifest_digest"]
+    );
+    assert!(
+        target_report(&warm)["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|layer| layer["outcome"] == "local"),
+        "{warm}"
+    );
     let slim = &target["slim"];
     let layers: u64 = target["layers"]
         .as_array()
