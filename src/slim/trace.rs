@@ -61,7 +61,9 @@ pub struct Trace {
 /// A call whose result is still to come (blocked when it was logged).
 struct Pending {
     name: String,
-    path: String,
+    /// `None` for a call that names no file (`wait4`, `read`): tracked
+    /// only so that a result without a process id goes to the right call.
+    path: Option<String>,
 }
 
 /// Reads a qemu strace log incrementally: feed it lines as they come.
@@ -93,20 +95,35 @@ impl TraceParser {
     /// left out breaks the image.
     pub fn finish(mut self) -> Trace {
         for (pid, pending) in std::mem::take(&mut self.pending) {
-            self.complete(pid, &pending.name, &pending.path, None);
+            self.resume(pid, pending, None);
         }
         self.trace
     }
 
-    /// One line of the log (without its newline).
+    fn resume(&mut self, pid: u32, pending: Pending, result: Option<&str>) {
+        if let Some(path) = &pending.path {
+            self.complete(pid, &pending.name, path, result);
+        }
+    }
+
+    /// One line of the log (without its newline). A call that has no
+    /// result yet (blocked, or an `execve` that worked) may have another
+    /// process's line written right after it on the same line: each is
+    /// read on its own.
     pub fn line(&mut self, line: &str) {
+        for part in split_joined(line) {
+            self.call(part);
+        }
+    }
+
+    fn call(&mut self, line: &str) {
         let line = line.trim_end();
         // A blocked call's result, ` = 4`: qemu writes it without the
         // process id (then it is the oldest blocked call's), or with it.
         if let Some(result) = line.trim_start().strip_prefix("= ") {
             if !self.pending.is_empty() {
                 let (pid, pending) = self.pending.remove(0);
-                self.complete(pid, &pending.name, &pending.path, Some(result));
+                self.resume(pid, pending, Some(result));
             }
             return;
         }
@@ -117,7 +134,7 @@ impl TraceParser {
         if let Some(result) = rest.strip_prefix("= ") {
             if let Some(index) = self.pending.iter().position(|(owner, _)| *owner == pid) {
                 let (_, pending) = self.pending.remove(index);
-                self.complete(pid, &pending.name, &pending.path, Some(result));
+                self.resume(pid, pending, Some(result));
             }
             return;
         }
@@ -131,10 +148,20 @@ impl TraceParser {
         {
             return;
         }
+        let arguments = &rest[open + 1..];
         let Some(&(_, has_dirfd)) = PATH_CALLS.iter().find(|(call, _)| *call == name) else {
+            // exit and exit_group never return.
+            if result_of(arguments).is_none() && !name.starts_with("exit") {
+                self.pending.push((
+                    pid,
+                    Pending {
+                        name: name.to_owned(),
+                        path: None,
+                    },
+                ));
+            }
             return;
         };
-        let arguments = &rest[open + 1..];
         let Some((dirfd, path, after)) = path_argument(arguments, has_dirfd) else {
             self.trace.unreadable += 1;
             return;
@@ -151,7 +178,7 @@ impl TraceParser {
                     pid,
                     Pending {
                         name: name.to_owned(),
-                        path,
+                        path: Some(path),
                     },
                 ));
             }
@@ -208,6 +235,46 @@ impl TraceParser {
         // `fstatat(3, "", …, AT_EMPTY_PATH)`: the descriptor itself.
         Some(normalize(&base, path))
     }
+}
+
+/// `line` cut where another process's line begins right after a call's
+/// closing parenthesis (outside quotes): `4 execve("/x",{"/x",NULL})2
+/// close(5) = 0` is two lines.
+fn split_joined(line: &str) -> Vec<&str> {
+    let bytes = line.as_bytes();
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut quoted = false;
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'\\' if quoted => index += 1,
+            b'"' => quoted = !quoted,
+            b')' if !quoted && starts_call(&line[index + 1..]) => {
+                parts.push(&line[start..=index]);
+                start = index + 1;
+            }
+            _ => {}
+        }
+        index += 1;
+    }
+    parts.push(&line[start..]);
+    parts
+}
+
+/// Whether `text` starts like a logged call: `PID name(`.
+fn starts_call(text: &str) -> bool {
+    let Some((_, rest)) = split_pid(text) else {
+        return false;
+    };
+    let Some(rest) = rest.strip_prefix(' ') else {
+        return false;
+    };
+    let name_length = rest
+        .bytes()
+        .take_while(|byte| byte.is_ascii_alphanumeric() || *byte == b'_')
+        .count();
+    name_length > 0 && rest[name_length..].starts_with('(')
 }
 
 /// `12345 rest` → (12345, `rest`).
@@ -349,6 +416,24 @@ mod tests {
             trace.paths,
             set(&["/etc/hostname", "/run/fifo", "/run/killed"])
         );
+    }
+
+    /// As qemu 7.2 wrote them here: an execve that worked has no result,
+    /// and the next process's line follows on the same line; a blocked
+    /// wait4's result comes later without a process id.
+    #[test]
+    fn lines_joined_after_a_call_without_result() {
+        let trace = parse(
+            "2 wait4(4,365117871892,0,0,1,0)\n\
+             4 execve(\"/usr/bin/perl\",{\"/usr/bin/perl\",\"-e\",\"open my $f, q(/etc/hostname)\",NULL})2 openat(AT_FDCWD,\"/etc/a\",O_RDONLY) = -1 errno=2 (No such file or directory)\n\
+             5 openat(AT_FDCWD,\"/etc/fifo\",O_RDONLY)\n\
+              = 4\n\
+              = -1 errno=4 (Interrupted system call)\n\
+             4 execve(\"/bin/x\",{\"x\",NULL})4 openat(AT_FDCWD,\"/etc/b\",O_RDONLY) = 3\n",
+        );
+        assert_eq!(trace.executed, set(&["/bin/x", "/usr/bin/perl"]));
+        // /etc/fifo's open was interrupted: the ` = 4` was wait4's.
+        assert_eq!(trace.paths, set(&["/bin/x", "/etc/b", "/usr/bin/perl"]));
     }
 
     #[test]
