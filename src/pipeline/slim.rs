@@ -248,7 +248,7 @@ pub(super) fn slim_layers(
 }
 
 /// Runs every probe on the slim image `manifest_digest` and compares it
-/// with the full image's run; the report on success.
+/// with the full image's run; the labels of the probes, all the same.
 pub(super) fn check_slim(
     options: &BuildOptions,
     cache: &Cache,
