@@ -133,6 +133,9 @@ pub enum Error {
         if *.problems == 1 { "" } else { "s" }
     )]
     CacheCorrupt { problems: usize },
+    /// `[image] slim`: tracing, the slim image, or a probe that differs.
+    #[error(transparent)]
+    Slim(#[from] crate::slim::SlimError),
     #[error("package {package} ({target})")]
     Package {
         package: String,
@@ -260,6 +263,7 @@ impl Error {
             Error::Fetch(error) => fetch_class(error),
             Error::Deb(_) | Error::Layer(_) => ErrorClass::Integrity,
             Error::Layout(_) | Error::LayerOutput { .. } => ErrorClass::Local,
+            Error::Slim(error) => error.class(),
             Error::Package { source, .. } => source.class(),
         }
     }
@@ -268,6 +272,7 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Key(_) => None,
+            Error::Slim(error) => error.hint(),
             Error::Remote(error) => error.hint(),
             Error::Push { source, .. } => match push_class(source) {
                 ErrorClass::Auth => Some(

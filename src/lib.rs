@@ -25,6 +25,8 @@
 //! - [`report`]: the plan as `plan` shows it, and what a build hit,
 //!   downloaded and built, bytes per source, timings and savings.
 //! - [`progress`]: the `Reporter` trait the library reports progress through.
+//! - [`slim`]: `[image] slim`: the image's command and probes traced under
+//!   qemu-user, the image cut down to what they used, and checked again.
 
 // Errors carry the URL, path, package and digests they concern; they are
 // built only on the failure path, so their size costs nothing that matters.
@@ -49,6 +51,7 @@ pub mod push;
 pub mod report;
 pub mod run;
 pub mod shared;
+pub mod slim;
 pub mod toolchain;
 
 pub use error::Error;

@@ -402,12 +402,11 @@ fn alternatives<'a>(
             .flatten()
             .any(|candidate| input.image_paths.contains(candidate))
     };
-    let chosen = alternatives::apply(root, &installs, &exists).map_err(|source| {
-        ConfigureError::Write {
+    let chosen =
+        alternatives::apply(root, &installs, &exists).map_err(|source| ConfigureError::Write {
             path: root.join(alternatives::ADMIN_DIRECTORY),
             source,
-        }
-    })?;
+        })?;
     let package_of = |name: &str| {
         input
             .postinsts

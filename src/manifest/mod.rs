@@ -148,11 +148,18 @@ pub struct ImageSpec {
     /// `docs = true`: package layers keep documentation, man and info
     /// pages and every locale (default: left out).
     pub docs: bool,
-    /// Absolute path prefixes kept although small images leave them out.
+    /// Absolute path prefixes kept although small images leave them out
+    /// (and kept by slimming, whether traced or not).
     pub keep: Vec<String>,
     /// `ca-certificates`: certificate authorities the image trusts besides
     /// the packaged ones (with the `ca-certificates` package).
     pub ca_certificates: Vec<CaCertificate>,
+    /// `slim = true`: the image holds only the files its command and
+    /// probes were traced using (see [`crate::slim`]).
+    pub slim: bool,
+    /// `slim-probes`: commands run, traced, and run again on the slim
+    /// image, besides the image's own command.
+    pub slim_probes: Vec<Vec<String>>,
 }
 
 impl ImageSpec {
@@ -301,6 +308,10 @@ struct RawImage {
     keep: Vec<Spanned<String>>,
     #[serde(default)]
     ca_certificates: Vec<Spanned<String>>,
+    #[serde(default)]
+    slim: bool,
+    #[serde(default)]
+    slim_probes: Vec<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -475,6 +486,31 @@ impl Validator<'_> {
             }
         }
         let ca_certificates = self.ca_certificates(raw.ca_certificates, dir)?;
+        for probe in &raw.slim_probes {
+            if probe.get_ref().is_empty() || probe.get_ref()[0].is_empty() {
+                return Err(self.error(
+                    probe.span(),
+                    "a slim probe is a non-empty command, e.g. [\"cowsay\", \"moo\"]",
+                ));
+            }
+            if probe.get_ref().iter().any(|arg| arg.contains('\0')) {
+                return Err(self.error(probe.span(), "a slim probe argument contains NUL"));
+            }
+        }
+        if !raw.slim
+            && let Some(probe) = raw.slim_probes.first()
+        {
+            return Err(self.error(
+                probe.span(),
+                "slim-probes are run only for a slim image: set `slim = true`",
+            ));
+        }
+        if raw.slim && raw.cmd.is_none() && raw.entrypoint.is_none() && raw.slim_probes.is_empty() {
+            return Err(self.error(
+                raw.name.span(),
+                "a slim image needs a cmd, an entrypoint or slim-probes to trace",
+            ));
+        }
         Ok(ImageSpec {
             user_position: raw
                 .user
@@ -492,6 +528,12 @@ impl Validator<'_> {
             ports: ports.into_iter().collect(),
             docs: raw.docs,
             keep: raw.keep.into_iter().map(Spanned::into_inner).collect(),
+            slim: raw.slim,
+            slim_probes: raw
+                .slim_probes
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect(),
         })
     }
 

@@ -186,7 +186,8 @@ fn unknown_key_lists_the_allowed_ones() {
     assert_eq!(
         error_at("[image]\nname = \"app\"\ncommand = [\"x\"]\n"),
         "3:1: unknown field `command`, expected one of `name`, `tag`, `cmd`, `entrypoint`, \
-         `env`, `workdir`, `user`, `labels`, `ports`, `docs`, `keep`, `ca-certificates`"
+         `env`, `workdir`, `user`, `labels`, `ports`, `docs`, `keep`, `ca-certificates`, `slim`, \
+         `slim-probes`"
     );
     assert_eq!(
         error_at(&format!(
@@ -422,4 +423,31 @@ fn build_sources_must_be_one_known_form_with_a_digest_for_urls() {
     let manifest = parse(&build("{ path = \"vendor/lib\" }")).unwrap();
     assert!(manifest.builds[0].path.ends_with("vendor/lib"));
     assert_eq!(manifest.builds[0].source, None);
+}
+
+#[test]
+fn slim_and_its_probes() {
+    let manifest = parse(
+        "[image]\nname = \"app\"\ncmd = [\"cowsay\"]\nslim = true\n\
+         slim-probes = [[\"sh\", \"-c\", \"ls\"], [\"true\"]]\n",
+    )
+    .unwrap();
+    assert!(manifest.image.slim);
+    assert_eq!(
+        manifest.image.slim_probes,
+        [vec!["sh", "-c", "ls"], vec!["true"]]
+    );
+    assert!(!parse(MINIMAL).unwrap().image.slim);
+    assert_eq!(
+        error_at("[image]\nname = \"app\"\nslim = true\nslim-probes = [[]]\n"),
+        "4:16: a slim probe is a non-empty command, e.g. [\"cowsay\", \"moo\"]"
+    );
+    assert_eq!(
+        error_at("[image]\nname = \"app\"\nslim-probes = [[\"true\"]]\n"),
+        "3:16: slim-probes are run only for a slim image: set `slim = true`"
+    );
+    assert_eq!(
+        error_at("[image]\nname = \"app\"\nslim = true\n"),
+        "2:8: a slim image needs a cmd, an entrypoint or slim-probes to trace"
+    );
 }

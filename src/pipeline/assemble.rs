@@ -7,6 +7,7 @@ use super::BuildOptions;
 use super::compile::BuildLayer;
 use super::realize::{LayerRecord, Realized, store_directory_layer};
 use super::resolve::Resolved;
+use super::slim;
 use crate::Error;
 use crate::cache::{Bucket, Cache, EntryMeta};
 use crate::hash::Sha256Digest;
@@ -164,6 +165,75 @@ struct ImageLayer {
     outcome: Outcome,
 }
 
+/// An image's config and manifest, stored in the cache.
+struct ImageBlobs {
+    config: (Vec<u8>, Sha256Digest),
+    manifest: (Vec<u8>, Sha256Digest),
+    layers: Vec<Descriptor>,
+    /// The manifest was in the cache already.
+    cached: bool,
+    /// Bytes of config and manifest.
+    written: u64,
+}
+
+/// The config and manifest of an image of `records`, put in the cache.
+fn image_blobs(
+    options: &BuildOptions,
+    cache: &Cache,
+    platform: &OciPlatform,
+    records: &[ImageLayer],
+) -> Result<ImageBlobs, Error> {
+    let image = &options.manifest.image;
+    let mut config = ImageConfiguration::new(
+        platform,
+        options.epoch,
+        records.iter().map(|layer| layer.record.diff_id).collect(),
+    );
+    config.config.env = image.env_list();
+    config.config.cmd = image.cmd.clone();
+    config.config.entrypoint = image.entrypoint.clone();
+    config.config.working_dir = image.workdir.clone();
+    config.config.user = image.user.clone();
+    config.config.labels = image.labels.clone();
+    config.config.exposed_ports = image
+        .ports
+        .iter()
+        .map(|port| (port.to_string(), EmptyObject {}))
+        .collect();
+    config.history = records
+        .iter()
+        .map(|layer| History {
+            created: Some(format_rfc3339(options.epoch)),
+            created_by: Some(layer.created_by.clone()),
+            comment: None,
+            empty_layer: None,
+        })
+        .collect();
+    let (config_bytes, config_digest) = to_canonical_json(&config);
+    let layer_descriptors: Vec<Descriptor> = records
+        .iter()
+        .map(|layer| Descriptor::layer(layer.record.digest, layer.record.size))
+        .collect();
+    let manifest = ImageManifest::new(
+        Descriptor::new(MEDIA_TYPE_CONFIG, config_digest, config_bytes.len() as u64),
+        layer_descriptors.clone(),
+    );
+    let (manifest_bytes, manifest_digest) = to_canonical_json(&manifest);
+    // The same manifest as before (a rebuilt layer that gave the same
+    // bytes: early cutoff) is the cached image.
+    let cached = cache.has_blob(&manifest_digest);
+    cache.put_blob_bytes(&config_bytes)?;
+    cache.put_blob_bytes(&manifest_bytes)?;
+    let written = (config_bytes.len() + manifest_bytes.len()) as u64;
+    Ok(ImageBlobs {
+        config: (config_bytes, config_digest),
+        manifest: (manifest_bytes, manifest_digest),
+        layers: layer_descriptors,
+        cached,
+        written,
+    })
+}
+
 /// Writes every image of the plan and the outputs; the report's nodes are
 /// the plan's with the outcomes realize recorded.
 pub(super) fn assemble(
@@ -256,55 +326,66 @@ pub(super) fn assemble(
                 other => unreachable!("an image is made of layers, not {other:?}"),
             });
         }
-        let mut config = ImageConfiguration::new(
-            &platform,
-            options.epoch,
-            records.iter().map(|layer| layer.record.diff_id).collect(),
-        );
-        config.config.env = image.env_list();
-        config.config.cmd = image.cmd.clone();
-        config.config.entrypoint = image.entrypoint.clone();
-        config.config.working_dir = image.workdir.clone();
-        config.config.user = image.user.clone();
-        config.config.labels = image.labels.clone();
-        config.config.exposed_ports = image
-            .ports
-            .iter()
-            .map(|port| (port.to_string(), EmptyObject {}))
-            .collect();
-        config.history = records
-            .iter()
-            .map(|layer| History {
-                created: Some(format_rfc3339(options.epoch)),
-                created_by: Some(layer.created_by.clone()),
-                comment: None,
-                empty_layer: None,
-            })
-            .collect();
-        let (config_bytes, config_digest) = to_canonical_json(&config);
-        let layer_descriptors: Vec<Descriptor> = records
-            .iter()
-            .map(|layer| Descriptor::layer(layer.record.digest, layer.record.size))
-            .collect();
-        let manifest = ImageManifest::new(
-            Descriptor::new(MEDIA_TYPE_CONFIG, config_digest, config_bytes.len() as u64),
-            layer_descriptors.clone(),
-        );
-        let (manifest_bytes, manifest_digest) = to_canonical_json(&manifest);
-        // The same manifest as before (a rebuilt layer that gave the same
-        // bytes: early cutoff) is the cached image.
-        let cached = cache.has_blob(&manifest_digest);
-        cache.put_blob_bytes(&config_bytes)?;
-        cache.put_blob_bytes(&manifest_bytes)?;
+        let blobs = image_blobs(options, cache, &platform, &records)?;
         // Writing a config and manifest from layers that were all hits is
         // no build: the image is a hit too.
-        let written = (config_bytes.len() + manifest_bytes.len()) as u64;
-        let outcome = if cached || records.iter().all(|layer| layer.outcome.is_hit()) {
-            NodeOutcome::new(Outcome::Local).with_bytes(written)
+        let outcome = if blobs.cached || records.iter().all(|layer| layer.outcome.is_hit()) {
+            NodeOutcome::new(Outcome::Local).with_bytes(blobs.written)
         } else {
-            NodeOutcome::new(Outcome::Built).with_bytes(written)
+            NodeOutcome::new(Outcome::Built).with_bytes(blobs.written)
         };
         outcomes.record(NodeKind::Image, &image_node.key, outcome);
+        let (records, blobs, slim_report) = if image.slim {
+            let full: Vec<LayerRecord> = records.iter().map(|layer| layer.record.clone()).collect();
+            let slim_records = |slim_layers: &slim::SlimLayers| -> Vec<ImageLayer> {
+                slim_layers
+                    .layers
+                    .iter()
+                    .map(|(index, record, outcome)| ImageLayer {
+                        contents: records[*index].contents.clone(),
+                        created_by: format!("{} (slim)", records[*index].created_by),
+                        record: record.clone(),
+                        outcome: *outcome,
+                    })
+                    .collect()
+            };
+            let key = slim::image_key(options, &blobs.manifest.1);
+            let (slim_layers, probes) = match slim::cached(cache, &key)? {
+                Some(hit) => hit,
+                None => {
+                    let (slim_layers, runs) = slim::slim_layers(
+                        options,
+                        cache,
+                        &target.platform,
+                        &blobs.manifest.1,
+                        &full,
+                    )?;
+                    let slim_blobs =
+                        image_blobs(options, cache, &platform, &slim_records(&slim_layers))?;
+                    let probes = slim::check_slim(
+                        options,
+                        cache,
+                        &target.platform,
+                        &slim_blobs.manifest.1,
+                        &runs,
+                    )?;
+                    slim::record(cache, &key, &slim_layers, &probes)?;
+                    (slim_layers, probes)
+                }
+            };
+            let slim_records = slim_records(&slim_layers);
+            let slim_blobs = image_blobs(options, cache, &platform, &slim_records)?;
+            let report = slim::report(&full, &slim_layers, probes);
+            (slim_records, slim_blobs, Some(report))
+        } else {
+            (records, blobs, None)
+        };
+        let ImageBlobs {
+            config: (config_bytes, config_digest),
+            manifest: (manifest_bytes, manifest_digest),
+            layers: layer_descriptors,
+            ..
+        } = blobs;
 
         let mut skipped_scripts: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut native_effects: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
@@ -365,6 +446,7 @@ pub(super) fn assemble(
             skipped_scripts,
             native_effects,
             push: None,
+            slim: slim_report,
         });
         images.push((
             docker_archive,

@@ -25,6 +25,7 @@ mod fetch;
 mod planner;
 mod realize;
 pub mod resolve;
+mod slim;
 pub(crate) mod sources;
 
 use crate::Error;

@@ -95,7 +95,15 @@ pub fn store_directory_layer(
     merged_usr: bool,
     what: &str,
 ) -> Result<LayerRecord, Error> {
-    store_layer_of(options, cache, staging, epoch, merged_usr, &BTreeMap::new(), what)
+    store_layer_of(
+        options,
+        cache,
+        staging,
+        epoch,
+        merged_usr,
+        &BTreeMap::new(),
+        what,
+    )
 }
 
 /// [`store_directory_layer`] with fixed times (0) and the paths of

@@ -53,6 +53,27 @@ pub struct TargetReport {
     /// With `--push`: where this target's manifest went, and what moved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub push: Option<crate::push::PushReport>,
+    /// `[image] slim`: the full image's sizes beside the slim one's (whose
+    /// layers `layers` lists).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slim: Option<SlimReport>,
+}
+
+/// A slim image against the full image it was cut from.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlimReport {
+    /// Bytes of the full image's compressed layers.
+    pub full_size: u64,
+    /// Bytes of the full image's uncompressed layers.
+    pub full_uncompressed_size: u64,
+    /// Bytes of the slim image's compressed layers.
+    pub size: u64,
+    /// Bytes of the slim image's uncompressed layers.
+    pub uncompressed_size: u64,
+    /// Paths (files, directories, links) kept.
+    pub kept_paths: usize,
+    /// The commands run on both images, with the same results.
+    pub probes: Vec<String>,
 }
 
 /// Nodes by how they were satisfied, bytes moved per source, and time.
@@ -171,6 +192,18 @@ impl BuildReport {
                     text,
                     "  documentation and locales left out: {} (`docs = true` keeps them)",
                     human_bytes(target.left_out_bytes)
+                );
+            }
+            if let Some(slim) = &target.slim {
+                let _ = writeln!(
+                    text,
+                    "  slim: {} uncompressed ({} compressed), full: {} ({}); {} paths kept; same output on both: {}",
+                    human_bytes(slim.uncompressed_size),
+                    human_bytes(slim.size),
+                    human_bytes(slim.full_uncompressed_size),
+                    human_bytes(slim.full_size),
+                    slim.kept_paths,
+                    slim.probes.join(", ")
                 );
             }
             if !target.skipped_scripts.is_empty() {

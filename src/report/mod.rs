@@ -11,7 +11,7 @@ mod outcomes;
 pub mod plan;
 
 pub use build::{
-    BuildReport, LayerReport, PackageReport, Phases, SourceBytes, Summary, TargetReport,
+    BuildReport, LayerReport, PackageReport, Phases, SlimReport, SourceBytes, Summary, TargetReport,
 };
 pub use outcomes::{NodeOutcome, Outcomes};
 pub use plan::{PlanReport, PlannedBuildReport, PlannedPackage, PlannedTarget, ToolchainPackage};

@@ -621,6 +621,29 @@ fn environment(image: &[String], extra: &[String]) -> Result<Vec<String>, RunErr
 
 /// Runs the image; returns the command's exit status.
 pub fn run(cache: &Cache, request: &RunRequest) -> Result<i32, RunError> {
+    run_with(cache, request, spawn_helper)
+}
+
+/// What a run printed, and its exit status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Captured {
+    pub status: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Runs the image with no input, its output captured instead of passed
+/// through (`[image] slim` compares runs).
+pub fn run_captured(cache: &Cache, request: &RunRequest) -> Result<Captured, RunError> {
+    run_with(cache, request, spawn_helper_captured)
+}
+
+/// The sandbox configuration of `request`, handed to `spawn`.
+fn run_with<T>(
+    cache: &Cache,
+    request: &RunRequest,
+    spawn: fn(&SandboxConfig) -> Result<T, RunError>,
+) -> Result<T, RunError> {
     if !cfg!(target_os = "linux") {
         return Err(RunError::NotLinux);
     }
@@ -671,7 +694,7 @@ pub fn run(cache: &Cache, request: &RunRequest) -> Result<i32, RunError> {
         volumes,
         binfmt,
     };
-    spawn_helper(&config)
+    spawn(&config)
 }
 
 #[cfg(target_os = "linux")]
@@ -696,6 +719,25 @@ fn spawn_helper(config: &SandboxConfig) -> Result<i32, RunError> {
 #[cfg(not(target_os = "linux"))]
 fn spawn_helper(_: &SandboxConfig) -> Result<i32, RunError> {
     Err(RunError::NotLinux)
+}
+
+/// The helper with stdin from /dev/null and its output collected.
+fn spawn_helper_captured(config: &SandboxConfig) -> Result<Captured, RunError> {
+    use std::os::unix::process::ExitStatusExt;
+    let json = serde_json::to_string(config).expect("serializable");
+    let output = std::process::Command::new("/proc/self/exe")
+        .env(HELPER_VARIABLE, json)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(RunError::Helper)?;
+    Ok(Captured {
+        status: output
+            .status
+            .code()
+            .unwrap_or_else(|| 128 + output.status.signal().unwrap_or(0)),
+        stdout: output.stdout,
+        stderr: output.stderr,
+    })
 }
 
 #[cfg(test)]
