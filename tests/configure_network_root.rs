@@ -156,9 +156,11 @@ impl TlsServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("start openssl s_server");
+        // Held from here on, so dropping it (a panic included) stops it.
+        let server = TlsServer { child, port };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return TlsServer { child, port };
+                return server;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
