@@ -223,11 +223,10 @@ struct MergeArgs {
 
 #[derive(Args)]
 struct PushArgs {
-    /// Directory holding xbuild.toml (its output DIR/result is pushed).
-    #[arg(default_value = ".")]
-    dir: PathBuf,
-    /// HOST[:PORT]/REPOSITORY[:TAG].
-    reference: String,
+    /// [DIR] REF: the directory holding xbuild.toml (default `.`; its
+    /// output DIR/result is pushed), then HOST[:PORT]/REPOSITORY[:TAG].
+    #[arg(value_name = "[DIR] REF", num_args = 1..=2, required = true)]
+    operands: Vec<String>,
     /// The build's output directory [default: DIR/result].
     #[arg(short, long)]
     out: Option<PathBuf>,
@@ -239,6 +238,21 @@ struct PushArgs {
     json: bool,
     #[command(flatten)]
     registry: RegistryArgs,
+}
+
+impl PushArgs {
+    /// `DIR`, `.` when only `REF` is given.
+    fn dir(&self) -> PathBuf {
+        match self.operands.as_slice() {
+            [dir, _] => PathBuf::from(dir),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    /// `REF`: the last operand.
+    fn reference(&self) -> &str {
+        self.operands.last().map_or("", String::as_str)
+    }
 }
 
 #[derive(Args)]
@@ -428,6 +442,36 @@ mod tests {
             .iter()
             .map(|argument| (*argument).into())
             .collect()
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        // What clap checks in debug builds only, checked in every build.
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn push_takes_an_optional_directory_before_the_reference() {
+        let push = |arguments: &[&str]| match Cli::try_parse_from(words(arguments))
+            .map(|cli| cli.command)
+        {
+            Ok(Command::Push(args)) => (args.dir(), args.reference().to_owned()),
+            _ => panic!("not a push: {arguments:?}"),
+        };
+        assert_eq!(
+            push(&["xbuild", "push", "127.0.0.1:5000/app"]),
+            (PathBuf::from("."), "127.0.0.1:5000/app".to_owned())
+        );
+        assert_eq!(
+            push(&["xbuild", "push", "examples/cowsay", "127.0.0.1:5000/app:v1"]),
+            (
+                PathBuf::from("examples/cowsay"),
+                "127.0.0.1:5000/app:v1".to_owned()
+            )
+        );
+        assert!(Cli::try_parse_from(words(&["xbuild", "push"])).is_err());
+        assert!(Cli::try_parse_from(words(&["xbuild", "push", "a", "b", "c"])).is_err());
     }
 
     #[test]

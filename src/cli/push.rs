@@ -61,8 +61,11 @@ pub(super) fn push_layout(
 }
 
 pub fn push(args: PushArgs, quiet: bool) -> Result<(), Error> {
-    let reference = parse_reference(&args.reference, "REF")?;
-    let out = args.out.clone().unwrap_or_else(|| args.dir.join("result"));
+    let reference = parse_reference(args.reference(), "REF")?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.dir().join("result"));
     let cache = Cache::open(&super::cache::root(args.cache_dir.as_deref())?)?;
     let outcome = push_layout(&cache, &out.join("oci"), &reference, &args.registry, &[])?;
     if args.json {
