@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 pub use os_release::SuiteRelease;
 
 /// Version of what the configure layer holds and how: part of its key.
-pub const FORMAT: &str = "configure-v1";
+pub const FORMAT: &str = "configure-v2";
 
 /// Owner (uid, gid) of paths of the layer not owned by root, by path
 /// relative to its root.

@@ -324,7 +324,7 @@ fn on_an_empty_cache_everything_is_downloaded_or_built_and_needed() {
         misses[misses.len() - 2].to_string(),
         "build cargo . (aarch64-linux): would be built; no build of this name in the cache"
     );
-    assert_eq!(plan.missing_hits(RequireHits::All).len(), 9 + 7);
+    assert_eq!(plan.missing_hits(RequireHits::All).len(), 10 + 7);
 }
 
 #[test]
