@@ -232,7 +232,7 @@ fn plan_json_on_a_cold_cache_downloads_and_builds_and_after_a_build_is_all_local
     assert!(
         text.success()
             .stdout
-            .ends_with("plan: 8 nodes needed: 8 local, 0 remote, 0 upstream (0 B), 0 to build\n"),
+            .ends_with("plan: 9 nodes needed: 9 local, 0 remote, 0 upstream (0 B), 0 to build\n"),
         "{text}"
     );
 }
@@ -304,7 +304,7 @@ fn require_hits_on_a_cold_cache_fails_before_downloading_anything_and_names_the_
     // `plan` prints the plan, then exits with the same status.
     let plan = fixture.run(&xbuild, "plan", &["--json", "--require-hits"]);
     assert_eq!(plan.status.code(), Some(MISSING_HITS), "{plan}");
-    assert_eq!(plan.json()["nodes"].as_array().unwrap().len(), 12);
+    assert_eq!(plan.json()["nodes"].as_array().unwrap().len(), 13);
     assert!(fixture.deb_requests().is_empty());
 }
 
@@ -340,7 +340,7 @@ fn the_report_counts_nodes_by_source_cold_and_warm() {
             &summary["downloaded"],
             &summary["built"]
         ],
-        [0, 0, 6, 6],
+        [0, 0, 6, 7],
         "{summary}"
     );
     let bytes = |report: &Value, outcome: &str| -> u64 {
@@ -397,7 +397,7 @@ fn the_report_counts_nodes_by_source_cold_and_warm() {
             &summary["downloaded"],
             &summary["built"]
         ],
-        [8, 0, 0, 0],
+        [9, 0, 0, 0],
         "{summary}"
     );
     assert_eq!(summary["bytes"]["local"], bytes(&warm, "local"));
@@ -422,7 +422,7 @@ fn the_report_counts_nodes_by_source_cold_and_warm() {
         text.success()
             .stderr
             .lines()
-            .any(|line| line.starts_with("8 local, 0 downloaded (0 B), 0 built (0 B) in ")),
+            .any(|line| line.starts_with("9 local, 0 downloaded (0 B), 0 built (0 B) in ")),
         "{text}"
     );
 
