@@ -5,7 +5,9 @@
 //! the manifest, and stores it as a layer.
 
 use super::fetch::fetch_deb;
-use super::realize::{LayerRecord, package_filter, store_owned_directory_layer};
+use super::realize::{
+    LayerRecord, package_filter, store_owned_directory_layer, with_package_filter,
+};
 use super::resolve::ResolveContext;
 use super::{BuildOptions, ResolvedPackage};
 use crate::Error;
@@ -31,18 +33,7 @@ pub(super) fn configure_key(
         .text("codename", &suite.codename)
         .text("version", suite.version.as_deref().unwrap_or(""))
         .text("user", manifest.image.user.as_deref().unwrap_or(""));
-    let filter = package_filter(options);
-    key = key.text(
-        "docs",
-        if filter.is_small() {
-            "left-out"
-        } else {
-            "kept"
-        },
-    );
-    for kept in filter.kept() {
-        key = key.text("keep", &String::from_utf8_lossy(kept));
-    }
+    key = with_package_filter(key, options);
     for account in &manifest.accounts {
         key = key
             .text("account", &account.name)

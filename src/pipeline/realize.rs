@@ -216,6 +216,23 @@ pub(super) fn cached_layer(
         .filter(|record| cache.has_blob(&record.digest)))
 }
 
+/// `key` with what [`package_filter`] leaves out: `docs`, then each `keep`.
+pub(super) fn with_package_filter(mut key: KeyBuilder, options: &BuildOptions) -> KeyBuilder {
+    let filter = package_filter(options);
+    key = key.text(
+        "docs",
+        if filter.is_small() {
+            "left-out"
+        } else {
+            "kept"
+        },
+    );
+    for kept in filter.kept() {
+        key = key.text("keep", &String::from_utf8_lossy(kept));
+    }
+    key
+}
+
 /// What package layers leave out: `[image] docs` and `keep`.
 pub(super) fn package_filter(options: &BuildOptions) -> PathFilter {
     let image = &options.manifest.image;
@@ -231,18 +248,7 @@ fn layer_key(options: &BuildOptions, packages: &[ResolvedPackage]) -> Sha256Dige
         .text("format", LAYER_FORMAT)
         .number("gzip-level", options.compression_level as u64);
     // A layer with documentation is never one without, nor the other way.
-    let filter = package_filter(options);
-    key = key.text(
-        "docs",
-        if filter.is_small() {
-            "left-out"
-        } else {
-            "kept"
-        },
-    );
-    for kept in filter.kept() {
-        key = key.text("keep", &String::from_utf8_lossy(kept));
-    }
+    key = with_package_filter(key, options);
     for package in packages {
         key = key
             .text("package", &package.name)
