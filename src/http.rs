@@ -591,6 +591,16 @@ pub fn check_url(url: &str) -> Result<(), String> {
 /// before it is printed. The authority ends at the first `/`, `?` or `#`,
 /// so an `@` in the path, query or fragment is left alone.
 pub fn redact(url: &str) -> String {
+    replace_user_information(url, "***@")
+}
+
+/// The URL without its user information (`user:password@` left out): what
+/// is keyed and stored, so a credential never reaches a cache entry.
+pub fn without_credentials(url: &str) -> String {
+    replace_user_information(url, "")
+}
+
+fn replace_user_information(url: &str, with: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_owned();
     };
@@ -600,9 +610,9 @@ pub fn redact(url: &str) -> String {
         .map_or(url.len(), |index| authority_start + index);
     match url[authority_start..authority_end].rfind('@') {
         Some(at) => format!(
-            "{}***{}",
+            "{}{with}{}",
             &url[..authority_start],
-            &url[authority_start + at..]
+            &url[authority_start + at + 1..]
         ),
         None => url.to_owned(),
     }

@@ -22,6 +22,20 @@ fn redact_hides_credentials_only() {
 }
 
 #[test]
+fn without_credentials_drops_the_user_information() {
+    assert_eq!(
+        without_credentials("http://user:secret@example.invalid/debian"),
+        "http://example.invalid/debian"
+    );
+    assert_eq!(
+        without_credentials("https://u:p@host:8080/a@b"),
+        "https://host:8080/a@b"
+    );
+    assert_eq!(without_credentials("http://host/x"), "http://host/x");
+    assert_eq!(without_credentials("file:///srv/m"), "file:///srv/m");
+}
+
+#[test]
 fn redact_ends_the_authority_at_a_query_or_fragment() {
     // An `@` after `?` or `#` is not user information: nothing to hide,
     // and nothing of the host may be cut away.

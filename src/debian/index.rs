@@ -359,56 +359,67 @@ fn decompress_error(
         })
 }
 
-/// Parses a cached `Packages` index for `arch`, keeping only the packages
-/// that `roots` can reach.
+/// Parses cached `Packages` indices for `arch` (the suites and components
+/// of a source list, which overlay each other), keeping only the packages
+/// that `roots` can reach through any of them; one list per index.
 ///
 /// A full index has ~60,000 packages; holding all of them parsed costs
-/// ~200 MB. So the index is read twice: the first pass keeps only names and
-/// the names each package's `Depends`, `Pre-Depends` and `Provides` mention,
-/// and computes the over-approximated closure of `roots` (every
-/// alternative, every provider, no version checks); the second pass fully
-/// parses just the packages in that closure for the resolver.
+/// ~200 MB. So the indices are read twice: the first pass keeps only names
+/// and the names each package's `Depends`, `Pre-Depends` and `Provides`
+/// mention, and computes the over-approximated closure of `roots` across
+/// every index (every alternative, every provider, no version checks: a
+/// package of `-security` is reached through a dependency written in the
+/// main suite's index); the second pass fully parses just the packages in
+/// that closure for the resolver.
 pub fn read_packages(
-    index: &PackagesIndex,
+    indices: &[PackagesIndex],
     arch: &str,
     roots: &[String],
-) -> Result<Vec<Package>, IndexError> {
-    let reachable = {
+) -> Result<Vec<Vec<Package>>, IndexError> {
+    let mut scan = NameScan::default();
+    for index in indices {
         let mut reader = open_index(index)?;
-        let scan = scan_names(&mut reader, &index.url, arch);
+        let scanned = scan.add(&mut reader, &index.url, arch);
         if let Some(error) = decompress_error(index, &mut reader) {
             return Err(error);
         }
-        scan?.closure(roots)
-    };
-    let mut reader = open_index(index)?;
-    let mut packages = Vec::new();
-    let mut position = 0usize;
-    let result = (|| -> Result<(), IndexError> {
-        for item in ParagraphReader::new(&mut reader, index.url.as_str()) {
-            let (paragraph, line) = item.map_err(PackageError::from)?;
-            if !architecture_wanted(paragraph.get("Architecture"), arch) {
-                continue;
-            }
-            if reachable.get(position).copied().unwrap_or(false) {
-                packages.push(Package::from_paragraph(&paragraph, &index.url, line, arch)?);
-            }
-            position += 1;
-        }
-        Ok(())
-    })();
-    if let Some(error) = decompress_error(index, &mut reader) {
-        return Err(error);
+        scanned?;
     }
-    result?;
-    Ok(packages)
+    let reachable = scan.closure(roots);
+    let mut position = 0usize;
+    let mut lists = Vec::new();
+    for index in indices {
+        let mut reader = open_index(index)?;
+        let mut packages = Vec::new();
+        let result = (|| -> Result<(), IndexError> {
+            for item in ParagraphReader::new(&mut reader, index.url.as_str()) {
+                let (paragraph, line) = item.map_err(PackageError::from)?;
+                if !architecture_wanted(paragraph.get("Architecture"), arch) {
+                    continue;
+                }
+                if reachable.get(position).copied().unwrap_or(false) {
+                    packages.push(Package::from_paragraph(&paragraph, &index.url, line, arch)?);
+                }
+                position += 1;
+            }
+            Ok(())
+        })();
+        if let Some(error) = decompress_error(index, &mut reader) {
+            return Err(error);
+        }
+        result?;
+        lists.push(packages);
+    }
+    Ok(lists)
 }
 
 fn architecture_wanted(architecture: Option<&str>, arch: &str) -> bool {
     architecture.is_none_or(|architecture| architecture == arch || architecture == "all")
 }
 
-/// The first pass over an index: names only, interned.
+/// The first pass over indices: names only, interned; packages are
+/// numbered across the indices in the order they were added.
+#[derive(Default)]
 struct NameScan {
     ids: HashMap<String, u32>,
     /// Per package (in index order): its name id.
@@ -463,46 +474,43 @@ fn relation_name(text: &str) -> &str {
     &text[..end]
 }
 
-fn scan_names(reader: &mut impl BufRead, origin: &str, arch: &str) -> Result<NameScan, IndexError> {
-    let mut scan = NameScan {
-        ids: HashMap::new(),
-        package_names: Vec::new(),
-        package_dependencies: Vec::new(),
-        satisfiers: Vec::new(),
-    };
-    for item in ParagraphReader::new(reader, origin) {
-        let (paragraph, _) = item.map_err(PackageError::from)?;
-        if !architecture_wanted(paragraph.get("Architecture"), arch) {
-            continue;
-        }
-        let position = scan.package_names.len() as u32;
-        let name = scan.intern(paragraph.get("Package").unwrap_or_default());
-        scan.package_names.push(name);
-        scan.satisfiers[name as usize].push(position);
-        let mut dependencies = Vec::new();
-        for field in ["Depends", "Pre-Depends"] {
-            if let Some(text) = paragraph.get(field) {
-                for relation in text.split([',', '|']) {
+impl NameScan {
+    /// Scans one more index.
+    fn add(&mut self, reader: &mut impl BufRead, origin: &str, arch: &str) -> Result<(), IndexError> {
+        for item in ParagraphReader::new(reader, origin) {
+            let (paragraph, _) = item.map_err(PackageError::from)?;
+            if !architecture_wanted(paragraph.get("Architecture"), arch) {
+                continue;
+            }
+            let position = self.package_names.len() as u32;
+            let name = self.intern(paragraph.get("Package").unwrap_or_default());
+            self.package_names.push(name);
+            self.satisfiers[name as usize].push(position);
+            let mut dependencies = Vec::new();
+            for field in ["Depends", "Pre-Depends"] {
+                if let Some(text) = paragraph.get(field) {
+                    for relation in text.split([',', '|']) {
+                        let name = relation_name(relation);
+                        if !name.is_empty() {
+                            dependencies.push(self.intern(name));
+                        }
+                    }
+                }
+            }
+            self.package_dependencies
+                .push(dependencies.into_boxed_slice());
+            if let Some(text) = paragraph.get("Provides") {
+                for relation in text.split(',') {
                     let name = relation_name(relation);
                     if !name.is_empty() {
-                        dependencies.push(scan.intern(name));
+                        let id = self.intern(name);
+                        self.satisfiers[id as usize].push(position);
                     }
                 }
             }
         }
-        scan.package_dependencies
-            .push(dependencies.into_boxed_slice());
-        if let Some(text) = paragraph.get("Provides") {
-            for relation in text.split(',') {
-                let name = relation_name(relation);
-                if !name.is_empty() {
-                    let id = scan.intern(name);
-                    scan.satisfiers[id as usize].push(position);
-                }
-            }
-        }
+        Ok(())
     }
-    Ok(scan)
 }
 
 /// Remembers a decompression error so it can be reported as such rather

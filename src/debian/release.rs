@@ -142,6 +142,12 @@ pub struct Release {
     pub architectures: Vec<String>,
     pub components: Vec<String>,
     pub acquire_by_hash: bool,
+    /// `NotAutomatic: yes` (backports, experimental): apt installs nothing
+    /// from the suite unless asked for it by name (`pkg/suite`).
+    pub not_automatic: bool,
+    /// `ButAutomaticUpgrades: yes`: apt upgrades what came from the suite;
+    /// for an empty system the suite is still taken only when asked for.
+    pub but_automatic_upgrades: bool,
     /// Index files by path relative to the suite directory
     /// (`main/binary-arm64/Packages.xz`).
     pub sha256: BTreeMap<String, FileHash>,
@@ -675,19 +681,22 @@ fn parse_release(text: &str, url: &str, line_offset: usize) -> Result<Release, R
             .map(|field| field.value.split_whitespace().map(str::to_string).collect())
             .unwrap_or_default()
     };
-    let acquire_by_hash = match fields.get("acquire-by-hash") {
-        None => false,
-        Some(field) => match field.value.to_ascii_lowercase().as_str() {
-            "yes" => true,
-            "no" => false,
-            other => {
-                return Err(malformed(
+    let yes_no = |name: &str, shown: &str| -> Result<bool, ReleaseError> {
+        match fields.get(name) {
+            None => Ok(false),
+            Some(field) => match field.value.to_ascii_lowercase().as_str() {
+                "yes" => Ok(true),
+                "no" => Ok(false),
+                other => Err(malformed(
                     field.line,
-                    format!("Acquire-By-Hash must be `yes` or `no`, not `{other}`"),
-                ));
-            }
-        },
+                    format!("{shown} must be `yes` or `no`, not `{other}`"),
+                )),
+            },
+        }
     };
+    let acquire_by_hash = yes_no("acquire-by-hash", "Acquire-By-Hash")?;
+    let not_automatic = yes_no("notautomatic", "NotAutomatic")?;
+    let but_automatic_upgrades = yes_no("butautomaticupgrades", "ButAutomaticUpgrades")?;
     let Some(sha256_field) = fields.get("sha256") else {
         return Err(malformed(
             line_offset,
@@ -722,6 +731,8 @@ fn parse_release(text: &str, url: &str, line_offset: usize) -> Result<Release, R
         architectures: list_field("architectures"),
         components: list_field("components"),
         acquire_by_hash,
+        not_automatic,
+        but_automatic_upgrades,
         sha256,
         signer: String::new(),
         signer_primary: String::new(),

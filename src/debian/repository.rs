@@ -1,12 +1,17 @@
-//! Which Debian repository to read, and with which keys.
+//! Which Debian repositories to read, and with which keys: the package
+//! sources of a build, as a list.
 //!
-//! The manifest's `packages.repository` wins; `--mirror` overrides its URL;
-//! otherwise the repository the host's own apt uses is read from
-//! `$XBUILD_APT_ETC` (default `/etc/apt`): deb822 `sources.list.d/*.sources`
-//! first, then one-line `sources.list` and `sources.list.d/*.list`. Security
-//! and `-updates` suites are skipped: the main suite is the one that holds
-//! the packages. The keyring is the entry's `Signed-By`, else Debian's
-//! archive keyring, else apt's `trusted.gpg.d`.
+//! The manifest's `[[packages.repository]]` list (or its single
+//! `repository` table) wins, used exactly as written; `--mirror` replaces
+//! the list with the one archive it names; otherwise every `deb` source the
+//! host's own apt uses is read from `$XBUILD_APT_ETC` (default `/etc/apt`)
+//! as apt reads it: one-line `sources.list` first, then the files of
+//! `sources.list.d/` in name order (`*.list` one-line, `*.sources` deb822),
+//! each `URIs` × `Suites` pair one source, so `bookworm`,
+//! `bookworm-updates` and `bookworm-security` are three. `Architectures:`
+//! and `[arch=…]` are kept: a source is read only for the architectures it
+//! names. The keyring is the entry's `Signed-By`, else Debian's archive
+//! keyring, else apt's `trusted.gpg.d`.
 //!
 //! Every URL, suite and component is checked before anything is fetched
 //! ([`check_url`], [`check_archive_path`]): a repository is an `http://`,
@@ -29,15 +34,66 @@ pub enum RepositoryOrigin {
     HostApt { file: PathBuf },
 }
 
-/// A repository, fully determined.
-#[derive(Debug, Clone)]
+/// One package source (a suite of an archive), fully determined.
+#[derive(Clone)]
 pub struct Repository {
-    /// Base URL without a trailing slash.
+    /// Base URL without a trailing slash. May hold credentials: print
+    /// [`Repository::shown_url`], key and store [`Repository::plain_url`].
     pub url: String,
     pub suite: String,
     pub components: Vec<String>,
     pub keyrings: Vec<PathBuf>,
     pub origin: RepositoryOrigin,
+    /// The Debian architectures it is read for (`[arch=…]`,
+    /// `Architectures:`); empty: every one its Release lists.
+    pub architectures: Vec<String>,
+}
+
+impl Repository {
+    /// The URL with any `user:password@` replaced by `***@`.
+    pub fn shown_url(&self) -> String {
+        crate::http::redact(&self.url)
+    }
+
+    /// The URL without its credentials: what cache keys and records hold,
+    /// so a password never reaches an entry or a remote.
+    pub fn plain_url(&self) -> String {
+        crate::http::without_credentials(&self.url)
+    }
+
+    /// Whether it is read for `arch` (its `[arch=…]` allows it).
+    pub fn serves_architecture(&self, arch: &str) -> bool {
+        self.architectures.is_empty() || self.architectures.iter().any(|a| a == arch)
+    }
+
+    /// `http://…/debian bookworm-security` (credentials redacted).
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.shown_url(), self.suite)
+    }
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Repository")
+            .field("url", &self.shown_url())
+            .field("suite", &self.suite)
+            .field("components", &self.components)
+            .field("keyrings", &self.keyrings)
+            .field("origin", &self.origin)
+            .field("architectures", &self.architectures)
+            .finish()
+    }
+}
+
+/// Whether `suite` is an overlay of a release rather than the release
+/// itself (`bookworm-security`, `bookworm-updates`, `-backports`,
+/// `-proposed-updates`).
+pub fn is_overlay_suite(suite: &str) -> bool {
+    ["-security", "-updates", "-backports", "-proposed-updates"]
+        .iter()
+        .any(|ending| suite.ends_with(ending))
+        || suite.contains("/updates")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -184,12 +240,13 @@ pub fn apt_etc() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/etc/apt"))
 }
 
-/// Decides the repository from the manifest, a `--mirror` override and the
-/// host's apt configuration, in that order of precedence.
+/// Decides the package sources from the manifest's list, a `--mirror`
+/// override and the host's apt configuration, in that order of
+/// precedence (see the module doc).
 pub fn select(
-    spec: Option<&RepositorySpec>,
+    specs: &[RepositorySpec],
     mirror_override: Option<&str>,
-) -> Result<Repository, RepositoryError> {
+) -> Result<Vec<Repository>, RepositoryError> {
     if let Some(url) = mirror_override {
         // The CLI checks it first, naming the flag or the variable.
         check_url(url.trim_end_matches('/')).map_err(|reason| RepositoryError::InvalidMirror {
@@ -199,60 +256,77 @@ pub fn select(
         })?;
     }
     let apt_etc = apt_etc();
-    let host = host_sources(&apt_etc)?.into_iter().next();
-    let (url, origin) = match (mirror_override, spec, &host) {
-        (Some(url), _, _) => (url.to_owned(), RepositoryOrigin::CommandLine),
-        (None, Some(spec), _) => (spec.url.clone(), RepositoryOrigin::Manifest),
-        (None, None, Some(host)) => (host.url.clone(), host.origin.clone()),
-        (None, None, None) => return Err(RepositoryError::NoneConfigured { apt_etc }),
+    let host = host_sources(&apt_etc)?;
+    let main_of = |url: &str| {
+        host.iter()
+            .find(|source| source.url == url && !is_overlay_suite(&source.suite))
     };
-    let url = url.trim_end_matches('/').to_owned();
-    let same_as_host = host.as_ref().is_some_and(|host| host.url == url);
-    let suite = spec
-        .and_then(|spec| spec.suite.clone())
-        .or_else(|| {
-            host.as_ref()
-                .filter(|_| same_as_host)
-                .map(|host| host.suite.clone())
-        })
-        .or_else(|| host.as_ref().map(|host| host.suite.clone()))
-        .unwrap_or_else(|| "bookworm".to_owned());
-    let components = spec
-        .and_then(|spec| spec.components.clone())
-        .unwrap_or_else(|| vec!["main".to_owned()]);
-    let keyrings = match spec.and_then(|spec| spec.keyring.clone()) {
-        Some(path) => vec![path],
-        None => match host.as_ref().filter(|_| same_as_host) {
-            Some(host) if !host.keyrings.is_empty() => host.keyrings.clone(),
-            _ => default_keyrings(&apt_etc),
-        },
+    let host_main = host.iter().find(|source| !is_overlay_suite(&source.suite));
+    let from_spec = |url: &str, spec: Option<&RepositorySpec>, origin: RepositoryOrigin| {
+        let url = url.trim_end_matches('/').to_owned();
+        let same = main_of(&url);
+        let suite = spec
+            .and_then(|spec| spec.suite.clone())
+            .or_else(|| same.or(host_main).map(|host| host.suite.clone()))
+            .unwrap_or_else(|| "bookworm".to_owned());
+        let keyrings = match spec.and_then(|spec| spec.keyring.clone()) {
+            Some(path) => vec![path],
+            None => match same {
+                Some(host) if !host.keyrings.is_empty() => host.keyrings.clone(),
+                _ => default_keyrings(&apt_etc),
+            },
+        };
+        Repository {
+            url,
+            suite,
+            components: spec
+                .and_then(|spec| spec.components.clone())
+                .unwrap_or_else(|| vec!["main".to_owned()]),
+            keyrings,
+            origin,
+            architectures: spec
+                .and_then(|spec| spec.architectures.clone())
+                .unwrap_or_default(),
+        }
     };
-    if keyrings.is_empty() {
+    let repositories: Vec<Repository> = match (mirror_override, specs) {
+        (Some(url), specs) => vec![from_spec(url, specs.first(), RepositoryOrigin::CommandLine)],
+        (None, []) if host.is_empty() => return Err(RepositoryError::NoneConfigured { apt_etc }),
+        (None, []) => host
+            .into_iter()
+            .map(|mut source| {
+                if source.keyrings.is_empty() {
+                    source.keyrings = default_keyrings(&apt_etc);
+                }
+                source
+            })
+            .collect(),
+        (None, specs) => specs
+            .iter()
+            .map(|spec| from_spec(&spec.url, Some(spec), RepositoryOrigin::Manifest))
+            .collect(),
+    };
+    if let Some(bare) = repositories.iter().find(|r| r.keyrings.is_empty()) {
         return Err(RepositoryError::NoKeyring {
-            url: crate::http::redact(&url),
+            url: bare.shown_url(),
             reason: format!(
                 "no packages.repository.keyring, no Signed-By in apt's sources, and neither {DEBIAN_ARCHIVE_KEYRING} nor {}/trusted.gpg.d exists",
                 apt_etc.display()
             ),
         });
     }
-    Ok(Repository {
-        url,
-        suite,
-        components,
-        keyrings,
-        origin,
-    })
+    Ok(repositories)
 }
 
-/// The main suite the host's apt uses from the archive at `url`: the
-/// build machine's own Debian release, when it reads this archive.
+/// The main suite the host's apt uses from the archive at `url` (not an
+/// overlay such as `-updates`): the build machine's own Debian release,
+/// when it reads this archive.
 pub fn host_suite_of(url: &str) -> Option<String> {
     let url = url.trim_end_matches('/');
     host_sources(&apt_etc())
         .ok()?
         .into_iter()
-        .find(|source| source.url == url)
+        .find(|source| source.url == url && !is_overlay_suite(&source.suite))
         .map(|source| source.suite)
 }
 
@@ -275,48 +349,27 @@ fn default_keyrings(apt_etc: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// One `deb` source of the host's apt configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostSource {
-    pub url: String,
-    pub suite: String,
-    pub components: Vec<String>,
-    pub keyrings: Vec<PathBuf>,
-    pub origin: RepositoryOrigin,
-}
-
-/// The host's apt `deb` sources, main suites first (security and updates
-/// suites are left out).
-pub fn host_sources(apt_etc: &Path) -> Result<Vec<HostSource>, RepositoryError> {
+/// The host's apt `deb` sources, in the order apt reads them:
+/// `sources.list`, then `sources.list.d/` by file name.
+pub fn host_sources(apt_etc: &Path) -> Result<Vec<Repository>, RepositoryError> {
     let mut sources = Vec::new();
+    let list = apt_etc.join("sources.list");
+    if list.is_file() {
+        sources.extend(parse_one_line_sources(&list)?);
+    }
     let parts = apt_etc.join("sources.list.d");
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&parts) {
         Ok(entries) => entries.flatten().map(|entry| entry.path()).collect(),
         Err(_) => Vec::new(),
     };
     files.sort();
-    for file in files
-        .iter()
-        .filter(|file| file.extension().is_some_and(|e| e == "sources"))
-    {
-        sources.extend(parse_deb822_sources(file)?);
-    }
-    let list = apt_etc.join("sources.list");
-    for file in std::iter::once(&list).chain(
-        files
-            .iter()
-            .filter(|file| file.extension().is_some_and(|e| e == "list")),
-    ) {
-        if file.is_file() {
-            sources.extend(parse_one_line_sources(file)?);
+    for file in &files {
+        match file.extension().and_then(|extension| extension.to_str()) {
+            Some("sources") => sources.extend(parse_deb822_sources(file)?),
+            Some("list") if file.is_file() => sources.extend(parse_one_line_sources(file)?),
+            _ => {}
         }
     }
-    sources.retain(|source| {
-        !(source.suite.ends_with("-security")
-            || source.suite.ends_with("-updates")
-            || source.suite.ends_with("-backports")
-            || source.suite.ends_with("-proposed-updates"))
-    });
     Ok(sources)
 }
 
@@ -327,7 +380,7 @@ fn read(path: &Path) -> Result<String, RepositoryError> {
     })
 }
 
-fn parse_deb822_sources(path: &Path) -> Result<Vec<HostSource>, RepositoryError> {
+fn parse_deb822_sources(path: &Path) -> Result<Vec<Repository>, RepositoryError> {
     let text = read(path)?;
     let mut sources = Vec::new();
     let origin = path.display().to_string();
@@ -367,7 +420,7 @@ fn parse_deb822_sources(path: &Path) -> Result<Vec<HostSource>, RepositoryError>
                     &suite,
                     &words("Components"),
                 )?;
-                sources.push(HostSource {
+                sources.push(Repository {
                     url: url.trim_end_matches('/').to_owned(),
                     suite,
                     components: words("Components"),
@@ -375,6 +428,7 @@ fn parse_deb822_sources(path: &Path) -> Result<Vec<HostSource>, RepositoryError>
                     origin: RepositoryOrigin::HostApt {
                         file: path.to_owned(),
                     },
+                    architectures: words("Architectures"),
                 });
             }
         }
@@ -382,7 +436,7 @@ fn parse_deb822_sources(path: &Path) -> Result<Vec<HostSource>, RepositoryError>
     Ok(sources)
 }
 
-fn parse_one_line_sources(path: &Path) -> Result<Vec<HostSource>, RepositoryError> {
+fn parse_one_line_sources(path: &Path) -> Result<Vec<Repository>, RepositoryError> {
     let text = read(path)?;
     let mut sources = Vec::new();
     for (index, line) in text.lines().enumerate() {
@@ -395,6 +449,7 @@ fn parse_one_line_sources(path: &Path) -> Result<Vec<HostSource>, RepositoryErro
         };
         let mut rest = rest.trim_start();
         let mut keyrings = Vec::new();
+        let mut architectures = Vec::new();
         if let Some(options) = rest.strip_prefix('[') {
             let Some(end) = options.find(']') else {
                 return Err(RepositoryError::Parse {
@@ -405,6 +460,8 @@ fn parse_one_line_sources(path: &Path) -> Result<Vec<HostSource>, RepositoryErro
             for option in options[..end].split_whitespace() {
                 if let Some(value) = option.strip_prefix("signed-by=") {
                     keyrings.extend(value.split(',').map(PathBuf::from));
+                } else if let Some(value) = option.strip_prefix("arch=") {
+                    architectures.extend(value.split(',').map(str::to_owned));
                 }
             }
             rest = options[end + 1..].trim_start();
@@ -419,7 +476,7 @@ fn parse_one_line_sources(path: &Path) -> Result<Vec<HostSource>, RepositoryErro
         let url = url.trim_end_matches('/');
         let components: Vec<String> = words.map(str::to_owned).collect();
         check_source(path, index + 1, url, suite, &components)?;
-        sources.push(HostSource {
+        sources.push(Repository {
             url: url.to_owned(),
             suite: suite.to_owned(),
             components,
@@ -427,6 +484,7 @@ fn parse_one_line_sources(path: &Path) -> Result<Vec<HostSource>, RepositoryErro
             origin: RepositoryOrigin::HostApt {
                 file: path.to_owned(),
             },
+            architectures,
         });
     }
     Ok(sources)
@@ -437,27 +495,56 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_deb822_and_one_line_sources_and_skips_security() {
+    fn reads_every_deb_source_in_apt_order_with_its_architectures() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join("sources.list.d")).unwrap();
         fs::write(
             dir.path().join("sources.list.d/debian.sources"),
-            "Types: deb\nURIs: http://mirror.invalid/debian/\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /k.gpg\n\nTypes: deb\nURIs: http://mirror.invalid/debian-security\nSuites: bookworm-security\nComponents: main\n",
+            "Types: deb\nURIs: http://mirror.invalid/debian/\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /k.gpg\n\nTypes: deb\nURIs: http://mirror.invalid/debian-security\nSuites: bookworm-security\nComponents: main\nArchitectures: amd64 arm64\n\nTypes: deb\nURIs: http://off.invalid/debian\nSuites: sid\nEnabled: no\n",
         )
         .unwrap();
         fs::write(
             dir.path().join("sources.list"),
-            "# comment\ndeb [arch=amd64 signed-by=/other.gpg] http://other.invalid/debian trixie main contrib\ndeb-src http://x.invalid/debian bookworm main\n",
+            "# comment\ndeb [arch=amd64,i386 signed-by=/other.gpg] http://other.invalid/debian trixie main contrib\ndeb-src http://x.invalid/debian bookworm main\n",
         )
         .unwrap();
         let sources = host_sources(dir.path()).unwrap();
-        assert_eq!(sources.len(), 2, "{sources:?}");
-        assert_eq!(sources[0].url, "http://mirror.invalid/debian");
-        assert_eq!(sources[0].suite, "bookworm");
-        assert_eq!(sources[0].keyrings, vec![PathBuf::from("/k.gpg")]);
-        assert_eq!(sources[1].suite, "trixie");
-        assert_eq!(sources[1].components, vec!["main", "contrib"]);
-        assert_eq!(sources[1].keyrings, vec![PathBuf::from("/other.gpg")]);
+        let described: Vec<(String, Vec<String>)> = sources
+            .iter()
+            .map(|source| (source.describe(), source.architectures.clone()))
+            .collect();
+        assert_eq!(
+            described,
+            [
+                ("http://other.invalid/debian trixie".to_owned(), vec!["amd64".to_owned(), "i386".into()]),
+                ("http://mirror.invalid/debian bookworm".to_owned(), vec![]),
+                ("http://mirror.invalid/debian bookworm-updates".to_owned(), vec![]),
+                ("http://mirror.invalid/debian-security bookworm-security".to_owned(), vec!["amd64".to_owned(), "arm64".into()]),
+            ]
+        );
+        assert_eq!(sources[0].components, vec!["main", "contrib"]);
+        assert_eq!(sources[0].keyrings, vec![PathBuf::from("/other.gpg")]);
+        assert_eq!(sources[1].keyrings, vec![PathBuf::from("/k.gpg")]);
+        assert!(sources[3].serves_architecture("arm64"));
+        assert!(!sources[3].serves_architecture("s390x"));
+        assert!(sources[1].serves_architecture("s390x"));
+        assert!(is_overlay_suite("bookworm-security") && is_overlay_suite("bookworm-updates"));
+        assert!(!is_overlay_suite("bookworm") && !is_overlay_suite("trixie"));
+    }
+
+    #[test]
+    fn a_password_in_a_source_url_is_never_shown_or_stored() {
+        let source = Repository {
+            url: "http://user:hunter2@mirror.invalid/debian".to_owned(),
+            suite: "bookworm".to_owned(),
+            components: vec!["main".to_owned()],
+            keyrings: Vec::new(),
+            origin: RepositoryOrigin::Manifest,
+            architectures: Vec::new(),
+        };
+        assert_eq!(source.plain_url(), "http://mirror.invalid/debian");
+        assert_eq!(source.describe(), "http://***@mirror.invalid/debian bookworm");
+        assert!(!format!("{source:?}").contains("hunter2"));
     }
 
     #[test]
@@ -567,7 +654,7 @@ mod tests {
             "",
             "http:///debian",
         ] {
-            let error = select(None, Some(bad)).unwrap_err();
+            let error = select(&[], Some(bad)).unwrap_err();
             assert!(
                 matches!(error, RepositoryError::InvalidMirror { .. }),
                 "{bad:?}: {error}"

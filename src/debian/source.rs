@@ -146,6 +146,10 @@ pub struct SourcePackage {
     pub files: Vec<SourceFile>,
     /// `3.0 (quilt)`, `3.0 (native)` or `1.0`.
     pub format: String,
+    /// The position of the package source it was found in, in the build's
+    /// list (set by the lookup; the URL its files are fetched from).
+    #[serde(default)]
+    pub origin: usize,
 }
 
 /// The `Sources` index of `component` that the signed Release lists, with
@@ -230,6 +234,7 @@ pub fn find_source<R: BufRead>(
                 directory,
                 files,
                 format,
+                origin: 0,
             },
         ));
     }

@@ -35,6 +35,8 @@ fn release(paths: &[&str]) -> Release {
         architectures: Vec::new(),
         components: vec!["main".into()],
         acquire_by_hash: false,
+        not_automatic: false,
+        but_automatic_upgrades: false,
         sha256,
         signer: String::new(),
         signer_primary: String::new(),

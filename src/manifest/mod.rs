@@ -28,6 +28,7 @@ mod account;
 mod build;
 mod cache;
 mod ci;
+mod repository;
 pub use account::{
     AccountSpec, BUILTIN_ACCOUNTS, CaCertificate, DEFAULT_SHELL, check_pem_certificates,
 };
@@ -35,6 +36,7 @@ use build::RawBuild;
 pub use build::{BuildKind, BuildSource, BuildSpec, CargoOptions, Strip};
 pub use cache::{CacheSpec, check_public_key, check_remote_url};
 pub use ci::{CiSpec, CiTarget};
+pub use repository::RepositorySpec;
 
 /// The file name xbuild looks for in a project directory.
 pub const FILE_NAME: &str = "xbuild.toml";
@@ -210,8 +212,8 @@ pub struct PackagesSpec {
     pub exclude: Vec<String>,
     /// Keep dependencies needed only to install (`Pre-Depends: dpkg` & co.).
     pub install_time_dependencies: bool,
-    /// The archive to use; `None` means the host apt's mirror.
-    pub repository: Option<RepositorySpec>,
+    /// The package sources, in order; empty means the host apt's.
+    pub repositories: Vec<RepositorySpec>,
     /// Most layers per image.
     pub layer_budget: u32,
 }
@@ -222,55 +224,9 @@ impl Default for PackagesSpec {
             include: Vec::new(),
             exclude: Vec::new(),
             install_time_dependencies: false,
-            repository: None,
+            repositories: Vec::new(),
             layer_budget: DEFAULT_LAYER_BUDGET,
         }
-    }
-}
-
-/// `[packages] repository`: a Debian archive.
-///
-/// `Debug` and `Display` redact credentials in the URL.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RepositorySpec {
-    /// Archive root (`http://<mirror>/debian`), without a trailing `/`.
-    /// May hold credentials: print [`RepositorySpec::redacted_url`] instead.
-    pub url: String,
-    pub suite: Option<String>,
-    pub components: Option<Vec<String>>,
-    /// Absolute path of the OpenPGP keyring that signs the archive.
-    pub keyring: Option<PathBuf>,
-}
-
-impl RepositorySpec {
-    /// The URL with any `user:password@` replaced by `***@`.
-    pub fn redacted_url(&self) -> String {
-        crate::http::redact(&self.url)
-    }
-}
-
-impl fmt::Display for RepositorySpec {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&self.redacted_url())?;
-        if let Some(suite) = &self.suite {
-            write!(formatter, " {suite}")?;
-        }
-        if let Some(components) = &self.components {
-            write!(formatter, " {}", components.join(" "))?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for RepositorySpec {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("RepositorySpec")
-            .field("url", &self.redacted_url())
-            .field("suite", &self.suite)
-            .field("components", &self.components)
-            .field("keyring", &self.keyring)
-            .finish()
     }
 }
 
@@ -323,17 +279,8 @@ struct RawPackages {
     exclude: Vec<Spanned<String>>,
     #[serde(default)]
     install_time_dependencies: bool,
-    repository: Option<RawRepository>,
+    repository: Option<Spanned<repository::RawRepositories>>,
     layer_budget: Option<Spanned<i64>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawRepository {
-    url: Spanned<String>,
-    suite: Option<Spanned<String>>,
-    components: Option<Spanned<Vec<Spanned<String>>>>,
-    keyring: Option<Spanned<String>>,
 }
 
 impl Manifest {
@@ -543,7 +490,7 @@ impl Validator<'_> {
         if let Some(both) = exclude.iter().find(|name| {
             include
                 .iter()
-                .any(|included| included.get_ref() == name.get_ref())
+                .any(|included| package_and_release(included.get_ref()).0 == name.get_ref())
         }) {
             return Err(self.error(
                 both.span(),
@@ -566,84 +513,55 @@ impl Validator<'_> {
                 })?,
             None => DEFAULT_LAYER_BUDGET,
         };
-        let repository = match raw.repository {
-            Some(repository) => Some(self.repository(repository, dir)?),
-            None => None,
+        let repositories = match raw.repository {
+            Some(list) => self.repositories(list, dir)?,
+            None => Vec::new(),
         };
         Ok(PackagesSpec {
             include: include.into_iter().map(Spanned::into_inner).collect(),
             exclude: exclude.into_iter().map(Spanned::into_inner).collect(),
             install_time_dependencies: raw.install_time_dependencies,
-            repository,
+            repositories,
             layer_budget,
         })
     }
 
-    /// Checks Debian package names and that none is listed twice.
+    /// Checks Debian package names and that none is listed twice; in
+    /// `include`, a name may name its release (`name/bookworm-backports`).
     fn package_names(
         &self,
         names: Vec<Spanned<String>>,
         list: &str,
     ) -> Result<Vec<Spanned<String>>, ManifestError> {
         let mut seen = BTreeSet::new();
-        for name in &names {
-            check_package_name(name.get_ref())
-                .map_err(|message| self.error(name.span(), message))?;
-            if !seen.insert(name.get_ref()) {
+        for entry in &names {
+            let (name, release) = package_and_release(entry.get_ref());
+            check_package_name(name).map_err(|message| self.error(entry.span(), message))?;
+            match release {
+                Some(_) if list != "include" => {
+                    return Err(self.error(
+                        entry.span(),
+                        format!("`{}`: only include names a release (`name/suite`)", entry.get_ref()),
+                    ));
+                }
+                Some(release) => {
+                    crate::debian::repository::check_archive_path(release, "release")
+                        .and_then(|()| match release.contains('/') {
+                            true => Err(format!("release `{release}` has a `/`")),
+                            false => Ok(()),
+                        })
+                        .map_err(|message| self.error(entry.span(), message))?;
+                }
+                None => {}
+            }
+            if !seen.insert(name) {
                 return Err(self.error(
-                    name.span(),
-                    format!("package `{}` is listed twice in {list}", name.get_ref()),
+                    entry.span(),
+                    format!("package `{name}` is listed twice in {list}"),
                 ));
             }
         }
         Ok(names)
-    }
-
-    fn repository(&self, raw: RawRepository, dir: &Path) -> Result<RepositorySpec, ManifestError> {
-        let url = raw.url.get_ref().trim_end_matches('/').to_owned();
-        crate::debian::repository::check_url(&url)
-            .map_err(|message| self.error(raw.url.span(), message))?;
-        if let Some(suite) = &raw.suite {
-            crate::debian::repository::check_archive_path(suite.get_ref(), "suite")
-                .map_err(|message| self.error(suite.span(), message))?;
-        }
-        let components = match raw.components {
-            Some(components) => {
-                if components.get_ref().is_empty() {
-                    return Err(self.error(
-                        components.span(),
-                        "components must list at least one component, e.g. [\"main\"]",
-                    ));
-                }
-                let mut checked = Vec::new();
-                for component in components.into_inner() {
-                    crate::debian::repository::check_archive_path(component.get_ref(), "component")
-                        .map_err(|message| self.error(component.span(), message))?;
-                    checked.push(component.into_inner());
-                }
-                Some(checked)
-            }
-            None => None,
-        };
-        let keyring = match raw.keyring {
-            Some(keyring) => {
-                let resolved = dir.join(keyring.get_ref());
-                if !resolved.is_file() {
-                    return Err(self.error(
-                        keyring.span(),
-                        format!("keyring {} does not exist", resolved.display()),
-                    ));
-                }
-                Some(resolved)
-            }
-            None => None,
-        };
-        Ok(RepositorySpec {
-            url,
-            suite: raw.suite.map(Spanned::into_inner),
-            components,
-            keyring,
-        })
     }
 }
 
@@ -757,6 +675,16 @@ fn parse_port(text: &str) -> Result<ExposedPort, String> {
 }
 
 /// Debian package names: `[a-z0-9][a-z0-9+.-]+`.
+/// An `include` entry's package name and the release it names, if any:
+/// `foo/bookworm-backports` → (`foo`, `bookworm-backports`), as apt's
+/// `apt-get install foo/bookworm-backports`.
+pub fn package_and_release(entry: &str) -> (&str, Option<&str>) {
+    match entry.split_once('/') {
+        Some((name, release)) => (name, Some(release)),
+        None => (entry, None),
+    }
+}
+
 fn check_package_name(name: &str) -> Result<(), String> {
     let valid = name.len() >= 2
         && name

@@ -87,7 +87,8 @@ source = { debian = "hello" }
     assert_eq!(packages.exclude, ["perl-doc"]);
     assert!(packages.install_time_dependencies);
     assert_eq!(packages.layer_budget, 20);
-    let repository = packages.repository.as_ref().unwrap();
+    assert_eq!(packages.repositories.len(), 1);
+    let repository = &packages.repositories[0];
     assert_eq!(repository.url, "http://user:secret@mirror.example/debian");
     assert_eq!(repository.suite.as_deref(), Some("trixie"));
     assert_eq!(
@@ -127,6 +128,32 @@ source = { debian = "hello" }
 }
 
 #[test]
+fn a_repository_list_is_read_in_order_and_include_names_a_release() {
+    let manifest = parse(
+        "[image]\nname = \"app\"\n[packages]\ninclude = [\"curl/bookworm-backports\", \"jq\"]\n\
+         [[packages.repository]]\nurl = \"http://h/debian\"\nsuite = \"bookworm\"\n\
+         [[packages.repository]]\nurl = \"http://h/debian-security/\"\nsuite = \"bookworm-security\"\narchitectures = [\"arm64\", \"amd64\"]\n",
+    )
+    .unwrap();
+    let packages = &manifest.packages;
+    assert_eq!(packages.include, ["curl/bookworm-backports", "jq"]);
+    assert_eq!(
+        package_and_release(&packages.include[0]),
+        ("curl", Some("bookworm-backports"))
+    );
+    assert_eq!(package_and_release("jq"), ("jq", None));
+    let shown: Vec<String> = packages.repositories.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        ["http://h/debian bookworm", "http://h/debian-security bookworm-security"]
+    );
+    assert_eq!(
+        packages.repositories[1].architectures.as_deref(),
+        Some(&["arm64".to_owned(), "amd64".into()][..])
+    );
+}
+
+#[test]
 fn defaults_fill_what_is_left_out() {
     let manifest = parse(MINIMAL).unwrap();
     assert_eq!(manifest.image.tag, "latest");
@@ -148,7 +175,7 @@ fn cowsay_example_loads() {
         Some(&["cowsay".to_owned(), "hello".into(), "world".into()][..])
     );
     assert_eq!(manifest.packages.include, ["cowsay"]);
-    assert_eq!(manifest.packages.repository, None);
+    assert!(manifest.packages.repositories.is_empty());
 }
 
 #[test]
@@ -325,6 +352,34 @@ fn invalid_values_have_exact_positions() {
         (
             "[image]\nname = \"app\"\n[packages]\nrepository = { url = \"http://h/d\", keyring = \"missing.gpg\" }\n",
             "4:46: keyring ",
+        ),
+        (
+            "[image]\nname = \"app\"\n[packages]\nrepository = []\n",
+            "4:14: repository lists no archive",
+        ),
+        (
+            "[image]\nname = \"app\"\n[[packages.repository]]\nurl = \"http://h/d\"\n[[packages.repository]]\nurl = \"http://h/s\"\nsuite = \"a b\"\n",
+            "7:9: suite `a b` contains ' '",
+        ),
+        (
+            "[image]\nname = \"app\"\n[packages]\nrepository = { url = \"http://h/d\", architectures = [\"ARM64\"] }\n",
+            "4:53: `ARM64` is not a Debian architecture name",
+        ),
+        (
+            "[image]\nname = \"app\"\n[packages]\ninclude = [\"curl/../etc\"]\n",
+            "4:12: release `../etc`",
+        ),
+        (
+            "[image]\nname = \"app\"\n[packages]\ninclude = [\"curl/a/b\"]\n",
+            "4:12: release `a/b` has a `/`",
+        ),
+        (
+            "[image]\nname = \"app\"\n[packages]\nexclude = [\"curl/bookworm\"]\n",
+            "4:12: `curl/bookworm`: only include names a release",
+        ),
+        (
+            "[image]\nname = \"app\"\n[packages]\ninclude = [\"curl/bookworm-backports\"]\nexclude = [\"curl\"]\n",
+            "5:12: package `curl` is both included and excluded",
         ),
     ];
     for (text, expected) in cases {

@@ -11,7 +11,6 @@ use super::slim;
 use crate::Error;
 use crate::cache::{Bucket, Cache, EntryMeta};
 use crate::hash::Sha256Digest;
-use crate::http::redact;
 use crate::image::layout::{
     BlobSource, ImageToWrite, oci_layout_is_current, write_docker_archive, write_oci_layout,
 };
@@ -424,6 +423,7 @@ pub(super) fn assemble(
                     size: package.size,
                     sha256: package.sha256.oci(),
                     reason: package.reason.clone(),
+                    origin: package.origin.label(),
                 })
                 .collect(),
             layers: records
@@ -476,11 +476,13 @@ pub(super) fn assemble(
     Ok(BuildReport {
         xbuild_version: env!("CARGO_PKG_VERSION"),
         build_platform: options.build_platform.name.clone(),
-        repository: format!(
-            "{} {}",
-            redact(&resolved.repository.url),
-            resolved.repository.suite
-        ),
+        repository: resolved
+            .sources
+            .main(super::package_sources::SourceUse::Image)
+            .repository
+            .describe(),
+        sources: resolved.sources.summaries(),
+        notes: resolved.sources.notes.clone(),
         summary: Default::default(),
         phases: Default::default(),
         targets,

@@ -58,12 +58,15 @@ pub(super) fn configure_key(
 
 /// The suite configuring writes os-release from.
 pub(super) fn suite_release(resolved: &super::resolve::Resolved) -> SuiteRelease {
-    let release = &resolved.release.release;
+    let main = resolved
+        .sources
+        .main(super::package_sources::SourceUse::Image);
+    let release = &main.release.release;
     SuiteRelease {
         codename: release
             .codename
             .clone()
-            .unwrap_or_else(|| resolved.repository.suite.clone()),
+            .unwrap_or_else(|| main.repository.suite.clone()),
         version: release.version.clone(),
     }
 }

@@ -6,13 +6,11 @@
 
 use super::BuildOptions;
 use super::fetch::fetch_deb;
-use super::resolve::{ResolveContext, resolve_request, toolchain_suite};
+use super::package_sources::{PackageSources, SourceUse};
+use super::resolve::{ResolveContext, resolve_request};
 use crate::Error;
 use crate::cache::{Bucket, Cache, CacheError, EntryMeta};
 use crate::debian::deb::DebArchive;
-use crate::debian::index;
-use crate::debian::release::Keyring;
-use crate::debian::repository::{self, Repository};
 use crate::debian::resolve::Request;
 use crate::http::HttpClient;
 use crate::plan::KeyBuilder;
@@ -45,31 +43,19 @@ pub fn emulator(
     qemu: &str,
 ) -> Result<Emulator, Error> {
     let http = HttpClient::with_idle_timeout(options.http_timeout)?;
-    let selected = repository::select(
-        options.manifest.packages.repository.as_ref(),
-        options.mirror.as_deref(),
-    )?;
     // The build machine's suite: its programs are the ones that run here.
-    let suite = toolchain_suite(options, &selected).unwrap_or_else(|| selected.suite.clone());
-    let repository = Repository {
-        suite,
-        components: vec!["main".to_owned()],
-        ..selected
-    };
-    let keyring = Keyring::load_all(&repository.keyrings).map_err(index::IndexError::from)?;
-    let release = index::fetch_release(
-        &repository,
-        &keyring,
+    let sources = PackageSources::verify(
+        options,
         cache,
         &http,
         reporter,
-        options.now,
-        options.index_max_age,
+        &[SourceUse::Toolchain],
+        &mut Vec::new(),
     )?;
     let context = ResolveContext {
         options,
-        repository: &repository,
-        release: &release,
+        sources: &sources,
+        purpose: SourceUse::Toolchain,
         cache,
         http: &http,
         reporter,
@@ -90,9 +76,8 @@ pub fn emulator(
         .ok_or_else(|| Error::Target {
             target: options.build_platform.name.clone(),
             message: format!(
-                "{} {} has no {EMULATOR_PACKAGE} for {arch}",
-                crate::http::redact(&repository.url),
-                repository.suite
+                "{} has no {EMULATOR_PACKAGE} for {arch}",
+                context.describe()
             ),
         })?;
     let key = KeyBuilder::new("emulator")

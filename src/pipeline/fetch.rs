@@ -33,7 +33,7 @@ pub(super) fn fetch_deb(
     outcomes: &Outcomes,
 ) -> Result<PathBuf, Error> {
     let start = Instant::now();
-    let url = format!("{}/{}", context.repository.url, package.filename);
+    let url = context.package_url(package);
     let what = deb_label(package);
     let (path, origin, bytes) = context
         .cache

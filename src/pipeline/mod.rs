@@ -22,6 +22,7 @@ mod compile;
 mod configure;
 pub mod emulator;
 mod fetch;
+pub mod package_sources;
 mod planner;
 mod realize;
 pub mod resolve;
@@ -30,7 +31,7 @@ pub(crate) mod sources;
 
 use crate::Error;
 use crate::cache::Cache;
-use crate::http::{HttpClient, redact};
+use crate::http::HttpClient;
 use crate::manifest::Manifest;
 use crate::plan::{NoRemote, NodeKind, NodeSource, Plan, RemoteStatus, RequireHits};
 use crate::platform::Platform;
@@ -41,8 +42,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 pub use compile::{BuildRecord, PlannedBuild, SysrootPlan, ToolchainPlan, ToolchainProvider};
+pub use package_sources::toolchain_suite;
 pub use resolve::{
-    ProviderChoice, ProviderOption, ResolvedPackage, TargetResolution, toolchain_suite,
+    PackageOrigin, ProviderChoice, ProviderOption, ResolvedPackage, TargetResolution,
 };
 pub use sources::PlannedSource;
 
@@ -149,15 +151,8 @@ fn make_plan(
     let mut indices = resolved.indices.clone();
     let builds = compile::plan_builds(&contexts, &resolved.targets, &mut indices)?;
     let inputs = planner::PlanInputs {
-        repository: redact(&resolved.repository.url),
-        suite: resolved.repository.suite.clone(),
-        toolchain_suite: resolved
-            .host
-            .as_ref()
-            .map_or(&resolved.repository.suite, |(repository, _)| {
-                &repository.suite
-            })
-            .clone(),
+        sources: resolved.sources.summaries(),
+        notes: resolved.sources.notes.clone(),
         targets: &resolved.targets,
         indices: &indices,
         builds: &builds.per_target,

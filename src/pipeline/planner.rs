@@ -31,11 +31,9 @@ use crate::toolchain::rust::RustToolchain;
 
 /// What the plan is made from.
 pub(super) struct PlanInputs<'a> {
-    /// The image's repository (redacted) and suite, and the suite compiler
-    /// programs come from.
-    pub repository: String,
-    pub suite: String,
-    pub toolchain_suite: String,
+    /// The package sources, in order, and what to know about them.
+    pub sources: Vec<crate::plan::SourceSummary>,
+    pub notes: Vec<String>,
     pub targets: &'a [TargetResolution],
     /// Every index resolving and build planning consulted.
     pub indices: &'a [IndexUse],
@@ -67,9 +65,8 @@ pub(super) fn plan(
         cache,
         builder: PlanBuilder::new(
             &build_platform.name,
-            &inputs.repository,
-            &inputs.suite,
-            &inputs.toolchain_suite,
+            inputs.sources.clone(),
+            inputs.notes.clone(),
         ),
     };
     planner.indices(inputs.indices);

@@ -31,6 +31,7 @@ fn package(name: &str, architecture: &str) -> ResolvedPackage {
         reason: "requested".to_owned(),
         source: format!("{name} 1.0-1"),
         built_using: None,
+        origin: Default::default(),
     }
 }
 
@@ -56,6 +57,7 @@ fn fixture() -> Fixture {
         skipped: Vec::new(),
         choices: Vec::new(),
         sysroot: sysroot.clone(),
+        notes: Vec::new(),
     };
     let toolchain = ToolchainPlan {
         platform: platform.clone(),
@@ -82,6 +84,7 @@ fn fixture() -> Fixture {
             sha256: Sha256Digest::of(b"orig"),
         }],
         format: "3.0 (quilt)".to_owned(),
+        origin: 0,
     });
     let build = |name: &str, kind, source: PlannedSource| PlannedBuild {
         name: format!("{name} (aarch64-linux)"),
@@ -141,9 +144,8 @@ impl Fixture {
     fn plan_with(&self, remote: &dyn RemoteStatus) -> Plan {
         let indices = [release_index()];
         let inputs = PlanInputs {
-            repository: "http://127.0.0.1/debian".to_owned(),
-            suite: "bookworm".to_owned(),
-            toolchain_suite: "bookworm".to_owned(),
+            sources: Vec::new(),
+            notes: Vec::new(),
             targets: &self.targets,
             indices: &indices,
             builds: &self.builds,

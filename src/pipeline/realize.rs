@@ -529,6 +529,7 @@ mod tests {
             reason: "requested".to_owned(),
             source: format!("{name} 1.0-1"),
             built_using: None,
+            origin: Default::default(),
         }
     }
 
@@ -550,6 +551,7 @@ mod tests {
             skipped: Vec::new(),
             choices: Vec::new(),
             sysroot: Vec::new(),
+            notes: Vec::new(),
         }
     }
 

@@ -1,29 +1,33 @@
-//! The resolve step: choose the repository, verify its signed indices, and
-//! compute each target's package closure. A closure is cached under a key of
-//! the index digests and the request, so an unchanged rebuild neither
-//! downloads nor parses a `Packages` index.
+//! The resolve step: verify the package sources' signed indices
+//! ([`super::package_sources`]) and compute each target's package closure
+//! over all of them. A closure is cached under a key of the sources, their
+//! index digests and the request, so an unchanged rebuild neither downloads
+//! nor parses a `Packages` index.
 
 use super::BuildOptions;
 use crate::Error;
 use crate::cache::{BlobOrigin, Bucket, Cache, EntryMeta};
-use crate::debian::index::{self, IndexFetch, SignedRelease};
-use crate::debian::release::Keyring;
-use crate::debian::repository::{self, Repository};
+use super::package_sources::{PackageSource, PackageSources, SourceUse};
+use crate::debian::index::{self, IndexFetch};
+use crate::debian::package::Package;
 use crate::debian::resolve::{self as resolver, Reason, Request, Universe};
+use crate::manifest::package_and_release;
 use crate::hash::Sha256Digest;
 use crate::http::HttpClient;
 use crate::plan::KeyBuilder;
 use crate::platform::Platform;
 use crate::progress::Reporter;
 use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 /// Version of the resolver's behaviour; part of every resolution key.
 ///
 /// v2: depth-first marking in apt's order, alternatives one at a time with
 /// their providers, fallback to the next when one cannot be installed, and
-/// the lightest provider of a pure-virtual name.
-const RESOLVER_VERSION: &str = "resolver-v2";
+/// the lightest provider of a pure-virtual name. v3: over a list of
+/// sources, each package recording its origin.
+const RESOLVER_VERSION: &str = "resolver-v3-sources";
 
 /// One package of a target's closure, as later steps need it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,6 +47,25 @@ pub struct ResolvedPackage {
     /// Its `Built-Using` field, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub built_using: Option<String>,
+    /// The package source it comes from.
+    pub origin: PackageOrigin,
+}
+
+/// Where a resolved package comes from: a source of the build's list (see
+/// [`PackageSources`]) and the component whose index named it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageOrigin {
+    /// The source's position in the list (the plan's `sources[id]`).
+    pub source: usize,
+    pub suite: String,
+    pub component: String,
+}
+
+impl PackageOrigin {
+    /// `bookworm-security/main`.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.suite, self.component)
+    }
 }
 
 /// How a relation on a pure-virtual name was met: the providers tried,
@@ -136,6 +159,8 @@ pub struct TargetResolution {
     /// the `-dev` packages builds name, and their closure. Empty without
     /// `[[build]]` entries and for musl targets.
     pub sysroot: Vec<ResolvedPackage>,
+    /// Sources not read for this target, and why.
+    pub notes: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -152,16 +177,14 @@ pub(super) struct RequestResolution {
     /// Dependencies left out, and why.
     pub skipped: Vec<String>,
     pub choices: Vec<ProviderChoice>,
+    /// Sources not read for the architecture, and why.
+    pub notes: Vec<String>,
 }
 
 /// The outcome of the resolve step.
 pub struct Resolved {
-    pub repository: Repository,
-    pub release: SignedRelease,
-    /// The build machine's suite of the same archive, where compiler
-    /// programs come from, when it is not the image's
-    /// ([`toolchain_suite`]).
-    pub host: Option<(Repository, SignedRelease)>,
+    /// Every source, verified: the image's and the build machine's.
+    pub sources: PackageSources,
     pub targets: Vec<TargetResolution>,
     /// The indices resolving consulted (the plan's index nodes).
     pub indices: Vec<IndexUse>,
@@ -184,7 +207,7 @@ pub struct IndexUse {
 }
 
 impl IndexUse {
-    fn of(fetch: &IndexFetch, digest: Sha256Digest, target: Option<&str>) -> IndexUse {
+    pub(super) fn of(fetch: &IndexFetch, digest: Sha256Digest, target: Option<&str>) -> IndexUse {
         IndexUse {
             name: fetch.name.clone(),
             target: target.map(str::to_owned),
@@ -203,62 +226,17 @@ pub fn resolve_all(
     http: &HttpClient,
     reporter: &dyn Reporter,
 ) -> Result<Resolved, Error> {
-    let manifest = &options.manifest;
-    let repository = repository::select(
-        manifest.packages.repository.as_ref(),
-        options.mirror.as_deref(),
-    )?;
-    for platform in &options.targets {
-        if !platform.is_available_in_suite(&repository.suite) {
-            return Err(Error::Target {
-                target: platform.name.clone(),
-                message: format!(
-                    "Debian has {} packages only from suite {} on, and the repository's suite is {}; set packages.repository.suite = \"{}\" in {}",
-                    platform.debian_arch,
-                    platform.min_suite.as_deref().unwrap_or("?"),
-                    repository.suite,
-                    platform.min_suite.as_deref().unwrap_or("?"),
-                    manifest.path.display()
-                ),
-            });
-        }
-    }
-    let keyring = Keyring::load_all(&repository.keyrings).map_err(index::IndexError::from)?;
-    let release = index::fetch_release(
-        &repository,
-        &keyring,
-        cache,
-        http,
-        reporter,
-        options.now,
-        options.index_max_age,
-    )?;
-    let mut indices = vec![IndexUse::of(&release.fetch, release.digest, None)];
-    let host = match toolchain_suite(options, &repository) {
-        Some(suite) if !manifest.builds.is_empty() && suite != repository.suite => {
-            let host_repository = Repository {
-                suite,
-                components: vec!["main".to_owned()],
-                ..repository.clone()
-            };
-            let host_release = index::fetch_release(
-                &host_repository,
-                &keyring,
-                cache,
-                http,
-                reporter,
-                options.now,
-                options.index_max_age,
-            )?;
-            indices.push(IndexUse::of(&host_release.fetch, host_release.digest, None));
-            Some((host_repository, host_release))
-        }
-        _ => None,
+    let mut indices = Vec::new();
+    let uses: &[SourceUse] = if options.manifest.builds.is_empty() {
+        &[SourceUse::Image]
+    } else {
+        &[SourceUse::Image, SourceUse::Toolchain]
     };
+    let sources = PackageSources::verify(options, cache, http, reporter, uses, &mut indices)?;
     let context = ResolveContext {
         options,
-        repository: &repository,
-        release: &release,
+        sources: &sources,
+        purpose: SourceUse::Image,
         cache,
         http,
         reporter,
@@ -292,28 +270,14 @@ pub fn resolve_all(
         indices.extend(target_indices);
     }
     Ok(Resolved {
-        repository,
-        release,
-        host,
+        sources,
         targets,
         indices,
     })
 }
 
-/// The suite compiler programs come from: `--toolchain-suite` (or
-/// `XBUILD_TOOLCHAIN_SUITE`), else the suite the host's own apt uses from
-/// this archive (the build machine's Debian release: a newer suite's
-/// compilers need a newer glibc than it has), else the image's.
-pub fn toolchain_suite(options: &BuildOptions, repository: &Repository) -> Option<String> {
-    options
-        .toolchain_suite
-        .clone()
-        .or_else(|| repository::host_suite_of(&repository.url))
-}
-
 impl Resolved {
-    /// The context later steps resolve and fetch in: this repository and
-    /// its verified Release.
+    /// The context later steps resolve and fetch the image's packages in.
     pub(super) fn context<'a>(
         &'a self,
         options: &'a BuildOptions,
@@ -323,15 +287,16 @@ impl Resolved {
     ) -> ResolveContext<'a> {
         ResolveContext {
             options,
-            repository: &self.repository,
-            release: &self.release,
+            sources: &self.sources,
+            purpose: SourceUse::Image,
             cache,
             http,
             reporter,
         }
     }
 
-    /// The contexts of builds: the image's suite and the build machine's.
+    /// The contexts of builds: the image's sources and the build
+    /// machine's.
     pub(super) fn contexts<'a>(
         &'a self,
         options: &'a BuildOptions,
@@ -340,27 +305,41 @@ impl Resolved {
         reporter: &'a dyn Reporter,
     ) -> super::compile::Contexts<'a> {
         let image = self.context(options, cache, http, reporter);
-        let host = match &self.host {
-            Some((repository, release)) => ResolveContext {
-                repository,
-                release,
-                ..self.context(options, cache, http, reporter)
-            },
-            None => self.context(options, cache, http, reporter),
+        let host = ResolveContext {
+            purpose: SourceUse::Toolchain,
+            ..self.context(options, cache, http, reporter)
         };
         super::compile::Contexts { image, host }
     }
 }
 
-/// Where a resolution runs: the repository, its verified Release and the
-/// shared services.
+/// Where a resolution runs: the verified sources, which of them it reads,
+/// and the shared services.
 pub(super) struct ResolveContext<'a> {
     pub options: &'a BuildOptions,
-    pub repository: &'a Repository,
-    pub release: &'a SignedRelease,
+    pub sources: &'a PackageSources,
+    pub purpose: SourceUse,
     pub cache: &'a Cache,
     pub http: &'a HttpClient,
     pub reporter: &'a dyn Reporter,
+}
+
+impl ResolveContext<'_> {
+    /// The sources it reads, with their positions.
+    pub fn used(&self) -> impl Iterator<Item = (usize, &PackageSource)> {
+        self.sources.serving(self.purpose)
+    }
+
+    /// `URL SUITE, …` of the sources it reads, for messages.
+    pub fn describe(&self) -> String {
+        self.sources.describe(self.purpose)
+    }
+
+    /// The URL of a resolved package's `.deb`, at its own source.
+    pub fn package_url(&self, package: &ResolvedPackage) -> String {
+        let source = self.sources.get(package.origin.source);
+        format!("{}/{}", source.repository.url, package.filename)
+    }
 }
 
 /// Packages of the C library's closure whose runtime parts the image
@@ -456,13 +435,25 @@ fn resolve_target(
         skipped: resolution.skipped,
         choices: resolution.choices,
         sysroot,
+        notes: resolution.notes,
     })
 }
 
-/// Resolves `request` against the `arch` indices of the repository, cached
-/// under a key of the exact index digests and the request. `target` names
-/// the platform in reports and errors; the indices it consults are added
-/// to `indices`.
+/// A `Packages` index of one source a request reads.
+struct IndexInput<'a> {
+    position: usize,
+    source: &'a PackageSource,
+    component: &'a str,
+    path: String,
+    hash: crate::debian::release::FileHash,
+}
+
+/// Resolves `request` against the `arch` indices of the context's sources,
+/// cached under a key of the sources, the exact index digests and the
+/// request. An include entry `name/release` takes `name` from that release
+/// (the only way a `NotAutomatic` suite gives anything). `target` names the
+/// platform in reports and errors; the indices it consults are added to
+/// `indices`.
 pub(super) fn resolve_request(
     context: &ResolveContext,
     target: &str,
@@ -471,15 +462,31 @@ pub(super) fn resolve_request(
     indices: &mut Vec<IndexUse>,
 ) -> Result<RequestResolution, Error> {
     let ResolveContext {
-        repository,
-        release,
         cache,
         http,
         reporter,
         ..
     } = *context;
-    // The key pins the exact index bytes (by the signed Release's digests)
-    // and everything the resolver is asked.
+    let mut roots: Vec<String> = Vec::new();
+    let mut pins: Vec<(&str, &str)> = Vec::new();
+    for entry in &request.include {
+        let (name, release) = package_and_release(entry);
+        roots.push(name.to_owned());
+        if let Some(release) = release {
+            if !context.used().any(|(_, source)| source.answers_to(release)) {
+                return Err(Error::Target {
+                    target: target.to_owned(),
+                    message: format!(
+                        "`{entry}` asks for release {release}, and no package source is that suite or codename (the sources: {}); add it as a [[packages.repository]]",
+                        context.describe()
+                    ),
+                });
+            }
+            pins.push((name, release));
+        }
+    }
+    // The key pins the sources, the exact index bytes (by the signed
+    // Releases' digests) and everything the resolver is asked.
     let mut key = KeyBuilder::new("resolution")
         .text("resolver", RESOLVER_VERSION)
         .text("arch", arch)
@@ -501,25 +508,84 @@ pub(super) fn resolve_request(
                 "no"
             },
         );
-    let mut index_paths = Vec::new();
-    for component in &repository.components {
-        match index::packages_index_path(&release.release, component, arch) {
-            Some((path, hash)) => {
-                key = key
-                    .text("index", &path)
-                    .digest("index-digest", &hash.digest);
-                index_paths.push((path, hash.digest));
-            }
-            None => key = key.text("index-missing", component),
+    let mut inputs: Vec<IndexInput> = Vec::new();
+    let mut notes = Vec::new();
+    for (position, source) in context.used() {
+        let release = &source.release.release;
+        let listed = release.architectures.is_empty()
+            || release.architectures.iter().any(|a| a == arch || a == "all");
+        if !source.repository.serves_architecture(arch) || !listed {
+            notes.push(format!(
+                "{} not read for {arch}: {}",
+                source.repository.describe(),
+                if listed {
+                    format!(
+                        "its sources entry limits it to {}",
+                        source.repository.architectures.join(", ")
+                    )
+                } else {
+                    format!("its Release lists {}", release.architectures.join(" "))
+                }
+            ));
+            continue;
         }
+        key = key
+            .number("source", position as u64)
+            .text("suite", &source.repository.suite)
+            .text(
+                "automatic",
+                if source.only_when_asked() { "no" } else { "yes" },
+            );
+        for component in &source.repository.components {
+            match index::packages_index_path(release, component, arch) {
+                Some((path, hash)) => {
+                    key = key
+                        .text("index", &path)
+                        .digest("index-digest", &hash.digest);
+                    inputs.push(IndexInput {
+                        position,
+                        source,
+                        component,
+                        path,
+                        hash,
+                    });
+                }
+                None => key = key.text("index-missing", component),
+            }
+        }
+    }
+    if inputs.is_empty() {
+        // Nothing to read: the first source's own error says why.
+        let (_, first) = context.used().next().expect("a context reads a source");
+        let release = &first.release.release;
+        return Err(Error::from(if !release.architectures.is_empty()
+            && !release.architectures.iter().any(|a| a == arch)
+        {
+            index::IndexError::MissingArchitecture {
+                url: first.repository.shown_url(),
+                suite: first.repository.suite.clone(),
+                arch: arch.to_owned(),
+                available: release.architectures.clone(),
+            }
+        } else {
+            index::IndexError::MissingIndex {
+                url: format!(
+                    "{}/dists/{}",
+                    first.repository.shown_url(),
+                    first.repository.suite
+                ),
+                component: first.repository.components.join(", "),
+                arch: arch.to_owned(),
+            }
+        }));
     }
     let key = key.finish();
     if let Some(record) = cache.get_entry::<ResolutionRecord>(Bucket::Resolution, &key)? {
-        for (path, digest) in &index_paths {
+        for input in &inputs {
             indices.push(IndexUse {
-                name: format!("{}/{path}", repository.suite),
+                name: format!("{}/{}", input.source.repository.suite, input.path),
                 target: Some(target.to_owned()),
-                digest: *digest,
+                digest: input.hash.digest,
                 origin: BlobOrigin::Local,
                 bytes: 0,
                 seconds: 0.0,
@@ -529,18 +595,31 @@ pub(super) fn resolve_request(
             packages: record.packages,
             skipped: record.skipped,
             choices: record.choices,
+            notes,
         });
     }
 
-    let mut packages = Vec::new();
-    for component in &repository.components {
-        let fetched =
-            index::fetch_packages(repository, release, component, arch, cache, http, reporter)?;
-        indices.push(IndexUse::of(&fetched.fetch, fetched.digest, Some(target)));
-        packages.extend(index::read_packages(&fetched, arch, &request.include)?);
+    let mut fetched = Vec::new();
+    for input in &inputs {
+        let index = index::fetch_packages(
+            &input.source.repository,
+            &input.source.release,
+            input.component,
+            arch,
+            cache,
+            http,
+            reporter,
+        )?;
+        indices.push(IndexUse::of(&index.fetch, index.digest, Some(target)));
+        fetched.push(index);
     }
-    let universe = Universe::new(packages);
-    let resolution = resolver::resolve(&universe, request).map_err(|source| Error::Resolution {
+    let lists = index::read_packages(&fetched, arch, &roots)?;
+    let (universe, origins) = pool(&inputs, lists, &pins);
+    let request = Request {
+        include: roots,
+        ..request.clone()
+    };
+    let resolution = resolver::resolve(&universe, &request).map_err(|source| Error::Resolution {
         target: target.to_owned(),
         source,
     })?;
@@ -549,6 +628,7 @@ pub(super) fn resolve_request(
         .iter()
         .map(|resolved| {
             let package = &resolved.package;
+            let input = &inputs[origins[&identity(package)]];
             ResolvedPackage {
                 name: package.name.clone(),
                 version: package.version.to_string(),
@@ -560,6 +640,11 @@ pub(super) fn resolve_request(
                 source: format!("{} {}", package.source_name(), package.source_version()),
                 built_using: package.built_using.clone(),
                 reason: reason_text(&resolved.reason),
+                origin: PackageOrigin {
+                    source: input.position,
+                    suite: input.source.repository.suite.clone(),
+                    component: input.component.to_owned(),
+                },
             }
         })
         .collect();
@@ -595,7 +680,53 @@ pub(super) fn resolve_request(
         packages: record.packages,
         skipped: record.skipped,
         choices: record.choices,
+        notes,
     })
+}
+
+/// A package version's identity across sources.
+fn identity(package: &Package) -> (String, String, String) {
+    (
+        package.name.clone(),
+        package.version.to_string(),
+        package.architecture.clone(),
+    )
+}
+
+/// The packages the resolver chooses from, as apt's candidates for an
+/// empty system: every source of equal priority in one pool (the highest
+/// version wins; of equal versions, the first source's), a `NotAutomatic`
+/// source's packages only where a pin names it, and a pinned name only
+/// from the release its pin names. Also each version's index (in
+/// `inputs`).
+fn pool(
+    inputs: &[IndexInput],
+    lists: Vec<Vec<Package>>,
+    pins: &[(&str, &str)],
+) -> (Universe, HashMap<(String, String, String), usize>) {
+    let pinned_to = |name: &str, source: &PackageSource| {
+        let mut releases = pins.iter().filter(|(pin, _)| *pin == name).peekable();
+        match releases.peek() {
+            None => None,
+            Some(_) => Some(releases.any(|(_, release)| source.answers_to(release))),
+        }
+    };
+    let mut origins = HashMap::new();
+    let mut seen = HashSet::new();
+    let mut packages = Vec::new();
+    for (number, (input, list)) in inputs.iter().zip(lists).enumerate() {
+        for package in list {
+            let wanted = match pinned_to(&package.name, input.source) {
+                Some(named) => named,
+                None => !input.source.only_when_asked(),
+            };
+            if wanted && seen.insert(identity(&package)) {
+                origins.insert(identity(&package), number);
+                packages.push(package);
+            }
+        }
+    }
+    (Universe::new(packages), origins)
 }
 
 /// `requested`, or `Depends of parent: relation`.

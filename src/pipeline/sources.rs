@@ -105,60 +105,88 @@ pub(super) fn plan_source(
     }
 }
 
-/// A Debian source package's entry in the repository's signed `Sources`
-/// index (fetched by digest, once per cache; the lookup is cached by the
-/// index digest).
+/// A Debian source package's entry in the signed `Sources` indices of the
+/// context's sources (each fetched by digest, once per cache; each lookup
+/// cached by the index digest): the highest version any of them has, as
+/// `apt-get source` takes it.
 pub(super) fn plan_debian_source(
     context: &ResolveContext,
     name: &str,
 ) -> Result<PlannedSource, Error> {
-    let repository = context.repository;
-    let suite_url = format!("{}/dists/{}", repository.url, repository.suite);
-    for component in &repository.components {
-        let Some((path, hash)) = sources_index_path(&context.release.release, component) else {
-            continue;
-        };
-        // The lookup is cached by the index digest: an unchanged
-        // rebuild neither reads nor decompresses the index.
-        let lookup = KeyBuilder::new("source-lookup")
-            .digest("sources-index", &hash.digest)
-            .text("package", name)
-            .finish();
-        if let Some(package) = context
-            .cache
-            .get_entry::<SourcePackage>(Bucket::SourceLookup, &lookup)?
-        {
-            return Ok(PlannedSource::Debian(package));
-        }
-        let url = format!("{suite_url}/{path}");
-        let (blob, _, _) = context.cache.fetch_verified(
-            context.http,
-            &[url],
-            &hash.digest,
-            hash.size,
-            &path,
-            context.reporter,
-        )?;
-        let found = find_source_in_file(&blob, &path, name).map_err(|source| Error::Source {
-            what: format!("package {name} in {path}"),
-            source,
-        })?;
-        if let Some(package) = found {
-            context
+    let mut best: Option<(crate::debian::version::Version, SourcePackage)> = None;
+    for (position, source) in context.used() {
+        let repository = &source.repository;
+        let suite_url = format!("{}/dists/{}", repository.url, repository.suite);
+        for component in &repository.components {
+            let Some((path, hash)) = sources_index_path(&source.release.release, component)
+            else {
+                continue;
+            };
+            // The lookup is cached by the index digest: an unchanged
+            // rebuild neither reads nor decompresses the index.
+            let lookup = KeyBuilder::new("source-lookup")
+                .digest("sources-index", &hash.digest)
+                .text("package", name)
+                .finish();
+            let found = match context
                 .cache
-                .put_entry(Bucket::SourceLookup, &lookup, &package, EntryMeta::any())?;
-            return Ok(PlannedSource::Debian(package));
+                .get_entry::<SourcePackage>(Bucket::SourceLookup, &lookup)?
+            {
+                Some(package) => Some(package),
+                None => {
+                    let url = format!("{suite_url}/{path}");
+                    let (blob, _, _) = context.cache.fetch_verified(
+                        context.http,
+                        &[url],
+                        &hash.digest,
+                        hash.size,
+                        &path,
+                        context.reporter,
+                    )?;
+                    let found = find_source_in_file(&blob, &path, name).map_err(|source| {
+                        Error::Source {
+                            what: format!("package {name} in {path}"),
+                            source,
+                        }
+                    })?;
+                    if let Some(package) = &found {
+                        context.cache.put_entry(
+                            Bucket::SourceLookup,
+                            &lookup,
+                            package,
+                            EntryMeta::any(),
+                        )?;
+                    }
+                    found
+                }
+            };
+            let Some(package) = found else {
+                continue;
+            };
+            let Ok(version) = package.version.parse::<crate::debian::version::Version>() else {
+                continue;
+            };
+            if best.as_ref().is_none_or(|(known, _)| version > *known) {
+                best = Some((
+                    version,
+                    SourcePackage {
+                        origin: position,
+                        ..package
+                    },
+                ));
+            }
         }
     }
-    Err(Error::Target {
-        target: format!("source package {name}"),
-        message: format!(
-            "no source package {name} in the Sources indices of {} {} ({})",
-            crate::http::redact(&repository.url),
-            repository.suite,
-            repository.components.join(", ")
-        ),
-    })
+    match best {
+        Some((_, package)) => Ok(PlannedSource::Debian(package)),
+        None => Err(Error::Target {
+            target: format!("source package {name}"),
+            message: format!(
+                "no source package {name} in the Sources indices of {}",
+                context.describe()
+            ),
+        }),
+    }
 }
 
 /// Where the unpacked tree of sources with this digest lives.
@@ -191,7 +219,11 @@ pub(super) fn materialize(
             .map(|file| {
                 (
                     file.clone(),
-                    source_file_url(&context.repository.url, &package.directory, &file.name),
+                    source_file_url(
+                        &context.sources.get(package.origin).repository.url,
+                        &package.directory,
+                        &file.name,
+                    ),
                 )
             })
             .collect(),

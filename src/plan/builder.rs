@@ -121,17 +121,15 @@ pub struct PlanBuilder {
 impl PlanBuilder {
     pub fn new(
         build_platform: &str,
-        repository: &str,
-        suite: &str,
-        toolchain_suite: &str,
+        sources: Vec<super::SourceSummary>,
+        notes: Vec<String>,
     ) -> PlanBuilder {
         PlanBuilder {
             plan: Plan {
                 format: PLAN_FORMAT.to_owned(),
                 build_platform: build_platform.to_owned(),
-                repository: repository.to_owned(),
-                suite: suite.to_owned(),
-                toolchain_suite: toolchain_suite.to_owned(),
+                sources,
+                notes,
                 images: Vec::new(),
                 nodes: Vec::new(),
             },
@@ -397,7 +395,7 @@ mod tests {
 
     /// Two targets sharing an `all` package: one cached layer, one not.
     fn two_targets() -> PlanBuilder {
-        let mut builder = PlanBuilder::new("x86_64-linux", "http://127.0.0.1/debian", "s", "s");
+        let mut builder = PlanBuilder::new("x86_64-linux", Vec::new(), Vec::new());
         let shared = builder.add(leaf("data.deb", Availability::Local));
         let shared_layer = builder.add(layer("data", Availability::Local, &[shared]));
         let arm = builder.add(leaf("arm.deb", MISSING));
@@ -535,7 +533,7 @@ mod tests {
             ),
             seconds: 1.0,
         };
-        let mut builder = PlanBuilder::new("x86_64-linux", "r", "s", "s");
+        let mut builder = PlanBuilder::new("x86_64-linux", Vec::new(), Vec::new());
         let build = builder.add(
             NewNode::new(
                 NodeKind::Build,

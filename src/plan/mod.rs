@@ -34,7 +34,7 @@ use crate::hash::Sha256Digest;
 use serde::{Deserialize, Serialize};
 
 /// Version of the plan's serialised form.
-pub const PLAN_FORMAT: &str = "xbuild-plan-v1";
+pub const PLAN_FORMAT: &str = "xbuild-plan-v2";
 
 /// What kind of thing a node produces.
 #[derive(
@@ -95,15 +95,50 @@ pub struct Plan {
     pub format: String,
     /// The machine the plan is for.
     pub build_platform: String,
-    /// The image's repository (credentials redacted) and suite.
-    pub repository: String,
-    pub suite: String,
-    /// The suite compiler programs come from.
-    pub toolchain_suite: String,
+    /// The package sources, in order: a `.deb` node's package names its
+    /// source by position (`origin.source`).
+    pub sources: Vec<SourceSummary>,
+    /// What a user should know about the sources (a stable suite without
+    /// its `-security` source, a source not read for an architecture).
+    pub notes: Vec<String>,
     /// Per target, in the order given.
     pub images: Vec<PlannedImage>,
     /// In topological order: every node's inputs come before it.
     pub nodes: Vec<Node>,
+}
+
+/// A package source of a plan, as reports show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceSummary {
+    /// Its position in the list: what a package's `origin.source` names.
+    pub id: usize,
+    /// The archive root, credentials redacted.
+    pub url: String,
+    pub suite: String,
+    pub components: Vec<String>,
+    /// `image` (the image's packages), `toolchain` (compiler programs).
+    pub used_for: Vec<String>,
+    /// `NotAutomatic: yes`: packages only when asked for by name.
+    pub only_when_asked: bool,
+    /// The signed Release's `Date`.
+    pub date: Option<String>,
+}
+
+impl SourceSummary {
+    /// `http://…/debian bookworm-security (main) for image`.
+    pub fn describe(&self) -> String {
+        let mut text = format!(
+            "{} {} ({}) for {}",
+            self.url,
+            self.suite,
+            self.components.join(", "),
+            self.used_for.join(" and ")
+        );
+        if self.only_when_asked {
+            text.push_str(", only packages asked for by name (NotAutomatic)");
+        }
+        text
+    }
 }
 
 /// How many needed nodes come from each source.

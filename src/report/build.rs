@@ -17,6 +17,8 @@ pub struct PackageReport {
     pub size: u64,
     pub sha256: String,
     pub reason: String,
+    /// The suite and component it came from (`bookworm-security/main`).
+    pub origin: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -125,7 +127,13 @@ pub struct Phases {
 pub struct BuildReport {
     pub xbuild_version: &'static str,
     pub build_platform: String,
+    /// The first source of the image's packages (`URL SUITE`).
     pub repository: String,
+    /// Every package source, in order (a package's origin names one).
+    pub sources: Vec<crate::plan::SourceSummary>,
+    /// What to know about the sources (a stable suite without its
+    /// `-security` source).
+    pub notes: Vec<String>,
     pub summary: Summary,
     pub phases: Phases,
     pub targets: Vec<TargetReport>,
@@ -163,6 +171,9 @@ impl BuildReport {
     /// The report for people.
     pub fn render_text(&self) -> String {
         let mut text = String::new();
+        for note in &self.notes {
+            let _ = writeln!(text, "warning: {note}");
+        }
         for target in &self.targets {
             let _ = writeln!(
                 text,
@@ -176,9 +187,10 @@ impl BuildReport {
             for package in &target.packages {
                 let _ = writeln!(
                     text,
-                    "  {:<28} {:<24} {:>9}  {:<10}  {}",
+                    "  {:<28} {:<24} {:<22} {:>9}  {:<10}  {}",
                     package.name,
                     package.version,
+                    package.origin,
                     human_bytes(package.size),
                     package.outcome.label(),
                     package.reason

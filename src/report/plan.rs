@@ -22,6 +22,9 @@ pub struct PlannedPackage {
     pub size: u64,
     pub cached: bool,
     pub reason: String,
+    /// The source it comes from (its position in the plan's `sources`),
+    /// suite and component.
+    pub origin: crate::pipeline::PackageOrigin,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +35,8 @@ pub struct PlannedTarget {
     pub skipped: Vec<String>,
     /// Providers chosen for pure-virtual relations.
     pub choices: Vec<ProviderChoice>,
+    /// Sources not read for this target, and why.
+    pub notes: Vec<String>,
     pub download_bytes: u64,
     pub total_bytes: u64,
 }
@@ -93,8 +98,7 @@ impl ToolchainPackage {
 }
 
 /// The report of `xbuild plan`: the plan (flattened: `format`,
-/// `build_platform`, `repository`, `suite`, `toolchain_suite`, `images`,
-/// `nodes`) and its views.
+/// `build_platform`, `sources`, `notes`, `images`, `nodes`) and its views.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanReport {
     #[serde(flatten)]
@@ -128,6 +132,7 @@ impl PlanReport {
                         size: package.size,
                         cached: cached(package),
                         reason: package.reason.clone(),
+                        origin: package.origin.clone(),
                     })
                     .collect();
                 PlannedTarget {
@@ -138,6 +143,7 @@ impl PlanReport {
                     packages,
                     skipped: target.skipped.clone(),
                     choices: target.choices.clone(),
+                    notes: target.notes.clone(),
                 }
             })
             .collect();
@@ -225,11 +231,12 @@ impl PlanReport {
 
     pub fn render_text(&self) -> String {
         let mut text = String::new();
-        let _ = writeln!(
-            text,
-            "repository: {} {}",
-            self.plan.repository, self.plan.suite
-        );
+        for source in &self.plan.sources {
+            let _ = writeln!(text, "source {}: {}", source.id, source.describe());
+        }
+        for note in &self.plan.notes {
+            let _ = writeln!(text, "warning: {note}");
+        }
         for target in &self.targets {
             let _ = writeln!(
                 text,
@@ -243,13 +250,17 @@ impl PlanReport {
             for package in &target.packages {
                 let _ = writeln!(
                     text,
-                    "  {:<28} {:<24} {:>9}  {:<8}  {}",
+                    "  {:<28} {:<24} {:<22} {:>9}  {:<8}  {}",
                     package.name,
                     package.version,
+                    package.origin.label(),
                     human_bytes(package.size),
                     if package.cached { "cached" } else { "download" },
                     package.reason
                 );
+            }
+            for note in &target.notes {
+                let _ = writeln!(text, "  note: {note}");
             }
             for skipped in &target.skipped {
                 let _ = writeln!(text, "  skipped: {skipped}");

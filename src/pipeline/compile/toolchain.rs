@@ -32,9 +32,9 @@ use crate::toolchain;
 use crate::toolchain::gcc::{self, SKIPPED_HOST_PACKAGES};
 use serde::{Deserialize, Serialize};
 
-/// The repositories a build's parts are resolved in: the image's suite
-/// (target packages, sysroots, sources) and the build machine's suite
-/// (compiler programs).
+/// The sources a build's parts are resolved in: the image's (target
+/// packages, sysroots, sources) and the build machine's suite (compiler
+/// programs).
 pub(in crate::pipeline) struct Contexts<'a> {
     pub image: ResolveContext<'a>,
     pub host: ResolveContext<'a>,
@@ -201,9 +201,8 @@ fn no_compiler_for(error: Error, pair: &str, context: &ResolveContext) -> Error 
         Error::Resolution { source, .. } => Error::Toolchain {
             target: pair.to_owned(),
             message: format!(
-                "Debian has no compiler packages for {pair} in {} {} ({source}); building a glibc toolchain from source is not supported",
-                crate::http::redact(&context.repository.url),
-                context.repository.suite
+                "Debian has no compiler packages for {pair} in {} ({source}); building a glibc toolchain from source is not supported",
+                context.describe()
             ),
         },
         other => other,
@@ -309,9 +308,8 @@ fn default_gcc_major(contexts: &Contexts, indices: &mut Vec<IndexUse>) -> Result
         .ok_or_else(|| Error::Toolchain {
             target: options.build_platform.name.clone(),
             message: format!(
-                "the `gcc` package of {} {} depends on no gcc-<version>",
-                crate::http::redact(&contexts.host.repository.url),
-                contexts.host.repository.suite
+                "the `gcc` package of {} depends on no gcc-<version>",
+                contexts.host.describe()
             ),
         })
 }
@@ -434,6 +432,7 @@ mod tests {
             reason: "requested".to_owned(),
             source: source.to_owned(),
             built_using: built_using.map(str::to_owned),
+            origin: Default::default(),
         }
     }
 
