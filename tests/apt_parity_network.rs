@@ -1,13 +1,17 @@
 //! apt itself as the oracle for xbuild's Debian resolver, on the host's
 //! real mirror (network). For each architecture a private apt (its own
 //! config, lists, cache and an empty dpkg status, so the host's apt state is
-//! never touched) reads bookworm's `main`; then for each package
+//! never touched) reads the host's full apt sources — bookworm, its
+//! `-updates` and `-security` suites, as `/etc/apt` names them — and xbuild
+//! reads the same sources from the host's apt configuration; then for each
+//! package
 //! `apt-get install --no-install-recommends` (with `--print-uris`, see
 //! [`Apt::install_closure`]) gives the closure apt would install on an
 //! empty system, and `xbuild plan --json` (with
 //! install-time dependencies kept, as apt keeps them) gives xbuild's.
 //!
-//! Per (package, architecture) the closures must be equal, or every
+//! Per (package, architecture) the closures must be equal, name and
+//! version (so the security overlay's newer versions win in both), or every
 //! package in the difference must be explained by a pure-virtual choice —
 //! a provider of a pure-virtual name both closures need (each with its own
 //! provider), or a package only such a differing provider pulls in — and
@@ -31,14 +35,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use support::mirror::host_mirror;
 use support::xbuild::{Project, Xbuild, temp_dir};
 use tempfile::TempDir;
 use xbuild::debian::control::ParagraphReader;
 use xbuild::debian::package::Package;
-
-const SUITE: &str = "bookworm";
-const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
 /// (xbuild target, Debian architecture): the ones checked, unless
 /// `XBUILD_APT_PARITY_ARCHES` names others of [`KNOWN_TARGETS`].
@@ -116,8 +116,9 @@ struct Apt {
 }
 
 impl Apt {
-    /// Writes the configuration and runs `apt-get update` once.
-    fn new(mirror: &str, arch: &'static str) -> Apt {
+    /// Writes the configuration (the host's sources) and runs `apt-get
+    /// update` once.
+    fn new(arch: &'static str) -> Apt {
         let dir = temp_dir(&format!("xbuild-apt-{arch}-"));
         let root = dir.path();
         for sub in [
@@ -132,11 +133,24 @@ impl Apt {
             std::fs::create_dir_all(root.join(sub)).unwrap();
         }
         std::fs::write(root.join("status"), "").unwrap();
-        std::fs::write(
-            root.join("etc/sources.list"),
-            format!("deb [arch={arch} signed-by={KEYRING}] {mirror} {SUITE} main\n"),
-        )
-        .unwrap();
+        let host = std::path::Path::new("/etc/apt");
+        if host.join("sources.list").is_file() {
+            std::fs::copy(host.join("sources.list"), root.join("etc/sources.list")).unwrap();
+        }
+        for entry in std::fs::read_dir(host.join("sources.list.d")).unwrap() {
+            let path = entry.unwrap().path();
+            if path
+                .extension()
+                .is_some_and(|e| e == "sources" || e == "list")
+            {
+                std::fs::copy(
+                    &path,
+                    root.join("etc/sources.list.d")
+                        .join(path.file_name().unwrap()),
+                )
+                .unwrap();
+            }
+        }
         let root_text = root.display();
         std::fs::write(
             root.join("apt.conf"),
@@ -246,13 +260,19 @@ impl Apt {
         }
     }
 
-    /// The `Packages` list apt downloaded.
-    fn packages_list(&self) -> PathBuf {
-        std::fs::read_dir(self.dir.path().join("lists"))
+    /// The `Packages` lists apt downloaded, one per source.
+    fn packages_lists(&self) -> Vec<PathBuf> {
+        let lists: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("lists"))
             .unwrap()
             .map(|entry| entry.unwrap().path())
-            .find(|path| path.to_string_lossy().ends_with("_Packages"))
-            .expect("apt-get update stored a Packages list")
+            .filter(|path| path.to_string_lossy().ends_with("_Packages"))
+            .collect();
+        assert!(
+            lists.len() >= 2,
+            "apt-get update stored {} Packages lists: the host's sources should give the main suite and its security suite at least",
+            lists.len()
+        );
+        lists
     }
 }
 
@@ -276,7 +296,20 @@ struct Index {
 }
 
 impl Index {
-    fn read(path: &Path, arch: &str) -> Index {
+    fn read(paths: &[PathBuf], arch: &str) -> Index {
+        let mut index = Index {
+            fields: HashMap::new(),
+            packages: HashMap::new(),
+            names: BTreeSet::new(),
+            provided: BTreeSet::new(),
+        };
+        for path in paths {
+            index.add(path, arch);
+        }
+        index
+    }
+
+    fn add(&mut self, path: &Path, arch: &str) {
         const KEPT: [&str; 9] = [
             "Version",
             "Architecture",
@@ -288,14 +321,9 @@ impl Index {
             "Conflicts",
             "Breaks",
         ];
+        let index = self;
         let origin = path.display().to_string();
         let file = std::fs::File::open(path).unwrap();
-        let mut index = Index {
-            fields: HashMap::new(),
-            packages: HashMap::new(),
-            names: BTreeSet::new(),
-            provided: BTreeSet::new(),
-        };
         for item in ParagraphReader::new(BufReader::new(file), origin.as_str()) {
             let (paragraph, line) = item.unwrap();
             let package = Package::from_paragraph(&paragraph, &origin, line, arch).unwrap();
@@ -320,7 +348,6 @@ impl Index {
             index.fields.insert(key.clone(), fields);
             index.packages.insert(key, package);
         }
-        index
     }
 
     fn is_pure_virtual(&self, name: &str) -> bool {
@@ -439,14 +466,12 @@ fn unexplained(
 /// xbuild's closure for `package` on `target`, or its error.
 fn xbuild_closure(
     xbuild: &Xbuild,
-    mirror: &str,
     package: &str,
     target: &str,
 ) -> Result<BTreeMap<String, String>, String> {
     let project = Project::new(&format!(
         "[image]\nname = \"parity\"\ncmd = [\"true\"]\n[packages]\ninclude = [\"{package}\"]\n\
-         install-time-dependencies = true\n\
-         repository = {{ url = \"{mirror}\", suite = \"{SUITE}\", keyring = \"{KEYRING}\" }}\n"
+         install-time-dependencies = true\n"
     ));
     let output = xbuild.plan(project.path(), &[target], true);
     if !output.status.success() {
@@ -486,7 +511,6 @@ fn compare(
     apt: &Apt,
     index: &Mutex<Option<Index>>,
     xbuild: &Xbuild,
-    mirror: &str,
     target: &str,
     package: &str,
 ) -> Row {
@@ -496,7 +520,7 @@ fn compare(
         verdict,
         detail,
     };
-    let ours = xbuild_closure(xbuild, mirror, package, target);
+    let ours = xbuild_closure(xbuild, package, target);
     let theirs = apt.install_closure(package);
     match (ours, theirs) {
         (Err(ours), Err(theirs)) => row(
@@ -522,7 +546,7 @@ fn compare(
         }
         (Ok(ours), Ok(theirs)) => {
             let mut guard = index.lock().unwrap();
-            let index = guard.get_or_insert_with(|| Index::read(&apt.packages_list(), apt.arch));
+            let index = guard.get_or_insert_with(|| Index::read(&apt.packages_lists(), apt.arch));
             let (unexplained, chosen) = unexplained(package, &ours, &theirs, index);
             let sizes = format!("xbuild {} / apt {} packages", ours.len(), theirs.len());
             if !unexplained.is_empty() {
@@ -563,7 +587,6 @@ fn compare(
 #[test]
 fn closures_agree_with_apt_network() {
     let started = Instant::now();
-    let mirror = host_mirror();
     let packages: Vec<String> = match std::env::var("XBUILD_APT_PARITY_PACKAGES") {
         Ok(list) => list
             .split(',')
@@ -573,7 +596,8 @@ fn closures_agree_with_apt_network() {
         Err(_) => PACKAGES.iter().map(|name| name.to_string()).collect(),
     };
     let cache = temp_dir("xbuild-parity-cache-");
-    let xbuild = Xbuild::new().with_cache_dir(cache.path());
+    // The host's apt sources, as xbuild reads them by default.
+    let xbuild = Xbuild::new().with_cache_dir(cache.path()).with_host_apt();
     let mut rows: Vec<Row> = Vec::new();
     let targets: Vec<(&str, &'static str)> = match std::env::var("XBUILD_APT_PARITY_ARCHES") {
         Ok(list) => list
@@ -590,19 +614,12 @@ fn closures_agree_with_apt_network() {
         Err(_) => TARGETS.to_vec(),
     };
     for &(target, arch) in &targets {
-        let apt = Apt::new(&mirror, arch);
+        let apt = Apt::new(arch);
         let index = Mutex::new(None);
         // The first run fetches the index into the shared cache; the rest
         // run two at a time.
         let next = AtomicUsize::new(1);
-        let results = Mutex::new(vec![compare(
-            &apt,
-            &index,
-            &xbuild,
-            &mirror,
-            target,
-            &packages[0],
-        )]);
+        let results = Mutex::new(vec![compare(&apt, &index, &xbuild, target, &packages[0])]);
         std::thread::scope(|scope| {
             for _ in 0..2 {
                 scope.spawn(|| {
@@ -611,7 +628,7 @@ fn closures_agree_with_apt_network() {
                         let Some(package) = packages.get(position) else {
                             break;
                         };
-                        let row = compare(&apt, &index, &xbuild, &mirror, target, package);
+                        let row = compare(&apt, &index, &xbuild, target, package);
                         results.lock().unwrap().push(row);
                     }
                 });

@@ -476,7 +476,12 @@ fn relation_name(text: &str) -> &str {
 
 impl NameScan {
     /// Scans one more index.
-    fn add(&mut self, reader: &mut impl BufRead, origin: &str, arch: &str) -> Result<(), IndexError> {
+    fn add(
+        &mut self,
+        reader: &mut impl BufRead,
+        origin: &str,
+        arch: &str,
+    ) -> Result<(), IndexError> {
         for item in ParagraphReader::new(reader, origin) {
             let (paragraph, _) = item.map_err(PackageError::from)?;
             if !architecture_wanted(paragraph.get("Architecture"), arch) {

@@ -516,10 +516,19 @@ mod tests {
         assert_eq!(
             described,
             [
-                ("http://other.invalid/debian trixie".to_owned(), vec!["amd64".to_owned(), "i386".into()]),
+                (
+                    "http://other.invalid/debian trixie".to_owned(),
+                    vec!["amd64".to_owned(), "i386".into()]
+                ),
                 ("http://mirror.invalid/debian bookworm".to_owned(), vec![]),
-                ("http://mirror.invalid/debian bookworm-updates".to_owned(), vec![]),
-                ("http://mirror.invalid/debian-security bookworm-security".to_owned(), vec!["amd64".to_owned(), "arm64".into()]),
+                (
+                    "http://mirror.invalid/debian bookworm-updates".to_owned(),
+                    vec![]
+                ),
+                (
+                    "http://mirror.invalid/debian-security bookworm-security".to_owned(),
+                    vec!["amd64".to_owned(), "arm64".into()]
+                ),
             ]
         );
         assert_eq!(sources[0].components, vec!["main", "contrib"]);
@@ -543,7 +552,10 @@ mod tests {
             architectures: Vec::new(),
         };
         assert_eq!(source.plain_url(), "http://mirror.invalid/debian");
-        assert_eq!(source.describe(), "http://***@mirror.invalid/debian bookworm");
+        assert_eq!(
+            source.describe(),
+            "http://***@mirror.invalid/debian bookworm"
+        );
         assert!(!format!("{source:?}").contains("hunter2"));
     }
 

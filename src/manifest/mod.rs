@@ -541,7 +541,10 @@ impl Validator<'_> {
                 Some(_) if list != "include" => {
                     return Err(self.error(
                         entry.span(),
-                        format!("`{}`: only include names a release (`name/suite`)", entry.get_ref()),
+                        format!(
+                            "`{}`: only include names a release (`name/suite`)",
+                            entry.get_ref()
+                        ),
                     ));
                 }
                 Some(release) => {

@@ -150,10 +150,7 @@ impl Validator<'_> {
                 return Ok(None);
             };
             if list.get_ref().is_empty() {
-                return Err(self.error(
-                    list.span(),
-                    format!("{what} must list at least one {one}"),
-                ));
+                return Err(self.error(list.span(), format!("{what} must list at least one {one}")));
             }
             let mut checked = Vec::new();
             for word in list.into_inner() {
@@ -162,22 +159,28 @@ impl Validator<'_> {
             }
             Ok(Some(checked))
         };
-        let components = words(raw.components, ("components", "component, e.g. [\"main\"]"), &|word| {
-            check_archive_path(word, "component")
-        })?;
-        let architectures = words(raw.architectures, ("architectures", "architecture, e.g. [\"arm64\"]"), &|word| {
-            if !word.is_empty()
-                && word
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            {
-                Ok(())
-            } else {
-                Err(format!(
-                    "`{word}` is not a Debian architecture name (arm64, amd64, armhf…)"
-                ))
-            }
-        })?;
+        let components = words(
+            raw.components,
+            ("components", "component, e.g. [\"main\"]"),
+            &|word| check_archive_path(word, "component"),
+        )?;
+        let architectures = words(
+            raw.architectures,
+            ("architectures", "architecture, e.g. [\"arm64\"]"),
+            &|word| {
+                if !word.is_empty()
+                    && word
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "`{word}` is not a Debian architecture name (arm64, amd64, armhf…)"
+                    ))
+                }
+            },
+        )?;
         let keyring = match raw.keyring {
             Some(keyring) => {
                 let resolved = dir.join(keyring.get_ref());

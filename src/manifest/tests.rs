@@ -142,10 +142,17 @@ fn a_repository_list_is_read_in_order_and_include_names_a_release() {
         ("curl", Some("bookworm-backports"))
     );
     assert_eq!(package_and_release("jq"), ("jq", None));
-    let shown: Vec<String> = packages.repositories.iter().map(ToString::to_string).collect();
+    let shown: Vec<String> = packages
+        .repositories
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(
         shown,
-        ["http://h/debian bookworm", "http://h/debian-security bookworm-security"]
+        [
+            "http://h/debian bookworm",
+            "http://h/debian-security bookworm-security"
+        ]
     );
     assert_eq!(
         packages.repositories[1].architectures.as_deref(),

@@ -5,15 +5,15 @@
 //! nor parses a `Packages` index.
 
 use super::BuildOptions;
+use super::package_sources::{PackageSource, PackageSources, SourceUse};
 use crate::Error;
 use crate::cache::{BlobOrigin, Bucket, Cache, EntryMeta};
-use super::package_sources::{PackageSource, PackageSources, SourceUse};
 use crate::debian::index::{self, IndexFetch};
 use crate::debian::package::Package;
 use crate::debian::resolve::{self as resolver, Reason, Request, Universe};
-use crate::manifest::package_and_release;
 use crate::hash::Sha256Digest;
 use crate::http::HttpClient;
+use crate::manifest::package_and_release;
 use crate::plan::KeyBuilder;
 use crate::platform::Platform;
 use crate::progress::Reporter;
@@ -513,7 +513,10 @@ pub(super) fn resolve_request(
     for (position, source) in context.used() {
         let release = &source.release.release;
         let listed = release.architectures.is_empty()
-            || release.architectures.iter().any(|a| a == arch || a == "all");
+            || release
+                .architectures
+                .iter()
+                .any(|a| a == arch || a == "all");
         if !source.repository.serves_architecture(arch) || !listed {
             notes.push(format!(
                 "{} not read for {arch}: {}",
@@ -534,7 +537,11 @@ pub(super) fn resolve_request(
             .text("suite", &source.repository.suite)
             .text(
                 "automatic",
-                if source.only_when_asked() { "no" } else { "yes" },
+                if source.only_when_asked() {
+                    "no"
+                } else {
+                    "yes"
+                },
             );
         for component in &source.repository.components {
             match index::packages_index_path(release, component, arch) {
@@ -558,26 +565,27 @@ pub(super) fn resolve_request(
         // Nothing to read: the first source's own error says why.
         let (_, first) = context.used().next().expect("a context reads a source");
         let release = &first.release.release;
-        return Err(Error::from(if !release.architectures.is_empty()
-            && !release.architectures.iter().any(|a| a == arch)
-        {
-            index::IndexError::MissingArchitecture {
-                url: first.repository.shown_url(),
-                suite: first.repository.suite.clone(),
-                arch: arch.to_owned(),
-                available: release.architectures.clone(),
-            }
-        } else {
-            index::IndexError::MissingIndex {
-                url: format!(
-                    "{}/dists/{}",
-                    first.repository.shown_url(),
-                    first.repository.suite
-                ),
-                component: first.repository.components.join(", "),
-                arch: arch.to_owned(),
-            }
-        }));
+        return Err(Error::from(
+            if !release.architectures.is_empty() && !release.architectures.iter().any(|a| a == arch)
+            {
+                index::IndexError::MissingArchitecture {
+                    url: first.repository.shown_url(),
+                    suite: first.repository.suite.clone(),
+                    arch: arch.to_owned(),
+                    available: release.architectures.clone(),
+                }
+            } else {
+                index::IndexError::MissingIndex {
+                    url: format!(
+                        "{}/dists/{}",
+                        first.repository.shown_url(),
+                        first.repository.suite
+                    ),
+                    component: first.repository.components.join(", "),
+                    arch: arch.to_owned(),
+                }
+            },
+        ));
     }
     let key = key.finish();
     if let Some(record) = cache.get_entry::<ResolutionRecord>(Bucket::Resolution, &key)? {
@@ -619,10 +627,11 @@ pub(super) fn resolve_request(
         include: roots,
         ..request.clone()
     };
-    let resolution = resolver::resolve(&universe, &request).map_err(|source| Error::Resolution {
-        target: target.to_owned(),
-        source,
-    })?;
+    let resolution =
+        resolver::resolve(&universe, &request).map_err(|source| Error::Resolution {
+            target: target.to_owned(),
+            source,
+        })?;
     let packages: Vec<ResolvedPackage> = resolution
         .packages
         .iter()

@@ -118,8 +118,7 @@ pub(super) fn plan_debian_source(
         let repository = &source.repository;
         let suite_url = format!("{}/dists/{}", repository.url, repository.suite);
         for component in &repository.components {
-            let Some((path, hash)) = sources_index_path(&source.release.release, component)
-            else {
+            let Some((path, hash)) = sources_index_path(&source.release.release, component) else {
                 continue;
             };
             // The lookup is cached by the index digest: an unchanged

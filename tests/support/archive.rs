@@ -133,7 +133,7 @@ impl DebSpec {
         format!("{} {}", self.name, self.version)
     }
 
-    fn pool_path(&self) -> String {
+    pub fn pool_path(&self) -> String {
         let prefix = if self.name.starts_with("lib") && self.name.len() > 3 {
             &self.name[..4]
         } else {
@@ -148,7 +148,7 @@ impl DebSpec {
     }
 
     /// The control fields shared by `DEBIAN/control` and the `Packages` entry.
-    fn control_fields(&self, installed_size_kib: u64) -> String {
+    pub fn control_fields(&self, installed_size_kib: u64) -> String {
         let mut text = format!(
             "Package: {}\nVersion: {}\nArchitecture: {}\n\
              Maintainer: xbuild tests <tests@fixture.invalid>\nInstalled-Size: {}\n",
@@ -168,7 +168,7 @@ impl DebSpec {
         text
     }
 
-    fn description(&self) -> String {
+    pub fn description(&self) -> String {
         format!(
             "Description: fixture package {}\n Built by the xbuild test suite.\n",
             self.name
@@ -185,7 +185,7 @@ pub enum IndexCompression {
 }
 
 impl IndexCompression {
-    fn file_name(self) -> &'static str {
+    pub fn file_name(self) -> &'static str {
         match self {
             IndexCompression::Plain => "Packages",
             IndexCompression::Xz => "Packages.xz",
@@ -193,7 +193,7 @@ impl IndexCompression {
         }
     }
 
-    fn compress(self, plain: &[u8]) -> Vec<u8> {
+    pub fn compress(self, plain: &[u8]) -> Vec<u8> {
         match self {
             IndexCompression::Plain => plain.to_vec(),
             IndexCompression::Xz => {
@@ -381,7 +381,7 @@ impl ArchiveBuilder {
 }
 
 /// Builds one `.deb` with `dpkg-deb`; returns its bytes and Installed-Size.
-fn build_deb(spec: &DebSpec, work: &Path) -> (Vec<u8>, u64) {
+pub fn build_deb(spec: &DebSpec, work: &Path) -> (Vec<u8>, u64) {
     use std::os::unix::fs::{PermissionsExt as _, symlink};
 
     let root = work.join(format!("{}_{}", spec.name, spec.version));

@@ -23,6 +23,7 @@ pub mod oci;
 pub mod podman;
 pub mod reproducible;
 pub mod server;
+pub mod suites;
 pub mod xbuild;
 
 use std::path::Path;
