@@ -12,6 +12,8 @@
 //! ```text
 //! entries-v2/
 //!   inrelease-v1/<key>.json            a suite's InRelease: URL, validators, blob, when checked
+//!   inrelease-date-v1/<key>.json       the newest InRelease `Date` this cache verified for a suite
+//!                                      (local only: what a replayed older InRelease is held against)
 //!   resolution-v1/<key>.json           a target's package closure (key: request + index digests)
 //!   layer-v1/<key>.json                a package layer: blob digest, diff_id, sizes
 //!   build-v1/<key>.json                a cargo or C build: its layer, inputs, build time
@@ -55,6 +57,9 @@ pub enum BucketKind {
 pub enum Bucket {
     /// A suite's signed InRelease (the record names its blob).
     InRelease,
+    /// The newest `Date` of a suite's InRelease this cache verified: never
+    /// shared, so no remote can lower it.
+    InReleaseDate,
     /// A target's resolved package closure.
     Resolution,
     /// A layer made of Debian packages (or the merged-/usr layer).
@@ -95,8 +100,9 @@ pub enum Bucket {
 
 impl Bucket {
     /// Every bucket, in the order of the layout.
-    pub const ALL: [Bucket; 18] = [
+    pub const ALL: [Bucket; 19] = [
         Bucket::InRelease,
+        Bucket::InReleaseDate,
         Bucket::Resolution,
         Bucket::Layer,
         Bucket::Build,
@@ -121,6 +127,7 @@ impl Bucket {
     pub fn name(self) -> &'static str {
         match self {
             Bucket::InRelease => "inrelease-v1",
+            Bucket::InReleaseDate => "inrelease-date-v1",
             Bucket::Resolution => "resolution-v1",
             Bucket::Layer => "layer-v1",
             Bucket::Build => "build-v1",

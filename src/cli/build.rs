@@ -122,6 +122,9 @@ fn options(
     if let Some(timeout) = common.http_timeout {
         options.http_timeout = timeout;
     }
+    if let Some(age) = common.shared_index_max_age {
+        options.shared_index_max_age = age;
+    }
     if common.refresh {
         options.index_max_age = std::time::Duration::ZERO;
     }

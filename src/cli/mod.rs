@@ -76,6 +76,11 @@ struct CommonArgs {
     /// Ask the mirror for a fresh InRelease even if the cached one is recent.
     #[arg(long)]
     refresh: bool,
+    /// Seconds after another machine checked it that an InRelease from a
+    /// remote cache is used without asking the mirror (a replayed old one
+    /// is then refused) [default: 300].
+    #[arg(long, env = "XBUILD_SHARED_INDEX_MAX_AGE", value_name = "SECONDS", value_parser = parse_seconds)]
+    shared_index_max_age: Option<std::time::Duration>,
     /// The Debian suite compiler programs come from [default: the one the
     /// host's apt uses from this archive, else the image's].
     #[arg(long, env = "XBUILD_TOOLCHAIN_SUITE", value_name = "SUITE")]

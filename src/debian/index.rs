@@ -58,12 +58,23 @@ pub enum IndexError {
     },
     #[error(transparent)]
     Parse(#[from] PackageError),
+    #[error(
+        "{url} is dated {date}, older than the InRelease of {newest} this cache verified before: a replayed or stale copy is never used"
+    )]
+    Rollback {
+        url: String,
+        date: String,
+        newest: String,
+    },
 }
 
 impl IndexError {
     pub fn hint(&self) -> Option<String> {
         match self {
             IndexError::Release(error) => Some(error.hint().to_owned()),
+            IndexError::Rollback { .. } => Some(
+                "the mirror (or a proxy) serves an older snapshot than it did before, as an attacker replaying a superseded index would: try again later or use another mirror; never delete the cache to get past this".into(),
+            ),
             IndexError::MissingArchitecture { .. } => Some(
                 "choose a suite that carries this architecture with packages.repository.suite (riscv64 needs trixie or later)".into(),
             ),
@@ -114,12 +125,22 @@ pub struct PackagesIndex {
 
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct InReleaseRecord {
+    /// Where it was fetched, without credentials.
     url: String,
     validators: Validators,
     blob: Sha256Digest,
     /// When it was last fetched or revalidated (seconds since 1970).
     #[serde(default)]
     checked_at: u64,
+}
+
+/// The newest `Date` this cache verified for one InRelease location
+/// (local only: [`Bucket::InReleaseDate`]).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct NewestDate {
+    /// Seconds since 1970.
+    date: i64,
+    blob: Sha256Digest,
 }
 
 /// An InRelease entry needs its blob, and is the same for every platform.
@@ -133,10 +154,38 @@ fn unix_seconds(time: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+fn signed_seconds(time: SystemTime) -> i64 {
+    match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(duration) => duration.as_secs() as i64,
+        Err(before) => -(before.duration().as_secs() as i64),
+    }
+}
+
+/// How long a verified InRelease is used without asking the mirror.
+#[derive(Debug, Clone, Copy)]
+pub struct Freshness {
+    /// One this cache fetched or revalidated (`--refresh`: zero, always
+    /// ask).
+    pub max_age: Duration,
+    /// One another machine shared through a remote cache, by the time it
+    /// was checked there: a bounded window, so a replayed old entry makes
+    /// a machine ask the mirror rather than build superseded packages.
+    pub shared_max_age: Duration,
+}
+
+/// Attempts at an InRelease that arrives but does not verify as a whole
+/// file (cut short, garbled, mid-update on the mirror).
+const RELEASE_ATTEMPTS: u32 = 3;
+
 /// Fetches the suite's InRelease and verifies it. A cached copy checked
-/// less than `max_age` ago is used without asking the server (it is still
+/// less than `freshness.max_age` ago (one a remote supplied: less than
+/// `shared_max_age` ago) is used without asking the server (it is still
 /// verified, `Valid-Until` included); an older one is revalidated with
-/// ETag / Last-Modified when the server gave them.
+/// ETag / Last-Modified when the server gave them. Whatever its source,
+/// an InRelease whose `Date` is older than one this cache verified for the
+/// same location is never used, as apt refuses a date going backwards: a
+/// remote's is dropped with a warning and the mirror asked, the mirror's
+/// is an error. The location is keyed and stored without credentials.
 pub fn fetch_release(
     repository: &Repository,
     keyring: &Keyring,
@@ -144,110 +193,175 @@ pub fn fetch_release(
     http: &HttpClient,
     reporter: &dyn Reporter,
     now: SystemTime,
-    max_age: Duration,
+    freshness: Freshness,
 ) -> Result<SignedRelease, IndexError> {
     let start = Instant::now();
     let url = format!("{}/dists/{}/InRelease", repository.url, repository.suite);
+    let location = format!(
+        "{}/dists/{}/InRelease",
+        repository.plain_url(),
+        repository.suite
+    );
     let shown = redact(&url);
+    let name = format!("{}/InRelease", repository.suite);
     let key = KeyBuilder::new("inrelease-location")
-        .text("url", &url)
+        .text("url", &location)
         .finish();
     let _lock = cache.lock(Bucket::InRelease, &key)?;
+    let newest: Option<NewestDate> = cache.get_entry(Bucket::InReleaseDate, &key)?;
+    let not_older = |release: &Release| -> Result<(), IndexError> {
+        match (&newest, release.date) {
+            (Some(newest), Some(date)) if signed_seconds(date) < newest.date => {
+                Err(IndexError::Rollback {
+                    url: shown.clone(),
+                    date: crate::debian::release::format_release_date(date),
+                    newest: crate::debian::release::format_release_date(
+                        SystemTime::UNIX_EPOCH + Duration::from_secs(newest.date.max(0) as u64),
+                    ),
+                })
+            }
+            _ => Ok(()),
+        }
+    };
+    let remember = |release: &Release, blob: Sha256Digest| -> Result<(), IndexError> {
+        let Some(date) = release.date.map(signed_seconds) else {
+            return Ok(());
+        };
+        if newest.as_ref().is_none_or(|newest| date > newest.date) {
+            cache.put_entry(
+                Bucket::InReleaseDate,
+                &key,
+                &NewestDate { date, blob },
+                EntryMeta::any(),
+            )?;
+        }
+        Ok(())
+    };
     let record: Option<InReleaseRecord> = cache.get_entry(Bucket::InRelease, &key)?;
-    let cached = match &record {
+    let mut cached = match &record {
         Some(record) => cache.read_blob(&record.blob)?.map(|bytes| (record, bytes)),
         None => None,
     };
     if let Some((record, bytes)) = &cached {
         let age = unix_seconds(now).saturating_sub(record.checked_at);
         // One another machine checked and shared through a remote cache
-        // is used as it is (verified, within Valid-Until), so a CI matrix
-        // resolves one closure; `--refresh` asks the mirror.
-        let shared = !max_age.is_zero() && cache.supplied_by_fallback(Bucket::InRelease, &key);
-        if age < max_age.as_secs() || shared {
+        // is used (verified, within Valid-Until) while it is young enough,
+        // so a CI matrix resolves one closure; `--refresh` asks the mirror.
+        let shared = cache.supplied_by_fallback(Bucket::InRelease, &key);
+        let window = if shared {
+            freshness.shared_max_age
+        } else {
+            freshness.max_age
+        };
+        if !freshness.max_age.is_zero() && age < window.as_secs() {
             let release = verify_inrelease(bytes, keyring, &shown, now)?;
-            return Ok(SignedRelease {
-                release,
-                digest: record.blob,
-                fetch: IndexFetch {
-                    name: format!("{}/InRelease", repository.suite),
-                    url: shown,
-                    origin: BlobOrigin::Local,
-                    bytes: 0,
-                    seconds: start.elapsed().as_secs_f64(),
-                },
-            });
+            match not_older(&release) {
+                Ok(()) => {
+                    remember(&release, record.blob)?;
+                    return Ok(SignedRelease {
+                        release,
+                        digest: record.blob,
+                        fetch: IndexFetch {
+                            name,
+                            url: shown,
+                            origin: BlobOrigin::Local,
+                            bytes: 0,
+                            seconds: start.elapsed().as_secs_f64(),
+                        },
+                    });
+                }
+                Err(rollback) => {
+                    reporter.on_note(&format!(
+                        "warning: {}{}; asking the mirror",
+                        rollback,
+                        if shared { " (from a remote cache)" } else { "" }
+                    ));
+                    cached = None;
+                }
+            }
         }
     }
-    let temp = cache.temp_file()?;
-    let request = Download {
-        url: &url,
-        dest: temp.path(),
-        validators: cached.as_ref().map(|(record, _)| &record.validators),
-        expected_size: None,
-        label: "InRelease",
-    };
-    let fetched = http
-        .download(&request, reporter)
-        .map_err(|source| IndexError::Http {
-            url: shown.clone(),
-            source,
-        })?;
-    let (bytes, digest, origin, transferred) = match (fetched, cached) {
-        (Fetched::NotModified, Some((record, bytes))) => {
-            cache.put_entry(
-                Bucket::InRelease,
-                &key,
-                &InReleaseRecord {
-                    checked_at: unix_seconds(now),
-                    ..record.clone()
-                },
-                inrelease_meta(record.blob, bytes.len()),
-            )?;
-            (bytes, record.blob, BlobOrigin::Local, 0)
-        }
-        (Fetched::NotModified, None) => unreachable!("304 only answers a conditional request"),
-        (
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let temp = cache.temp_file()?;
+        let request = Download {
+            url: &url,
+            dest: temp.path(),
+            validators: cached.as_ref().map(|(record, _)| &record.validators),
+            expected_size: None,
+            label: "InRelease",
+        };
+        let fetched = http
+            .download(&request, reporter)
+            .map_err(|source| IndexError::Http {
+                url: shown.clone(),
+                source,
+            })?;
+        let (bytes, digest, origin, transferred, validators) = match fetched {
+            Fetched::NotModified => {
+                let (record, bytes) = cached
+                    .take()
+                    .expect("304 only answers a conditional request");
+                (
+                    bytes,
+                    record.blob,
+                    BlobOrigin::Local,
+                    0,
+                    record.validators.clone(),
+                )
+            }
             Fetched::Body {
                 digest,
                 size,
                 validators,
-            },
-            _,
-        ) => {
-            let bytes = fs_err::read(temp.path()).map_err(|source| CacheError::Io {
-                path: temp.path().to_owned(),
-                source,
-            })?;
-            // Verify before anything is stored.
-            verify_inrelease(&bytes, keyring, &shown, now)?;
+            } => {
+                let bytes = fs_err::read(temp.path()).map_err(|source| CacheError::Io {
+                    path: temp.path().to_owned(),
+                    source,
+                })?;
+                (bytes, digest, BlobOrigin::Downloaded, size, validators)
+            }
+        };
+        // Verify before anything is stored; a file that does not verify
+        // as a whole (cut short, garbled) is asked for again.
+        let release = match verify_inrelease(&bytes, keyring, &shown, now) {
+            Ok(release) => release,
+            Err(error) if error.may_be_transfer_damage() && attempt < RELEASE_ATTEMPTS => {
+                reporter.on_retry(&shown, attempt, &error.to_string());
+                std::thread::sleep(Duration::from_millis(250 * u64::from(attempt)));
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
+        not_older(&release)?;
+        if origin == BlobOrigin::Downloaded {
             cache.commit_blob(temp, &digest)?;
-            cache.put_entry(
-                Bucket::InRelease,
-                &key,
-                &InReleaseRecord {
-                    url: url.clone(),
-                    validators,
-                    blob: digest,
-                    checked_at: unix_seconds(now),
-                },
-                inrelease_meta(digest, bytes.len()),
-            )?;
-            (bytes, digest, BlobOrigin::Downloaded, size)
         }
-    };
-    let release = verify_inrelease(&bytes, keyring, &shown, now)?;
-    Ok(SignedRelease {
-        release,
-        digest,
-        fetch: IndexFetch {
-            name: format!("{}/InRelease", repository.suite),
-            url: shown,
-            origin,
-            bytes: transferred,
-            seconds: start.elapsed().as_secs_f64(),
-        },
-    })
+        cache.put_entry(
+            Bucket::InRelease,
+            &key,
+            &InReleaseRecord {
+                url: location.clone(),
+                validators,
+                blob: digest,
+                checked_at: unix_seconds(now),
+            },
+            inrelease_meta(digest, bytes.len()),
+        )?;
+        remember(&release, digest)?;
+        return Ok(SignedRelease {
+            release,
+            digest,
+            fetch: IndexFetch {
+                name,
+                url: shown,
+                origin,
+                bytes: transferred,
+                seconds: start.elapsed().as_secs_f64(),
+            },
+        });
+    }
 }
 
 /// The `Packages` index of `component` for `arch` that the signed Release

@@ -86,6 +86,19 @@ pub enum ReleaseError {
 }
 
 impl ReleaseError {
+    /// Whether the file may have been damaged on its way (cut short,
+    /// garbled, caught mid-update), so fetching it again may help; a key
+    /// or date problem is the file as signed.
+    pub fn may_be_transfer_damage(&self) -> bool {
+        matches!(
+            self,
+            ReleaseError::NotSigned { .. }
+                | ReleaseError::UnreadableSignature { .. }
+                | ReleaseError::BadSignature { .. }
+                | ReleaseError::Malformed { .. }
+        )
+    }
+
     /// What a person can do about this error.
     pub fn hint(&self) -> &'static str {
         match self {

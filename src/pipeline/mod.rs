@@ -73,6 +73,10 @@ pub struct BuildOptions {
     pub compression_level: u32,
     /// How long a fetched InRelease is used without asking the server again.
     pub index_max_age: Duration,
+    /// How long after another machine checked it an InRelease a remote
+    /// cache supplied is used without asking the server (never longer than
+    /// `index_max_age` allows: `--refresh` asks the mirror).
+    pub shared_index_max_age: Duration,
     /// `--http-timeout`: how long a transfer may receive nothing before the
     /// attempt is abandoned (and retried).
     pub http_timeout: Duration,
@@ -100,6 +104,14 @@ pub struct BuildOptions {
 pub const DEFAULT_INDEX_MAX_AGE: Duration = Duration::from_secs(300);
 
 impl BuildOptions {
+    /// How long verified InRelease files are used without the mirror.
+    pub fn index_freshness(&self) -> crate::debian::index::Freshness {
+        crate::debian::index::Freshness {
+            max_age: self.index_max_age,
+            shared_max_age: self.shared_index_max_age,
+        }
+    }
+
     pub fn new(manifest: Manifest, targets: Vec<Platform>, build_platform: Platform) -> Self {
         let out_dir = default_out_dir(&manifest.dir);
         let jobs = crate::parallel::cores().clamp(2, 8) * 2;
@@ -114,6 +126,7 @@ impl BuildOptions {
             now: SystemTime::now(),
             compression_level: DEFAULT_COMPRESSION_LEVEL,
             index_max_age: DEFAULT_INDEX_MAX_AGE,
+            shared_index_max_age: DEFAULT_INDEX_MAX_AGE,
             http_timeout: crate::http::DEFAULT_IDLE_TIMEOUT,
             max_builds: None,
             allow_toolchain_build: false,

@@ -158,7 +158,7 @@ impl PackageSources {
                 http,
                 reporter,
                 options.now,
-                options.index_max_age,
+                options.index_freshness(),
             )?;
             indices.push(IndexUse::of(&release.fetch, release.digest, None));
             list.push(PackageSource {
