@@ -141,7 +141,8 @@ fn plan_json_on_a_cold_cache_downloads_and_builds_and_after_a_build_is_all_local
     let fixture = Fixture::hello();
     let xbuild = Xbuild::new();
     let cold = fixture.plan_json(&xbuild);
-    assert_eq!(cold["format"], "xbuild-plan-v1");
+    assert_eq!(cold["format"], "xbuild-plan-v2");
+    assert_eq!(cold["sources"][0]["suite"], "fixture", "{cold}");
     assert_eq!(
         plan_rows(&cold),
         [
