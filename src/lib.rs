@@ -21,7 +21,10 @@
 //!   serialisable DAG of keyed nodes, each with its provider, cost,
 //!   platforms and source (local, remote, upstream, build); keys; explain;
 //!   `--require-hits`.
-//! - [`pipeline`]: resolve → plan → realize → assemble → output.
+//! - [`pipeline`]: resolve → plan → realize → assemble → output; the
+//!   package sources of a build as a verified list
+//!   ([`pipeline::package_sources`]: the host's apt sources or the
+//!   manifest's, security overlays, `NotAutomatic` suites only when asked).
 //! - [`report`]: the plan as `plan` shows it, and what a build hit,
 //!   downloaded and built, bytes per source, timings and savings.
 //! - [`progress`]: the `Reporter` trait the library reports progress through.

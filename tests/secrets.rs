@@ -51,13 +51,18 @@ fn needles(secret_key_file: &Path) -> Vec<(String, Vec<u8>)> {
         .decode(&encoded)
         .unwrap();
     // The first 40 characters encode only the secret half.
-    needles.push(("the secret key (base64)".into(), encoded[..40].as_bytes().to_vec()));
+    needles.push((
+        "the secret key (base64)".into(),
+        encoded[..40].as_bytes().to_vec(),
+    ));
     needles.push(("the secret key (raw)".into(), bytes[..32].to_vec()));
     needles
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|window| window == needle)
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
 }
 
 struct Check {
@@ -152,11 +157,15 @@ fn no_secret_is_printed_stored_or_uploaded() {
     };
 
     let cache = temp_dir("xbuild-secrets-cache-");
+    // The token is sent to every http(s) remote, so the two remotes are
+    // written by two runs: netrc for one, the token for the other.
     let machine = Xbuild::new()
         .with_cache_dir(cache.path())
         .with_env("NETRC", netrc.to_str().unwrap())
-        .with_env("XBUILD_REMOTE_TOKEN", BEARER_TOKEN)
         .with_env("DOCKER_CONFIG", docker.to_str().unwrap());
+    let token_machine = Xbuild::new()
+        .with_cache_dir(cache.path())
+        .with_env("XBUILD_REMOTE_TOKEN", BEARER_TOKEN);
     let basic_remote = format!("http://127.0.0.1:{}/xb", basic.port);
     let bearer_remote = format!("http://127.0.0.1:{}/xb", bearer.port);
     let out = temp_dir("xbuild-secrets-out-");
@@ -165,24 +174,65 @@ fn no_secret_is_printed_stored_or_uploaded() {
     let pushed = format!("{registry_host}/team/app:1");
     let secret_path = secret.to_str().unwrap();
 
-    // A build that signs, uploads to both remotes and pushes.
+    // A build that signs, uploads and pushes; one that uploads with the
+    // token.
     let built = machine.run(&[
-        "build", project_dir, "--target", FIXTURE_TARGET, "--out", out_dir, "--json",
-        "--remote", &basic_remote, "--remote", &bearer_remote, "--sign", secret_path,
-        "--push", &pushed,
+        "build",
+        project_dir,
+        "--target",
+        FIXTURE_TARGET,
+        "--out",
+        out_dir,
+        "--json",
+        "--remote",
+        &basic_remote,
+        "--sign",
+        secret_path,
+        "--push",
+        &pushed,
     ]);
     built.success();
+    assert!(built.stderr.contains("pushed to"), "{built}");
     check.output("build --push", &built);
+    let tokened = token_machine.run(&[
+        "cache",
+        "prewarm",
+        project_dir,
+        "--target",
+        FIXTURE_TARGET,
+        "--remote",
+        &bearer_remote,
+        "--sign",
+        secret_path,
+        "--json",
+    ]);
+    tokened.success();
+    check.output("prewarm with a bearer token", &tokened);
     // Human output, a plan in both forms, a prewarm, a push again.
     for args in [
-        vec!["build", project_dir, "--target", FIXTURE_TARGET, "--out", out_dir],
+        vec![
+            "build",
+            project_dir,
+            "--target",
+            FIXTURE_TARGET,
+            "--out",
+            out_dir,
+        ],
         vec!["plan", project_dir, "--target", FIXTURE_TARGET, "--explain"],
         vec!["plan", project_dir, "--target", FIXTURE_TARGET, "--json"],
         vec![
-            "cache", "prewarm", project_dir, "--target", FIXTURE_TARGET, "--remote",
-            &basic_remote, "--sign", secret_path, "--json",
+            "cache",
+            "prewarm",
+            project_dir,
+            "--target",
+            FIXTURE_TARGET,
+            "--remote",
+            &basic_remote,
+            "--sign",
+            secret_path,
+            "--json",
         ],
-        vec!["push", out_dir, &pushed],
+        vec!["push", project_dir, &pushed, "--out", out_dir],
         vec!["cache", "stats", "--json"],
     ] {
         let run = machine.run(&args);
@@ -190,34 +240,60 @@ fn no_secret_is_printed_stored_or_uploaded() {
         check.output(&args.join(" "), &run);
     }
     // A second machine that only reads, trusting the key.
-    let reader = Xbuild::new()
-        .with_env("NETRC", netrc.to_str().unwrap())
-        .with_env("XBUILD_REMOTE_TOKEN", BEARER_TOKEN);
+    let reader = Xbuild::new().with_env("XBUILD_REMOTE_TOKEN", BEARER_TOKEN);
     let read = reader.run(&[
-        "build", project_dir, "--target", FIXTURE_TARGET, "--out", out_dir, "--json",
-        "--remote", &basic_remote, "--remote", &bearer_remote, "--trust", &public,
+        "build",
+        project_dir,
+        "--target",
+        FIXTURE_TARGET,
+        "--out",
+        out_dir,
+        "--json",
+        "--remote",
+        &bearer_remote,
+        "--trust",
+        &public,
     ]);
-    read.success();
+    assert!(
+        read.success().json()["summary"]["remote"].as_u64().unwrap() > 0,
+        "{read}"
+    );
     check.output("a reading machine", &read);
     // Failing runs: a wrong netrc password, a registry refusing the push,
     // a mirror that is down.
     let wrong = home.path().join("wrong-netrc");
-    std::fs::write(&wrong, format!("machine 127.0.0.1 login ci password {NETRC_PASSWORD}x\n"))
-        .unwrap();
+    std::fs::write(
+        &wrong,
+        format!("machine 127.0.0.1 login ci password {NETRC_PASSWORD}x\n"),
+    )
+    .unwrap();
     let refused_upload = Xbuild::new()
         .with_env("NETRC", wrong.to_str().unwrap())
         .run(&[
-            "cache", "prewarm", project_dir, "--target", FIXTURE_TARGET, "--remote",
-            &basic_remote, "--sign", secret_path,
+            "cache",
+            "prewarm",
+            project_dir,
+            "--target",
+            FIXTURE_TARGET,
+            "--remote",
+            &basic_remote,
+            "--sign",
+            secret_path,
         ]);
     assert_ne!(refused_upload.status.code(), Some(0), "{refused_upload}");
     check.output("prewarm with a wrong netrc password", &refused_upload);
-    let refused_push = Xbuild::new().run(&["push", out_dir, &pushed]);
+    let refused_push = Xbuild::new().run(&["push", project_dir, &pushed, "--out", out_dir]);
     assert_eq!(refused_push.status.code(), Some(9), "{refused_push}");
     check.output("push without credentials", &refused_push);
     drop(server);
     let offline = machine.run(&[
-        "build", project_dir, "--target", FIXTURE_TARGET, "--out", out_dir, "--refresh",
+        "build",
+        project_dir,
+        "--target",
+        FIXTURE_TARGET,
+        "--out",
+        out_dir,
+        "--refresh",
     ]);
     assert_ne!(offline.status.code(), Some(0));
     check.output("a build whose mirror is down", &offline);
@@ -230,5 +306,9 @@ fn no_secret_is_printed_stored_or_uploaded() {
     check.tree("the Basic-auth remote", &basic.root);
     check.tree("the bearer remote", &bearer.root);
     check.tree("the registry", &registry.storage);
-    assert!(check.seen > 50, "only {} outputs and files were looked at", check.seen);
+    assert!(
+        check.seen > 50,
+        "only {} outputs and files were looked at",
+        check.seen
+    );
 }

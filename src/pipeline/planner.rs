@@ -24,7 +24,7 @@ use crate::cache::{BlobOrigin, Cache};
 use crate::hash::Sha256Digest;
 use crate::plan::{
     Availability, CacheLocation, Cost, Detail, KeyBuilder, LayerContents, Nearest, NewNode, NodeId,
-    NodeKind, NodeSource, Plan, PlanBuilder, Provider, RemoteStatus, Suite,
+    NodeKind, NodeSource, Plan, PlanBuilder, Provider, Purpose, RemoteStatus,
 };
 use crate::platform::Platform;
 use crate::toolchain::rust::RustToolchain;
@@ -97,7 +97,7 @@ pub(super) fn plan(
             let debs: Vec<NodeId> = layer
                 .packages
                 .iter()
-                .map(|package| planner.deb(package, Suite::Image, platform))
+                .map(|package| planner.deb(package, Purpose::Image, platform))
                 .collect();
             let record = cached_layer(cache, &layer.key)?;
             let all = layer.packages.iter().all(|p| p.architecture == "all");
@@ -232,14 +232,14 @@ impl Planner<'_> {
 
     /// The node of a `.deb` (its key is its digest), for `platform` or the
     /// build machine.
-    fn deb(&mut self, package: &ResolvedPackage, suite: Suite, platform: &Platform) -> NodeId {
+    fn deb(&mut self, package: &ResolvedPackage, purpose: Purpose, platform: &Platform) -> NodeId {
         if let Some(id) = self.builder.find(NodeKind::Deb, &package.sha256) {
             return id;
         }
         let runs_on = if package.architecture == "all" {
             None
         } else if package.architecture == self.options.build_platform.debian_arch
-            && suite == Suite::Host
+            && purpose == Purpose::Toolchain
         {
             Some(self.options.build_platform.name.as_str())
         } else {
@@ -253,7 +253,7 @@ impl Planner<'_> {
             local_or(self.cache.has_blob(&package.sha256), NodeSource::Upstream),
             Detail::Deb {
                 package: package.clone(),
-                suite,
+                purpose,
             },
         )
         .with_platforms(runs_on, None)
@@ -291,7 +291,7 @@ impl Planner<'_> {
         let debs: Vec<NodeId> = target
             .packages
             .iter()
-            .map(|package| self.deb(package, Suite::Image, platform))
+            .map(|package| self.deb(package, Purpose::Image, platform))
             .collect();
         Ok(self.builder.add(
             NewNode::new(
@@ -340,10 +340,10 @@ impl Planner<'_> {
                 // target's; the C library's sources.
                 let (host, _) = toolchain.packages.split_at(toolchain.packages.len() - 1);
                 for package in host {
-                    inputs.push(self.deb(package, Suite::Host, target));
+                    inputs.push(self.deb(package, Purpose::Toolchain, target));
                 }
-                inputs.push(self.deb(kernel_headers, Suite::Image, target));
-                inputs.extend(self.source(libc, Suite::Host)?);
+                inputs.push(self.deb(kernel_headers, Purpose::Image, target));
+                inputs.extend(self.source(libc, Purpose::Toolchain)?);
                 cost.seconds = if cached {
                     compile::recorded_toolchain_build(self.cache, toolchain)?
                 } else {
@@ -352,7 +352,7 @@ impl Planner<'_> {
             }
             _ => {
                 for package in &toolchain.packages {
-                    inputs.push(self.deb(package, Suite::Host, target));
+                    inputs.push(self.deb(package, Purpose::Toolchain, target));
                 }
             }
         }
@@ -379,7 +379,11 @@ impl Planner<'_> {
 
     /// A build's sources, unless they are a local directory (read while
     /// planning: its digest is in the build's key).
-    fn source(&mut self, source: &PlannedSource, suite: Suite) -> Result<Option<NodeId>, Error> {
+    fn source(
+        &mut self,
+        source: &PlannedSource,
+        purpose: Purpose,
+    ) -> Result<Option<NodeId>, Error> {
         let provider = match source {
             PlannedSource::Path(_) => return Ok(None),
             PlannedSource::Debian(_) => Provider::DebianSource,
@@ -400,7 +404,7 @@ impl Planner<'_> {
                     local_or(cached, NodeSource::Upstream),
                     Detail::Source {
                         source: source.clone(),
-                        suite,
+                        purpose,
                     },
                 )
                 .with_cost(Cost {
@@ -427,7 +431,7 @@ impl Planner<'_> {
                 let debs: Vec<NodeId> = sysroot
                     .packages
                     .iter()
-                    .map(|package| self.deb(package, Suite::Image, platform))
+                    .map(|package| self.deb(package, Purpose::Image, platform))
                     .collect();
                 let sysroot_node = self.builder.add(
                     NewNode::new(
@@ -493,7 +497,7 @@ impl Planner<'_> {
                 ),
             );
         }
-        inputs.extend(self.source(&build.source, Suite::Image)?);
+        inputs.extend(self.source(&build.source, Purpose::Image)?);
         let (record, nearest) = compile::explain(self.cache, build)?;
         let provider = match build.kind {
             crate::manifest::BuildKind::Cargo => Provider::Cargo,

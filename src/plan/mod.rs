@@ -26,7 +26,7 @@ pub use hits::{MissingHit, RequireHits};
 pub use key::{KEY_FORMAT, KeyBuilder};
 pub use node::{
     CacheLocation, Cost, Detail, LayerContents, Nearest, Node, NodeId, NodeRef, NodeSource,
-    Provider, Suite,
+    Provider, Purpose,
 };
 pub use remote::{NoRemote, RemoteStatus};
 

@@ -146,14 +146,15 @@ pub struct Nearest {
     pub seconds: f64,
 }
 
-/// The repository a `.deb` is fetched from.
+/// What a `.deb` or a source package is for (its package names the source
+/// it comes from: [`crate::pipeline::PackageOrigin`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Suite {
-    /// The image's suite: target packages, sysroots, sources.
+pub enum Purpose {
+    /// The image: target packages, sysroots, sources.
     Image,
-    /// The build machine's suite: compiler programs.
-    Host,
+    /// The build machine: compiler programs.
+    Toolchain,
 }
 
 /// What a layer node holds.
@@ -177,12 +178,12 @@ pub enum Detail {
     Index,
     Deb {
         package: ResolvedPackage,
-        suite: Suite,
+        purpose: Purpose,
     },
     /// A build's sources (a Debian source package or a tarball).
     Source {
         source: PlannedSource,
-        suite: Suite,
+        purpose: Purpose,
     },
     /// Compiler programs (Debian's, or a GCC built from source).
     Toolchain {
