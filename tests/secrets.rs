@@ -53,7 +53,7 @@ fn needles(secret_key_file: &Path) -> Vec<(String, Vec<u8>)> {
     // The first 40 characters encode only the secret half.
     needles.push((
         "the secret key (base64)".into(),
-        encoded[..40].as_bytes().to_vec(),
+        encoded.as_bytes()[..40].to_vec(),
     ));
     needles.push(("the secret key (raw)".into(), bytes[..32].to_vec()));
     needles

@@ -58,7 +58,7 @@ pub fn run(args: CacheArgs, quiet: bool) -> Result<(), Error> {
         CacheCommand::Stats(args) => stats(&args),
         CacheCommand::Gc(args) => gc(&args),
         CacheCommand::Verify(args) => verify(&args),
-        CacheCommand::Prewarm(args) => super::prewarm::prewarm(args, quiet),
+        CacheCommand::Prewarm(args) => super::prewarm::prewarm(*args, quiet),
         CacheCommand::Keygen(args) => super::prewarm::keygen(&args),
     }
 }

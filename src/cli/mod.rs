@@ -292,7 +292,7 @@ enum CacheCommand {
     Verify(CacheDirArgs),
     /// Fetch and build everything the targets' builds need, and upload to the
     /// remotes (--remote, signed with --sign) what they lack.
-    Prewarm(PrewarmArgs),
+    Prewarm(Box<PrewarmArgs>),
     /// Make a signing key: writes the secret key file (mode 0600, never
     /// overwriting) and prints the public key NAME:<base64> for --trust.
     Keygen(KeygenArgs),
@@ -355,8 +355,8 @@ pub fn run() -> i32 {
     });
     let prewarm = match &mut cli.command {
         Command::Cache(CacheArgs {
-            command: CacheCommand::Prewarm(PrewarmArgs { common, .. }),
-        }) => Some(common),
+            command: CacheCommand::Prewarm(args),
+        }) => Some(&mut args.common),
         _ => None,
     };
     if let Some(common) = prewarm {

@@ -715,10 +715,8 @@ fn pool(
 ) -> (Universe, HashMap<(String, String, String), usize>) {
     let pinned_to = |name: &str, source: &PackageSource| {
         let mut releases = pins.iter().filter(|(pin, _)| *pin == name).peekable();
-        match releases.peek() {
-            None => None,
-            Some(_) => Some(releases.any(|(_, release)| source.answers_to(release))),
-        }
+        releases.peek()?;
+        Some(releases.any(|(_, release)| source.answers_to(release)))
     };
     let mut origins = HashMap::new();
     let mut seen = HashSet::new();
