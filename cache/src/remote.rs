@@ -671,7 +671,7 @@ fn fetch_blob(
             limit: blob.size,
             too_long: false,
         };
-        let result = remote.backend.get_blob(&blob.digest, &mut sink);
+        let result = remote.backend.get_blob(blob, &mut sink);
         if sink.too_long {
             return Err(Problem::BlobTooLong {
                 digest: blob.digest,
