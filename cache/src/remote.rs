@@ -11,8 +11,10 @@
 //! written into the local cache, so nothing of a refused entry ever enters
 //! it. A remote that refuses, fails or times out is a miss with a
 //! [`RemoteWarning`], never an error: the build goes on to the next remote,
-//! upstream, or a build. A remote that cannot be reached is not asked again
-//! by this [`Remotes`] value.
+//! upstream, or a build. A remote that cannot be reached, or that was too
+//! slow for one read's deadline ([`backend::Deadline`]), is not asked
+//! again by this [`Remotes`] value; one that refused or failed an entry is
+//! not asked for that entry again (one read, one warning).
 //!
 //! **Uploading** ([`Remotes::upload`]) checks, per remote, which entries
 //! and blobs it has (concurrent existence checks), uploads the missing
@@ -31,7 +33,9 @@ use crate::backend::{self, Backend, BlobRef, RemoteConfig, RemoteError, parallel
 use crate::hash::{Hasher, Sha256Digest};
 use crate::sign::{self, EntryToSign, SecretKey, TrustError, TrustedKey};
 use crate::{Bucket, Cache, CacheError};
+use std::collections::BTreeSet;
 use std::io::{self, Write};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -104,6 +108,10 @@ pub enum Problem {
     BlobTooLong { digest: Sha256Digest, size: u64 },
     #[error("the signed record cannot be stored: {0}")]
     BadRecord(String),
+    #[error(
+        "refused once fetched: the tree signed by {signer} cannot be used: {reason}; dropped, and built here instead"
+    )]
+    UnusableTree { signer: String, reason: String },
     #[error("the local cache failed")]
     Local(#[source] CacheError),
 }
@@ -309,11 +317,35 @@ impl UploadReport {
 pub(crate) struct Remote {
     pub(crate) backend: Box<dyn Backend>,
     pub(crate) down: AtomicBool,
+    /// The entries it refused or failed to serve: not asked again.
+    refused: Mutex<BTreeSet<(Bucket, Sha256Digest)>>,
 }
 
 impl Remote {
     pub(crate) fn url(&self) -> &str {
         self.backend.url()
+    }
+
+    /// Whether to ask it for the entry: it is up, and did not refuse or
+    /// fail the entry before.
+    pub(crate) fn may_ask(&self, bucket: Bucket, key: &Sha256Digest) -> bool {
+        !self.down.load(Ordering::Relaxed)
+            && !self
+                .refused
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .contains(&(bucket, *key))
+    }
+
+    /// Remembers that it refused or failed the entry (a local failure is
+    /// not its doing, and is not remembered).
+    pub(crate) fn note_refused(&self, bucket: Bucket, key: &Sha256Digest, problem: &Problem) {
+        if !matches!(problem, Problem::Local(_)) {
+            self.refused
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .insert((bucket, *key));
+        }
     }
 
     /// The problem an error is, marking the remote down if unreachable.
@@ -344,6 +376,7 @@ impl Remotes {
                 .map(|backend| Remote {
                     backend,
                     down: AtomicBool::new(false),
+                    refused: Mutex::default(),
                 })
                 .collect(),
             trusted,
@@ -396,7 +429,7 @@ impl Remotes {
         let subject = format!("{}/{}", bucket.name(), key.hex());
         let mut warnings = Vec::new();
         for remote in &self.remotes {
-            if remote.down.load(Ordering::Relaxed) {
+            if !remote.may_ask(bucket, key) {
                 continue;
             }
             match self.fetch_from(remote, cache, bucket, key) {
@@ -407,11 +440,14 @@ impl Remotes {
                     };
                 }
                 Ok(None) => {}
-                Err(problem) => warnings.push(RemoteWarning {
-                    remote: remote.url().to_owned(),
-                    subject: subject.clone(),
-                    problem,
-                }),
+                Err(problem) => {
+                    remote.note_refused(bucket, key, &problem);
+                    warnings.push(RemoteWarning {
+                        remote: remote.url().to_owned(),
+                        subject: subject.clone(),
+                        problem,
+                    });
+                }
             }
         }
         Fetch {
