@@ -221,6 +221,7 @@ fn a_remote_dripping_an_envelope_is_abandoned_at_30_s_and_the_build_goes_upstrea
     assert!(
         warned.iter().any(|line| line.contains(remote)
             && line.contains(&format!("inrelease-v1/{key}"))
+            && line.contains("too slow, not asked again")
             && line.contains("not complete after 30 s")),
         "no warning naming the remote, the entry and the deadline:\n{run}"
     );

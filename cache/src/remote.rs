@@ -89,6 +89,8 @@ mod local {
 pub enum Problem {
     #[error("unreachable, not asked again in this run")]
     Unreachable(#[source] RemoteError),
+    #[error("too slow, not asked again in this run")]
+    TooSlow(#[source] RemoteError),
     #[error("failed")]
     Failed(#[source] RemoteError),
     #[error("refused")]
@@ -150,7 +152,9 @@ impl RemoteWarning {
     /// What a person can do about it.
     pub fn hint(&self) -> Option<String> {
         match &self.problem {
-            Problem::Unreachable(error) | Problem::Failed(error) => error.hint(),
+            Problem::Unreachable(error) | Problem::TooSlow(error) | Problem::Failed(error) => {
+                error.hint()
+            }
             Problem::Refused(error) => error.hint(),
             Problem::Local(error) => error.hint(),
             _ => None,
@@ -348,11 +352,15 @@ impl Remote {
         }
     }
 
-    /// The problem an error is, marking the remote down if unreachable.
+    /// The problem an error is, marking the remote down if unreachable
+    /// or too slow for a read's deadline.
     pub(crate) fn problem(&self, error: RemoteError) -> Problem {
         if error.is_unreachable() {
             self.down.store(true, Ordering::Relaxed);
-            Problem::Unreachable(error)
+            match error {
+                RemoteError::Deadline { .. } => Problem::TooSlow(error),
+                error => Problem::Unreachable(error),
+            }
         } else {
             Problem::Failed(error)
         }

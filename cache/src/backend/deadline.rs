@@ -57,6 +57,11 @@ impl Deadline {
         self.allowed
     }
 
+    /// The time left (zero once it is up).
+    pub fn remaining(&self) -> Duration {
+        self.allowed.saturating_sub(self.start.elapsed())
+    }
+
     /// Whether the time is up.
     pub fn passed(&self) -> bool {
         self.start.elapsed() >= self.allowed

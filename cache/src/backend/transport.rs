@@ -177,10 +177,16 @@ impl Transport {
                 Err(error) if error.is_transient() => Some(None),
                 _ => None,
             };
-            match retry_after {
-                Some(wait) if attempt < ATTEMPTS => {
-                    let backoff = FIRST_BACKOFF * 2u32.pow(attempt - 1);
-                    std::thread::sleep(wait.unwrap_or(backoff).min(MAX_RETRY_AFTER));
+            let backoff = FIRST_BACKOFF * 2u32.pow(attempt - 1);
+            let wait = retry_after.map(|wait| wait.unwrap_or(backoff).min(MAX_RETRY_AFTER));
+            match wait {
+                // No retry that would start past the deadline: the last
+                // failure is the one to report.
+                Some(wait)
+                    if attempt < ATTEMPTS
+                        && deadline.is_none_or(|deadline| deadline.remaining() > wait) =>
+                {
+                    std::thread::sleep(wait);
                     attempt += 1;
                 }
                 _ => return result,
