@@ -206,6 +206,8 @@ fn push_class(error: &xbuild_cache::backend::RemoteError) -> ErrorClass {
         RemoteError::Status { .. }
         | RemoteError::Transport { .. }
         | RemoteError::Timeout { .. } => ErrorClass::Network,
+        // More bytes than the registry's own descriptor declares.
+        RemoteError::TooLarge { .. } => ErrorClass::Integrity,
         _ => ErrorClass::Input,
     }
 }

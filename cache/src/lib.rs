@@ -123,6 +123,11 @@ pub type StoreHook = std::sync::Arc<dyn Fn(Bucket, Sha256Digest) + Send + Sync>;
 /// never fails a read (a remote that fails is a miss).
 pub trait EntryFallback: Send + Sync {
     fn fetch(&self, cache: &Cache, bucket: Bucket, key: &Sha256Digest) -> bool;
+
+    /// Told that an entry it supplied in this process turned out unusable
+    /// once used (its packed tree unsafe or corrupt): the cache dropped
+    /// it and builds it instead.
+    fn rejected(&self, _bucket: Bucket, _key: &Sha256Digest, _error: &CacheError) {}
 }
 
 /// An exclusive per-item lock; released when dropped.
@@ -267,6 +272,16 @@ impl Cache {
             .unwrap_or_else(|poison| poison.into_inner());
         supplied.insert((bucket, *key));
         true
+    }
+
+    /// Tells the fallback that an entry it supplied was dropped as
+    /// unusable (nothing if the entry was not its).
+    pub(crate) fn reject_supplied(&self, bucket: Bucket, key: &Sha256Digest, error: &CacheError) {
+        if let Some(fallback) = &self.fallback
+            && self.supplied_by_fallback(bucket, key)
+        {
+            fallback.rejected(bucket, key, error);
+        }
     }
 
     /// Where the cache is, for messages and for leaving it out of a walk

@@ -11,8 +11,10 @@
 //! written into the local cache, so nothing of a refused entry ever enters
 //! it. A remote that refuses, fails or times out is a miss with a
 //! [`RemoteWarning`], never an error: the build goes on to the next remote,
-//! upstream, or a build. A remote that cannot be reached is not asked again
-//! by this [`Remotes`] value.
+//! upstream, or a build. A remote that cannot be reached, or that was too
+//! slow for one read's deadline ([`backend::Deadline`]), is not asked
+//! again by this [`Remotes`] value; one that refused or failed an entry is
+//! not asked for that entry again (one read, one warning).
 //!
 //! **Uploading** ([`Remotes::upload`]) checks, per remote, which entries
 //! and blobs it has (concurrent existence checks), uploads the missing
@@ -31,7 +33,9 @@ use crate::backend::{self, Backend, BlobRef, RemoteConfig, RemoteError, parallel
 use crate::hash::{Hasher, Sha256Digest};
 use crate::sign::{self, EntryToSign, SecretKey, TrustError, TrustedKey};
 use crate::{Bucket, Cache, CacheError};
+use std::collections::BTreeSet;
 use std::io::{self, Write};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -85,6 +89,8 @@ mod local {
 pub enum Problem {
     #[error("unreachable, not asked again in this run")]
     Unreachable(#[source] RemoteError),
+    #[error("too slow, not asked again in this run")]
+    TooSlow(#[source] RemoteError),
     #[error("failed")]
     Failed(#[source] RemoteError),
     #[error("refused")]
@@ -104,6 +110,10 @@ pub enum Problem {
     BlobTooLong { digest: Sha256Digest, size: u64 },
     #[error("the signed record cannot be stored: {0}")]
     BadRecord(String),
+    #[error(
+        "refused once fetched: the tree signed by {signer} cannot be used: {reason}; dropped, and built here instead"
+    )]
+    UnusableTree { signer: String, reason: String },
     #[error("the local cache failed")]
     Local(#[source] CacheError),
 }
@@ -142,7 +152,9 @@ impl RemoteWarning {
     /// What a person can do about it.
     pub fn hint(&self) -> Option<String> {
         match &self.problem {
-            Problem::Unreachable(error) | Problem::Failed(error) => error.hint(),
+            Problem::Unreachable(error) | Problem::TooSlow(error) | Problem::Failed(error) => {
+                error.hint()
+            }
             Problem::Refused(error) => error.hint(),
             Problem::Local(error) => error.hint(),
             _ => None,
@@ -309,6 +321,8 @@ impl UploadReport {
 pub(crate) struct Remote {
     pub(crate) backend: Box<dyn Backend>,
     pub(crate) down: AtomicBool,
+    /// The entries it refused or failed to serve: not asked again.
+    refused: Mutex<BTreeSet<(Bucket, Sha256Digest)>>,
 }
 
 impl Remote {
@@ -316,11 +330,37 @@ impl Remote {
         self.backend.url()
     }
 
-    /// The problem an error is, marking the remote down if unreachable.
+    /// Whether to ask it for the entry: it is up, and did not refuse or
+    /// fail the entry before.
+    pub(crate) fn may_ask(&self, bucket: Bucket, key: &Sha256Digest) -> bool {
+        !self.down.load(Ordering::Relaxed)
+            && !self
+                .refused
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .contains(&(bucket, *key))
+    }
+
+    /// Remembers that it refused or failed the entry (a local failure is
+    /// not its doing, and is not remembered).
+    pub(crate) fn note_refused(&self, bucket: Bucket, key: &Sha256Digest, problem: &Problem) {
+        if !matches!(problem, Problem::Local(_)) {
+            self.refused
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .insert((bucket, *key));
+        }
+    }
+
+    /// The problem an error is, marking the remote down if unreachable
+    /// or too slow for a read's deadline.
     pub(crate) fn problem(&self, error: RemoteError) -> Problem {
         if error.is_unreachable() {
             self.down.store(true, Ordering::Relaxed);
-            Problem::Unreachable(error)
+            match error {
+                RemoteError::Deadline { .. } => Problem::TooSlow(error),
+                error => Problem::Unreachable(error),
+            }
         } else {
             Problem::Failed(error)
         }
@@ -344,6 +384,7 @@ impl Remotes {
                 .map(|backend| Remote {
                     backend,
                     down: AtomicBool::new(false),
+                    refused: Mutex::default(),
                 })
                 .collect(),
             trusted,
@@ -396,7 +437,7 @@ impl Remotes {
         let subject = format!("{}/{}", bucket.name(), key.hex());
         let mut warnings = Vec::new();
         for remote in &self.remotes {
-            if remote.down.load(Ordering::Relaxed) {
+            if !remote.may_ask(bucket, key) {
                 continue;
             }
             match self.fetch_from(remote, cache, bucket, key) {
@@ -407,11 +448,14 @@ impl Remotes {
                     };
                 }
                 Ok(None) => {}
-                Err(problem) => warnings.push(RemoteWarning {
-                    remote: remote.url().to_owned(),
-                    subject: subject.clone(),
-                    problem,
-                }),
+                Err(problem) => {
+                    remote.note_refused(bucket, key, &problem);
+                    warnings.push(RemoteWarning {
+                        remote: remote.url().to_owned(),
+                        subject: subject.clone(),
+                        problem,
+                    });
+                }
             }
         }
         Fetch {
@@ -671,7 +715,7 @@ fn fetch_blob(
             limit: blob.size,
             too_long: false,
         };
-        let result = remote.backend.get_blob(&blob.digest, &mut sink);
+        let result = remote.backend.get_blob(blob, &mut sink);
         if sink.too_long {
             return Err(Problem::BlobTooLong {
                 digest: blob.digest,

@@ -1,10 +1,17 @@
 //! The remotes as the local cache's fallback ([`RemoteReader`]): what a
 //! build reads through them, and what moved.
+//!
+//! Each entry is asked of the remotes once per run: threads asking for
+//! one entry at once wait for the first, and a later ask gets the first
+//! one's answer, so an entry a remote refused is read once and warned
+//! about once, however often a build looks it up.
 
 use crate::hash::Sha256Digest;
-use crate::remote::{RemoteWarning, Remotes};
-use crate::{Bucket, Cache};
+use crate::remote::{Problem, RemoteWarning, Remotes};
+use crate::{Bucket, Cache, CacheError};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 /// The remotes as the local cache's [`crate::EntryFallback`]: a shared
 /// entry the store lacks is fetched from them (verified, blobs first), and
@@ -13,8 +20,15 @@ use std::sync::atomic::Ordering;
 pub struct RemoteReader {
     remotes: Remotes,
     warn: Box<dyn Fn(&RemoteWarning) + Send + Sync>,
-    moved: std::sync::Mutex<std::collections::BTreeMap<(Bucket, Sha256Digest), Moved>>,
+    moved: Mutex<BTreeMap<(Bucket, Sha256Digest), Moved>>,
+    /// Per entry asked: whether it was a hit, once known.
+    asked: Mutex<BTreeMap<(Bucket, Sha256Digest), Answer>>,
+    /// Where each entry fetched came from: the remote and the signer.
+    origins: Mutex<BTreeMap<(Bucket, Sha256Digest), (String, String)>>,
 }
+
+/// Whether the remotes had an entry, once asked; locked while asking.
+type Answer = Arc<Mutex<Option<bool>>>;
 
 /// What one entry fetched from a remote moved.
 #[derive(Debug, Clone, Copy, Default)]
@@ -29,6 +43,8 @@ impl RemoteReader {
             remotes,
             warn,
             moved: Default::default(),
+            asked: Default::default(),
+            origins: Default::default(),
         }
     }
 
@@ -104,24 +120,65 @@ impl RemoteReader {
 
 impl crate::EntryFallback for RemoteReader {
     fn fetch(&self, cache: &Cache, bucket: Bucket, key: &Sha256Digest) -> bool {
+        let slot = {
+            let mut asked = self
+                .asked
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            asked.entry((bucket, *key)).or_default().clone()
+        };
+        // Held while asking: another thread asking for this entry waits,
+        // then takes the answer.
+        let mut answer = slot.lock().unwrap_or_else(|poison| poison.into_inner());
+        if let Some(hit) = *answer {
+            return hit;
+        }
         let fetch = self.remotes.fetch_entry(cache, bucket, key);
         for warning in &fetch.warnings {
             (self.warn)(warning);
         }
         let Some(hit) = fetch.hit else {
+            *answer = Some(false);
             return false;
         };
-        let mut moved = self
-            .moved
+        self.moved
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        moved.insert(
-            (bucket, *key),
-            Moved {
-                bytes: hit.bytes_fetched,
-                seconds: hit.elapsed.as_secs_f64(),
-            },
-        );
+            .unwrap_or_else(|poison| poison.into_inner())
+            .insert(
+                (bucket, *key),
+                Moved {
+                    bytes: hit.bytes_fetched,
+                    seconds: hit.elapsed.as_secs_f64(),
+                },
+            );
+        self.origins
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .insert((bucket, *key), (hit.remote, hit.signer));
+        *answer = Some(true);
         true
+    }
+
+    /// A tree a remote sent, signed by a trusted key, that proved unsafe
+    /// or corrupt when unpacked: a warning naming the remote, the entry
+    /// and the signer.
+    fn rejected(&self, bucket: Bucket, key: &Sha256Digest, error: &CacheError) {
+        let origin = self
+            .origins
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(&(bucket, *key))
+            .cloned();
+        let Some((remote, signer)) = origin else {
+            return;
+        };
+        (self.warn)(&RemoteWarning {
+            remote,
+            subject: format!("{}/{}", bucket.name(), key.hex()),
+            problem: Problem::UnusableTree {
+                signer,
+                reason: crate::remote::error_chain(error),
+            },
+        });
     }
 }

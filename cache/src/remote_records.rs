@@ -23,7 +23,7 @@ impl Remotes {
     ) -> (Option<Vec<u8>>, Vec<RemoteWarning>) {
         let mut warnings = Vec::new();
         for remote in &self.remotes {
-            if remote.down.load(Ordering::Relaxed) {
+            if !remote.may_ask(bucket, key) {
                 continue;
             }
             let problem = match remote.backend.get_entry(bucket.name(), key) {
@@ -36,6 +36,7 @@ impl Remotes {
                 }
                 Err(error) => remote.problem(error),
             };
+            remote.note_refused(bucket, key, &problem);
             warnings.push(RemoteWarning {
                 remote: remote.url().to_owned(),
                 subject: format!("{}/{}", bucket.name(), key.hex()),

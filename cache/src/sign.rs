@@ -78,8 +78,21 @@ pub enum KeyError {
     Permissions { path: PathBuf, mode: u32 },
     #[error("the secret key file {} is not `NAME:<base64 of 64 bytes>`: {reason}", path.display())]
     MalformedSecret { path: PathBuf, reason: String },
-    #[error("the trusted key `{input}` is not `NAME:<base64 of 32 bytes>`: {reason}")]
-    MalformedPublic { input: String, reason: String },
+    /// A `--trust` value (or `[cache] trusted-keys` entry) that does not
+    /// parse. The value itself is never shown, in case it is a secret (a
+    /// secret key file's text given by mistake): only its name, when that
+    /// is a valid key name, and its length.
+    #[error(
+        "the trusted key (--trust, [cache] trusted-keys) {} is not `NAME:<base64 of 32 bytes>`: {reason} (the value is not shown, in case it is a secret)",
+        describe_public(name.as_deref(), *length)
+    )]
+    MalformedPublic {
+        /// The part before `:`, if it is a valid key name.
+        name: Option<String>,
+        /// Characters in the value.
+        length: usize,
+        reason: String,
+    },
     #[error("cannot generate a key: the system's random source failed: {0}")]
     Random(String),
 }
@@ -297,18 +310,36 @@ impl std::fmt::Debug for TrustedKey {
     }
 }
 
+/// ``named `ci`, of 91 characters,``, or `of 91 characters` without a
+/// name worth showing.
+fn describe_public(name: Option<&str>, length: usize) -> String {
+    match name {
+        Some(name) => format!("named `{name}`, of {length} characters,"),
+        None => format!("of {length} characters"),
+    }
+}
+
 impl std::str::FromStr for TrustedKey {
     type Err = KeyError;
+    /// Parses `NAME:<base64>`. No error holds any of `input` but a valid
+    /// key name.
     fn from_str(input: &str) -> Result<Self, KeyError> {
+        let split = input.trim().split_once(':');
+        let shown_name = split
+            .map(|(name, _)| name)
+            .filter(|name| check_name(name).is_ok())
+            .map(str::to_owned);
         let malformed = |reason: String| KeyError::MalformedPublic {
-            input: input.to_owned(),
+            name: shown_name.clone(),
+            length: input.chars().count(),
             reason,
         };
-        let (name, encoded) = input
-            .trim()
-            .split_once(':')
-            .ok_or_else(|| malformed("there is no `:`".into()))?;
-        check_name(name).map_err(|error| malformed(error.to_string()))?;
+        let (name, encoded) = split.ok_or_else(|| malformed("there is no `:`".into()))?;
+        if check_name(name).is_err() {
+            return Err(malformed(
+                "the name before `:` must be 1 to 64 of A-Z, a-z, 0-9, `.`, `_` and `-`, starting with a letter or digit".into(),
+            ));
+        }
         let bytes = BASE64
             .decode(encoded)
             .map_err(|_| malformed("the part after `:` is not base64".into()))?;
@@ -317,7 +348,7 @@ impl std::str::FromStr for TrustedKey {
                 "the key is {} bytes long, not 32{}",
                 bytes.len(),
                 if bytes.len() == 64 {
-                    " (that is a secret key: give the public key)"
+                    " (that is a secret key: give the public key, which `xbuild cache keygen` printed)"
                 } else {
                     ""
                 }

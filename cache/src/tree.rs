@@ -118,8 +118,11 @@ impl Cache {
                 {
                     match self.unpack_locked(bucket, key, &packed.blob, entry.meta) {
                         Ok(_) => return Ok((path, TreeOrigin::Unpacked)),
-                        // A bad archive is dropped: build instead.
-                        Err(error) if error.is_integrity() => {}
+                        // A bad archive is dropped: build instead, and a
+                        // remote that sent it is named with its signer.
+                        Err(error) if error.is_integrity() => {
+                            self.reject_supplied(bucket, key, &error);
+                        }
                         Err(error) => return Err(error.into()),
                     }
                 }

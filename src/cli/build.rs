@@ -223,8 +223,14 @@ pub fn build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
             .as_ref()
             .map(|shared| shared.reader.remotes().urls())
             .unwrap_or_default();
-        let outcome =
-            super::push::push_layout(&cache, &layout, reference, &args.registry, &remotes)?;
+        let outcome = super::push::push_layout(
+            &cache,
+            &layout,
+            reference,
+            &args.registry,
+            args.common.http_timeout,
+            &remotes,
+        )?;
         for target in &mut report.targets {
             target.push = outcome
                 .images

@@ -222,6 +222,11 @@ struct MergeArgs {
     /// Print the merge report as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Seconds a registry may go without sending data before the attempt
+    /// is abandoned and retried; a read of a manifest or config is also
+    /// given 30 s in all, scaled by this over 30 [default: 30].
+    #[arg(long, env = "XBUILD_HTTP_TIMEOUT", value_name = "SECONDS", value_parser = parse_seconds)]
+    http_timeout: Option<std::time::Duration>,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -241,6 +246,11 @@ struct PushArgs {
     /// Print the push report as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Seconds a registry may go without sending data before the attempt
+    /// is abandoned and retried; a read of a manifest or config is also
+    /// given 30 s in all, scaled by this over 30 [default: 30].
+    #[arg(long, env = "XBUILD_HTTP_TIMEOUT", value_name = "SECONDS", value_parser = parse_seconds)]
+    http_timeout: Option<std::time::Duration>,
     #[command(flatten)]
     registry: RegistryArgs,
 }

@@ -3,14 +3,18 @@
 
 use super::{MergeArgs, PushArgs, RegistryArgs};
 use std::io::Write as _;
+use std::time::Duration;
 use xbuild::Error;
 use xbuild::cache::Cache;
 use xbuild::push::{PushOutcome, PushSettings, Reference};
 
 /// The registry settings of the command line, with credentials located as
-/// docker and podman store them.
-pub(super) fn settings(args: &RegistryArgs) -> PushSettings {
+/// docker and podman store them; `http_timeout` is `--http-timeout`.
+pub(super) fn settings(args: &RegistryArgs, http_timeout: Option<Duration>) -> PushSettings {
     let mut remote = xbuild::cache::backend::RemoteConfig::from_env();
+    if let Some(timeout) = http_timeout {
+        remote = remote.with_idle_timeout(timeout);
+    }
     if let Some(ca) = &args.registry_ca {
         remote = remote.with_extra_ca(ca.clone());
     }
@@ -53,9 +57,10 @@ pub(super) fn push_layout(
     layout: &std::path::Path,
     reference: &Reference,
     registry: &RegistryArgs,
+    http_timeout: Option<Duration>,
     remotes: &[&str],
 ) -> Result<PushOutcome, Error> {
-    let mut settings = settings(registry);
+    let mut settings = settings(registry, http_timeout);
     settings.mount_candidates = mount_candidates(remotes);
     xbuild::push::push_layout(cache, layout, reference, &settings)
 }
@@ -67,7 +72,14 @@ pub fn push(args: PushArgs, quiet: bool) -> Result<(), Error> {
         .clone()
         .unwrap_or_else(|| args.dir().join("result"));
     let cache = Cache::open(&super::cache::root(args.cache_dir.as_deref())?)?;
-    let outcome = push_layout(&cache, &out.join("oci"), &reference, &args.registry, &[])?;
+    let outcome = push_layout(
+        &cache,
+        &out.join("oci"),
+        &reference,
+        &args.registry,
+        args.http_timeout,
+        &[],
+    )?;
     if args.json {
         let mut stdout = std::io::stdout().lock();
         let _ = serde_json::to_writer_pretty(&mut stdout, &outcome);
@@ -102,7 +114,8 @@ pub fn merge(args: MergeArgs, quiet: bool) -> Result<(), Error> {
         };
         annotations.insert(key.to_owned(), value.to_owned());
     }
-    let outcome = xbuild::push::merge(&dest, &sources, &annotations, &settings(&args.registry))?;
+    let settings = settings(&args.registry, args.http_timeout);
+    let outcome = xbuild::push::merge(&dest, &sources, &annotations, &settings)?;
     if args.json {
         let mut stdout = std::io::stdout().lock();
         let _ = serde_json::to_writer_pretty(&mut stdout, &outcome);

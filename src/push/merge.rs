@@ -9,12 +9,18 @@
 //! DEST's: its blobs mounted from the source's repository (no bytes move),
 //! then its manifest put by digest. Two sources of one platform are an
 //! error naming both.
+//!
+//! What a registry sends is bounded: a config is read up to the size its
+//! manifest declares (more is cut off) and checked against its digest, a
+//! manifest up to [`crate::cache::backend::DOCUMENT_LIMIT`], and each read
+//! within its [`crate::cache::backend::Deadline`], so a registry that
+//! never stops or drips its bytes fails the merge in bounded time and
+//! memory, naming the registry, the repository and the digest.
 
 use super::{PushSettings, Reference, open_registry};
 use crate::Error;
 use crate::cache::backend::registry::{BlobPut, RawManifest, Registry};
 use crate::cache::backend::{BlobRef, RemoteError};
-use crate::hash::Sha256Digest;
 use crate::image::oci::{Descriptor, ImageIndex, MEDIA_TYPE_INDEX, Platform, to_canonical_json};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -135,21 +141,15 @@ fn config_platform(
             ),
         ));
     }
-    let mut bytes = Vec::new();
-    if registry.get_blob(&config.digest, &mut bytes)?.is_none() {
+    // At most the size the manifest declares, within that size's deadline,
+    // and checked against the digest.
+    let Some(bytes) = registry.get_blob_bytes(&BlobRef::new(config.digest, config.size))? else {
         return Err(protocol(
             registry,
             what,
             format!("its config {:?} is missing", config.digest),
         ));
-    }
-    if Sha256Digest::of(&bytes) != config.digest {
-        return Err(protocol(
-            registry,
-            what,
-            format!("its config does not hash to {:?}", config.digest),
-        ));
-    }
+    };
     let parsed: ConfigPlatform = serde_json::from_slice(&bytes).map_err(|error| {
         protocol(
             registry,

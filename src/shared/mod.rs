@@ -53,12 +53,14 @@ impl Shared {
         image: &str,
         idle_timeout: Duration,
     ) -> Result<Option<Shared>, Error> {
-        if settings.remotes.is_empty() {
-            return Ok(None);
-        }
+        // Parsed even without a remote: a bad key is a bad key (and its
+        // error never shows it, in case it is a secret).
         let mut trusted = Vec::new();
         for text in &settings.trusted_keys {
             trusted.push(text.parse::<TrustedKey>()?);
+        }
+        if settings.remotes.is_empty() {
+            return Ok(None);
         }
         let signer = match &settings.signing_key {
             Some(path) => Some(SecretKey::load(path)?),

@@ -9,18 +9,31 @@
 //! leaves its hidden temp file behind; readers never look at one. Files
 //! are created with mode 0666 minus the umask, so a group-writable shared
 //! directory stays usable by the whole team.
+//!
+//! Reading trusts nothing about what is at a path: only a regular file is
+//! read (a FIFO, a device such as a link to `/dev/zero`, or a directory is
+//! refused unread, without blocking on it), an envelope or pointer of more
+//! than [`DOCUMENT_LIMIT`] bytes is refused unread, a blob is read up to
+//! one byte past the size its signed entry gives (the caller cuts it off
+//! there), and every read is abandoned past its [`Deadline`], as over
+//! HTTP (a share on a slow network is a slow remote).
 
-use super::{Backend, BlobRef, LocalBlob, RemoteError, check_bucket, check_pointer};
+use super::{
+    Backend, BlobRef, DOCUMENT_LIMIT, Deadline, LocalBlob, RemoteError, check_bucket, check_pointer,
+};
 use crate::hash::Sha256Digest;
-use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt as _;
+use std::io::{self, Read as _, Write};
+use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// A remote cache in a directory.
 #[derive(Debug)]
 pub struct FileBackend {
     root: PathBuf,
     url: String,
+    /// What a read's [`Deadline`] is scaled by.
+    idle_timeout: Duration,
 }
 
 impl FileBackend {
@@ -46,7 +59,14 @@ impl FileBackend {
         Ok(FileBackend {
             root,
             url: url.trim_end_matches('/').to_owned(),
+            idle_timeout: super::RemoteConfig::default().idle_timeout,
         })
+    }
+
+    /// Reads are given the [`Deadline`]s of this idle timeout.
+    pub fn with_idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle_timeout = idle;
+        self
     }
 
     /// The directory holding the remote.
@@ -98,15 +118,104 @@ impl FileBackend {
         Ok(())
     }
 
+    /// An envelope or pointer document, read whole: at most
+    /// [`DOCUMENT_LIMIT`] bytes, within a document's deadline.
     fn read_small(&self, path: &Path) -> Result<Option<Vec<u8>>, RemoteError> {
-        match std::fs::read(path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(RemoteError::Io {
-                path: path.to_owned(),
-                source,
-            }),
+        let deadline = Deadline::for_document(self.idle_timeout);
+        let Some((file, size)) = open_regular(path)? else {
+            return Ok(None);
+        };
+        let too_large = || RemoteError::TooLarge {
+            url: path.display().to_string(),
+            limit: DOCUMENT_LIMIT,
+            what: "a signed document may hold",
+        };
+        if size > DOCUMENT_LIMIT {
+            return Err(too_large());
         }
+        let mut bytes = Vec::with_capacity(size as usize);
+        // One byte past the limit tells a file that grew since.
+        read_within(file.take(DOCUMENT_LIMIT + 1), path, &deadline, &mut bytes)?;
+        if bytes.len() as u64 > DOCUMENT_LIMIT {
+            return Err(too_large());
+        }
+        Ok(Some(bytes))
+    }
+}
+
+/// Opens `path` for reading if it is a regular file (following symlinks):
+/// the file and its size, `None` if nothing is there. The open does not
+/// block (`O_NONBLOCK`: opening a FIFO for reading otherwise waits for a
+/// writer) and the type is checked on the open file, so what is refused
+/// is never read.
+fn open_regular(path: &Path) -> Result<Option<(std::fs::File, u64)>, RemoteError> {
+    let io_error = |source| RemoteError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(io_error(source)),
+    };
+    let metadata = file.metadata().map_err(io_error)?;
+    let kind = metadata.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() {
+            "a character device"
+        } else if kind.is_block_device() {
+            "a block device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_dir() {
+            "a directory"
+        } else {
+            "something else"
+        };
+        return Err(RemoteError::NotAFile {
+            path: path.to_owned(),
+            what,
+        });
+    }
+    Ok(Some((file, metadata.len())))
+}
+
+/// Copies `reader` (a file at `path`) into `sink` until its end, checking
+/// `deadline` before each chunk; the bytes copied.
+fn read_within(
+    mut reader: impl io::Read,
+    path: &Path,
+    deadline: &Deadline,
+    sink: &mut dyn Write,
+) -> Result<u64, RemoteError> {
+    let shown = path.display().to_string();
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut copied = 0u64;
+    loop {
+        deadline.check("read", &shown)?;
+        let read = match reader.read(&mut buffer) {
+            Ok(0) => return Ok(copied),
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(RemoteError::Io {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        sink.write_all(&buffer[..read])
+            .map_err(|source| RemoteError::Sink {
+                url: shown.clone(),
+                source,
+            })?;
+        copied += read as u64;
     }
 }
 
@@ -133,34 +242,20 @@ impl Backend for FileBackend {
             .collect()
     }
 
-    fn get_blob(
-        &self,
-        digest: &Sha256Digest,
-        sink: &mut dyn Write,
-    ) -> Result<Option<u64>, RemoteError> {
-        let path = self.blob_path(digest);
-        let mut file = match std::fs::File::open(&path) {
-            Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(RemoteError::Io { path, source }),
+    fn get_blob(&self, blob: &BlobRef, sink: &mut dyn Write) -> Result<Option<u64>, RemoteError> {
+        let deadline = Deadline::for_size(self.idle_timeout, blob.size);
+        let path = self.blob_path(&blob.digest);
+        let Some((file, _)) = open_regular(&path)? else {
+            return Ok(None);
         };
-        let mut buffer = vec![0u8; 256 * 1024];
-        let mut copied = 0u64;
-        loop {
-            let read = match io::Read::read(&mut file, &mut buffer) {
-                Ok(0) => break,
-                Ok(read) => read,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => return Err(RemoteError::Io { path, source }),
-            };
-            sink.write_all(&buffer[..read])
-                .map_err(|source| RemoteError::Sink {
-                    url: format!("{}/blobs-v1/sha256/{}", self.url, digest.hex()),
-                    source,
-                })?;
-            copied += read as u64;
-        }
-        Ok(Some(copied))
+        // One byte past the size is enough to tell a longer file.
+        read_within(
+            file.take(blob.size.saturating_add(1)),
+            &path,
+            &deadline,
+            sink,
+        )
+        .map(Some)
     }
 
     fn put_blob(&self, blob: &BlobRef, path: &Path) -> Result<(), RemoteError> {

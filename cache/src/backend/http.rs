@@ -16,16 +16,13 @@
 
 use super::transport::{self, Transport};
 use super::{
-    Backend, BlobRef, LocalBlob, RemoteConfig, RemoteError, check_bucket, check_pointer,
-    parallel_map, redact,
+    Backend, BlobRef, DOCUMENT_LIMIT, LocalBlob, RemoteConfig, RemoteError, check_bucket,
+    check_pointer, parallel_map, redact,
 };
 use crate::hash::Sha256Digest;
 use base64::Engine as _;
 use std::io::Write;
 use std::path::Path;
-
-/// The largest entry or pointer document read.
-const SMALL_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// A remote cache behind a WebDAV-capable web server.
 pub struct HttpBackend {
@@ -113,9 +110,12 @@ impl HttpBackend {
 
     fn exists(&self, path: &str) -> Result<bool, RemoteError> {
         let (url, shown) = self.location(path);
-        let response = self.transport.send("HEAD", &shown, |client| {
-            Ok(self.request(client, reqwest::Method::HEAD, &url))
-        })?;
+        let deadline = self.transport.document_deadline();
+        let response = self
+            .transport
+            .send_within("HEAD", &shown, Some(&deadline), |client| {
+                Ok(self.request(client, reqwest::Method::HEAD, &url))
+            })?;
         match response.status().as_u16() {
             200..=299 => Ok(true),
             404 | 410 => Ok(false),
@@ -125,13 +125,22 @@ impl HttpBackend {
 
     fn get_small(&self, path: &str) -> Result<Option<Vec<u8>>, RemoteError> {
         let (url, shown) = self.location(path);
-        let response = self.transport.send("GET", &shown, |client| {
-            Ok(self.request(client, reqwest::Method::GET, &url))
-        })?;
+        let deadline = self.transport.document_deadline();
+        let response = self
+            .transport
+            .send_within("GET", &shown, Some(&deadline), |client| {
+                Ok(self.request(client, reqwest::Method::GET, &url))
+            })?;
         match response.status().as_u16() {
-            200..=299 => {
-                transport::read_small(&self.transport, response, &shown, SMALL_LIMIT).map(Some)
-            }
+            200..=299 => transport::read_small(
+                &self.transport,
+                response,
+                &shown,
+                DOCUMENT_LIMIT,
+                "a signed document may hold",
+                &deadline,
+            )
+            .map(Some),
             404 | 410 => Ok(None),
             _ => Err(transport::status_error("GET", &shown, response)),
         }
@@ -207,17 +216,18 @@ impl Backend for HttpBackend {
         .collect()
     }
 
-    fn get_blob(
-        &self,
-        digest: &Sha256Digest,
-        sink: &mut dyn Write,
-    ) -> Result<Option<u64>, RemoteError> {
-        let (url, shown) = self.location(&blob_path(digest));
-        let response = self.transport.send("GET", &shown, |client| {
-            Ok(self.request(client, reqwest::Method::GET, &url))
-        })?;
+    fn get_blob(&self, blob: &BlobRef, sink: &mut dyn Write) -> Result<Option<u64>, RemoteError> {
+        let (url, shown) = self.location(&blob_path(&blob.digest));
+        let deadline = self.transport.deadline_for(blob.size);
+        let response = self
+            .transport
+            .send_within("GET", &shown, Some(&deadline), |client| {
+                Ok(self.request(client, reqwest::Method::GET, &url))
+            })?;
         match response.status().as_u16() {
-            200..=299 => transport::copy_body(&self.transport, response, &shown, sink).map(Some),
+            200..=299 => {
+                transport::copy_body(&self.transport, response, &shown, sink, &deadline).map(Some)
+            }
             404 | 410 => Ok(None),
             _ => Err(transport::status_error("GET", &shown, response)),
         }

@@ -39,6 +39,7 @@
 //! ([`redact`]); credentials themselves (a token, a password) are never part
 //! of an error or of `Debug` output.
 
+mod deadline;
 pub mod file;
 pub mod http;
 pub mod oci;
@@ -53,6 +54,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use crate::blob::BlobRef;
+pub use deadline::Deadline;
+
+/// The largest signed envelope, pointer document or manifest read from a
+/// remote; a larger one is refused unread.
+pub const DOCUMENT_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// How remotes are reached: timeouts, parallelism and where credentials
 /// come from. [`RemoteConfig::default`] reads nothing from the environment;
@@ -219,6 +225,24 @@ pub enum RemoteError {
         url: String,
         idle: Duration,
     },
+    #[error(
+        "{method} {url}: not complete after {} s, the most one read may take (30 s and 1 s per MiB it declares, scaled by --http-timeout): abandoned",
+        seconds(*.allowed)
+    )]
+    Deadline {
+        method: &'static str,
+        url: String,
+        allowed: Duration,
+    },
+    #[error("{} is {what}, not a regular file: refused unread (a file:// remote is read only from regular files)", path.display())]
+    NotAFile { path: PathBuf, what: &'static str },
+    #[error("{url}: more than the {limit} bytes {what}: refused")]
+    TooLarge {
+        url: String,
+        limit: u64,
+        /// What the limit is: `an envelope may hold`, `the manifest declares`.
+        what: &'static str,
+    },
     #[error("{method} {url} answered HTTP {status}{detail}")]
     Status {
         method: &'static str,
@@ -266,7 +290,8 @@ impl RemoteError {
     pub fn is_unreachable(&self) -> bool {
         match self {
             RemoteError::Transport { source, .. } => source.is_connect() || source.is_timeout(),
-            RemoteError::Timeout { .. } => true,
+            // Too slow for one read is too slow for the rest of the run.
+            RemoteError::Timeout { .. } | RemoteError::Deadline { .. } => true,
             _ => false,
         }
     }
@@ -301,8 +326,14 @@ impl RemoteError {
             } => Some(
                 "the server does not accept PUT there; enable WebDAV PUT (nginx: `dav_methods PUT; create_full_put_path on;`)".into(),
             ),
+            RemoteError::Deadline { .. } => Some(
+                "it sends too slowly, or a byte at a time on purpose; a larger --http-timeout (or XBUILD_HTTP_TIMEOUT) allows slower servers".into(),
+            ),
             error if error.is_unreachable() => Some(
                 "check that the remote is up and reachable; the build goes on without it".into(),
+            ),
+            RemoteError::NotAFile { .. } => Some(
+                "only regular files are read from a file:// remote; remove what is there (the next upload writes it again)".into(),
             ),
             RemoteError::Io { path, source } => Some(crate::local_io_hint(path, source)),
             RemoteError::LocalBlob { source, .. } if source.kind() == io::ErrorKind::InvalidData => {
@@ -330,12 +361,10 @@ pub trait Backend: Send + Sync {
     fn has_blobs(&self, digests: &[Sha256Digest]) -> Result<Vec<bool>, RemoteError>;
 
     /// Writes the blob into `sink`; `Ok(None)` if the remote lacks it, else
-    /// the bytes written. The caller verifies digest and size.
-    fn get_blob(
-        &self,
-        digest: &Sha256Digest,
-        sink: &mut dyn Write,
-    ) -> Result<Option<u64>, RemoteError>;
+    /// the bytes written. The read is abandoned past its [`Deadline`] for
+    /// `blob.size`; the caller verifies digest and size (and cuts off a
+    /// remote sending more than `blob.size`, by failing the write).
+    fn get_blob(&self, blob: &BlobRef, sink: &mut dyn Write) -> Result<Option<u64>, RemoteError>;
 
     /// Uploads the file at `path` as the blob `blob`. The bytes are hashed
     /// on the way and the upload abandoned if they do not match `blob`, so a
@@ -343,6 +372,7 @@ pub trait Backend: Send + Sync {
     fn put_blob(&self, blob: &BlobRef, path: &Path) -> Result<(), RemoteError>;
 
     /// The envelope of the entry `key` of `bucket`; `Ok(None)` if absent.
+    /// At most [`DOCUMENT_LIMIT`] bytes, within a document's [`Deadline`].
     fn get_entry(&self, bucket: &str, key: &Sha256Digest) -> Result<Option<Vec<u8>>, RemoteError>;
 
     /// Whether the remote holds the entry `key` of `bucket`.
@@ -372,7 +402,9 @@ pub trait Backend: Send + Sync {
 pub fn open(url: &str, config: &RemoteConfig) -> Result<Box<dyn Backend>, RemoteError> {
     let scheme = url.split_once("://").map(|(scheme, _)| scheme);
     match scheme {
-        Some("file") => Ok(Box::new(file::FileBackend::open(url)?)),
+        Some("file") => Ok(Box::new(
+            file::FileBackend::open(url)?.with_idle_timeout(config.idle_timeout),
+        )),
         Some("http" | "https") => Ok(Box::new(http::HttpBackend::open(url, config)?)),
         Some("oci" | "oci+http" | "oci+https") => Ok(Box::new(oci::OciBackend::open(url, config)?)),
         _ => Err(RemoteError::InvalidUrl {

@@ -44,8 +44,8 @@
 
 use super::registry::Registry;
 use super::{
-    Backend, BlobRef, LocalBlob, RemoteConfig, RemoteError, check_bucket, check_pointer,
-    parallel_map,
+    Backend, BlobRef, DOCUMENT_LIMIT, LocalBlob, RemoteConfig, RemoteError, check_bucket,
+    check_pointer, parallel_map,
 };
 use crate::hash::Sha256Digest;
 use std::io::Write;
@@ -65,9 +65,6 @@ const EMPTY_CONFIG: &[u8] = b"{}";
 pub const ENVELOPE_ANNOTATION: &str = "org.xbuild.envelope";
 /// The largest envelope also carried inline.
 const INLINE_ENVELOPE_LIMIT: usize = 16 * 1024;
-
-/// The largest envelope or pointer document read.
-const SMALL_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// A remote cache in one repository of an OCI registry.
 pub struct OciBackend {
@@ -180,7 +177,8 @@ impl OciBackend {
     }
 
     /// The first layer of `media_type` of `manifest` (tagged `tag`), read
-    /// whole and checked against its digest.
+    /// whole (at most its declared size, within its deadline) and checked
+    /// against its digest.
     fn document_of(
         &self,
         tag: &str,
@@ -192,29 +190,18 @@ impl OciBackend {
             .layers
             .iter()
             .find(|layer| layer.media_type == media_type)
-            .filter(|layer| layer.size <= SMALL_LIMIT)
+            .filter(|layer| layer.size <= DOCUMENT_LIMIT)
             .ok_or_else(|| RemoteError::Protocol {
                 url: shown.clone(),
-                reason: format!("the manifest has no layer of type `{media_type}` (of at most {SMALL_LIMIT} bytes)"),
+                reason: format!("the manifest has no layer of type `{media_type}` (of at most {DOCUMENT_LIMIT} bytes)"),
             })?;
-        let mut bytes = Vec::new();
-        if self.registry.get_blob(&layer.digest, &mut bytes)?.is_none() {
-            return Err(RemoteError::Protocol {
+        let blob = BlobRef::new(layer.digest, layer.size);
+        self.registry
+            .get_blob_bytes(&blob)?
+            .ok_or_else(|| RemoteError::Protocol {
                 url: shown,
                 reason: format!("its layer {:?} is missing", layer.digest),
-            });
-        }
-        let actual = Sha256Digest::of(&bytes);
-        if actual != layer.digest {
-            return Err(RemoteError::Protocol {
-                url: shown,
-                reason: format!(
-                    "its layer {:?} holds other content (sha256 {actual:?})",
-                    layer.digest
-                ),
-            });
-        }
-        Ok(bytes)
+            })
     }
 
     fn artifact(
@@ -267,12 +254,8 @@ impl Backend for OciBackend {
         .collect()
     }
 
-    fn get_blob(
-        &self,
-        digest: &Sha256Digest,
-        sink: &mut dyn Write,
-    ) -> Result<Option<u64>, RemoteError> {
-        self.registry.get_blob(digest, sink)
+    fn get_blob(&self, blob: &BlobRef, sink: &mut dyn Write) -> Result<Option<u64>, RemoteError> {
+        self.registry.get_blob(blob, sink)
     }
 
     fn put_blob(&self, blob: &BlobRef, path: &Path) -> Result<(), RemoteError> {

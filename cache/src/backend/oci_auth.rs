@@ -372,6 +372,7 @@ impl Authenticator {
             .map(|scope| scope.split(' ').map(str::to_owned).collect())
             .unwrap_or_default();
         let realm_shown = super::redact(realm_url.as_str());
+        let deadline = transport.document_deadline();
         let response = match login {
             Some(Login::IdentityToken(refresh)) => {
                 let mut form = vec![
@@ -390,7 +391,7 @@ impl Authenticator {
                         .map(|scope| ("scope".to_owned(), scope.clone())),
                 );
                 let body = form_encode(&form);
-                transport.send("POST", &realm_shown, |client| {
+                transport.send_within("POST", &realm_shown, Some(&deadline), |client| {
                     Ok(client
                         .post(realm_url.clone())
                         .header(
@@ -410,7 +411,7 @@ impl Authenticator {
                         query.append_pair("scope", scope);
                     }
                 }
-                transport.send("GET", &realm_shown, |client| {
+                transport.send_within("GET", &realm_shown, Some(&deadline), |client| {
                     let request = client.get(realm_url.clone());
                     Ok(match login {
                         Some(Login::Password { user, password }) => {
@@ -425,7 +426,14 @@ impl Authenticator {
             let status = transport::status_error("GET", &realm_shown, response);
             return Err(auth_error(format!("the token service refused: {status}")));
         }
-        let bytes = transport::read_small(transport, response, &realm_shown, 1024 * 1024)?;
+        let bytes = transport::read_small(
+            transport,
+            response,
+            &realm_shown,
+            1024 * 1024,
+            "a token answer may hold",
+            &deadline,
+        )?;
         let answer: TokenAnswer = serde_json::from_slice(&bytes)
             .map_err(|error| auth_error(format!("the token service answered no token: {error}")))?;
         answer

@@ -13,13 +13,13 @@
 
 use super::oci_auth::Authenticator;
 use super::transport::{self, Transport};
-use super::{BlobRef, RemoteConfig, RemoteError, redact};
+use super::{BlobRef, DOCUMENT_LIMIT, Deadline, RemoteConfig, RemoteError, redact};
 use crate::hash::Sha256Digest;
 use reqwest::blocking::{Body, Client, RequestBuilder, Response};
 use reqwest::header;
 
 /// The largest manifest read.
-pub const MANIFEST_LIMIT: u64 = 16 * 1024 * 1024;
+pub const MANIFEST_LIMIT: u64 = DOCUMENT_LIMIT;
 
 /// One repository of a registry.
 pub struct Registry {
@@ -152,15 +152,27 @@ impl Registry {
         shown: &str,
         build: impl Fn(&Client) -> Result<RequestBuilder, RemoteError>,
     ) -> Result<Response, RemoteError> {
+        self.send_within(method, shown, None, build)
+    }
+
+    /// [`Registry::send`] for a read: no attempt starts past `deadline`.
+    fn send_within(
+        &self,
+        method: &'static str,
+        shown: &str,
+        deadline: Option<&Deadline>,
+        build: impl Fn(&Client) -> Result<RequestBuilder, RemoteError>,
+    ) -> Result<Response, RemoteError> {
         let sent = self.auth.current();
         let with = |authorization: Option<&str>| {
-            self.transport.send(method, shown, |client| {
-                let request = build(client)?;
-                Ok(match authorization {
-                    Some(value) => request.header(header::AUTHORIZATION, value),
-                    None => request,
+            self.transport
+                .send_within(method, shown, deadline, |client| {
+                    let request = build(client)?;
+                    Ok(match authorization {
+                        Some(value) => request.header(header::AUTHORIZATION, value),
+                        None => request,
+                    })
                 })
-            })
         };
         let response = with(sent.as_deref())?;
         if response.status().as_u16() != 401 {
@@ -217,9 +229,11 @@ impl Registry {
         if stream.write_all(request.as_bytes()).is_err() {
             return false;
         }
+        // The status line within `timeout` in all, however it trickles in.
+        let start = std::time::Instant::now();
         let mut head = [0u8; 16];
         let mut read = 0;
-        while read < head.len() {
+        while read < head.len() && start.elapsed() < timeout {
             match stream.read(&mut head[read..]) {
                 Ok(0) | Err(_) => break,
                 Ok(count) => read += count,
@@ -236,7 +250,10 @@ impl Registry {
     /// Whether the repository has the blob.
     pub fn blob_exists(&self, digest: &Sha256Digest) -> Result<bool, RemoteError> {
         let (url, shown) = self.endpoint(&format!("blobs/{}", digest.oci()));
-        let response = self.send("HEAD", &shown, |client| Ok(client.head(url.clone())))?;
+        let deadline = self.transport.document_deadline();
+        let response = self.send_within("HEAD", &shown, Some(&deadline), |client| {
+            Ok(client.head(url.clone()))
+        })?;
         match response.status().as_u16() {
             200..=299 => Ok(true),
             404 => Ok(false),
@@ -244,19 +261,61 @@ impl Registry {
         }
     }
 
-    /// Streams the blob into `sink`; the bytes copied, `None` if absent.
+    /// Streams the blob into `sink` within the [`Deadline`] of its size;
+    /// the bytes copied, `None` if absent. The caller checks what came.
     pub fn get_blob(
         &self,
-        digest: &Sha256Digest,
+        blob: &BlobRef,
         sink: &mut dyn std::io::Write,
     ) -> Result<Option<u64>, RemoteError> {
-        let (url, shown) = self.endpoint(&format!("blobs/{}", digest.oci()));
-        let response = self.send("GET", &shown, |client| Ok(client.get(url.clone())))?;
+        let (url, shown) = self.endpoint(&format!("blobs/{}", blob.digest.oci()));
+        let deadline = self.transport.deadline_for(blob.size);
+        let response = self.send_within("GET", &shown, Some(&deadline), |client| {
+            Ok(client.get(url.clone()))
+        })?;
         match response.status().as_u16() {
-            200..=299 => transport::copy_body(&self.transport, response, &shown, sink).map(Some),
+            200..=299 => {
+                transport::copy_body(&self.transport, response, &shown, sink, &deadline).map(Some)
+            }
             404 => Ok(None),
             _ => Err(transport::status_error("GET", &shown, response)),
         }
+    }
+
+    /// A small blob (a config, an envelope) read whole: at most the size
+    /// its descriptor declares (a registry sending more is cut off), within
+    /// the [`Deadline`] of that size, and checked against its digest.
+    /// `None` if absent.
+    pub fn get_blob_bytes(&self, blob: &BlobRef) -> Result<Option<Vec<u8>>, RemoteError> {
+        let (_, shown) = self.endpoint(&format!("blobs/{}", blob.digest.oci()));
+        let mut sink = transport::LimitedSink {
+            bytes: Vec::new(),
+            limit: blob.size,
+            over: false,
+        };
+        match self.get_blob(blob, &mut sink) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(None),
+            Err(_) if sink.over => {
+                return Err(RemoteError::TooLarge {
+                    url: shown,
+                    limit: blob.size,
+                    what: "its descriptor declares",
+                });
+            }
+            Err(error) => return Err(error),
+        }
+        let actual = Sha256Digest::of(&sink.bytes);
+        if actual != blob.digest {
+            return Err(RemoteError::Protocol {
+                url: shown,
+                reason: format!(
+                    "it holds other content: {} bytes hashing to {actual:?}",
+                    sink.bytes.len()
+                ),
+            });
+        }
+        Ok(Some(sink.bytes))
     }
 
     /// Starts an upload session; with `mount`, first asks the registry to
@@ -456,7 +515,8 @@ impl Registry {
         accept: &[&str],
     ) -> Result<Option<RawManifest>, RemoteError> {
         let (url, shown) = self.endpoint(&format!("manifests/{reference}"));
-        let response = self.send("GET", &shown, |client| {
+        let deadline = self.transport.document_deadline();
+        let response = self.send_within("GET", &shown, Some(&deadline), |client| {
             Ok(client
                 .get(url.clone())
                 .header(header::ACCEPT, accept.join(", ")))
@@ -476,7 +536,14 @@ impl Registry {
             .unwrap_or_default()
             .trim()
             .to_owned();
-        let bytes = transport::read_small(&self.transport, response, &shown, MANIFEST_LIMIT)?;
+        let bytes = transport::read_small(
+            &self.transport,
+            response,
+            &shown,
+            MANIFEST_LIMIT,
+            "a manifest may hold",
+            &deadline,
+        )?;
         let digest = Sha256Digest::of(&bytes);
         if let Some(expected) = reference.strip_prefix("sha256:")
             && digest.hex() != expected
@@ -497,7 +564,8 @@ impl Registry {
     /// `accept`.
     pub fn manifest_exists(&self, reference: &str, accept: &[&str]) -> Result<bool, RemoteError> {
         let (url, shown) = self.endpoint(&format!("manifests/{reference}"));
-        let response = self.send("HEAD", &shown, |client| {
+        let deadline = self.transport.document_deadline();
+        let response = self.send_within("HEAD", &shown, Some(&deadline), |client| {
             Ok(client
                 .head(url.clone())
                 .header(header::ACCEPT, accept.join(", ")))

@@ -5,11 +5,14 @@
 //!
 //! Timeouts: a connection must open within the connect timeout, and the
 //! response head and each read of a body must arrive within the idle
-//! timeout. An upload is given the idle timeout plus the time its body
-//! takes at [`UPLOAD_FLOOR_BYTES_PER_SECOND`], since the client bounds the
-//! whole request.
+//! timeout. A read ([`Transport::send_within`], [`copy_body`],
+//! [`read_small`]) is also bounded as a whole by its [`Deadline`], retries
+//! included, since the idle timeout re-arms on every byte. An upload is
+//! given the idle timeout plus the time its body takes at
+//! [`UPLOAD_FLOOR_BYTES_PER_SECOND`], since the client bounds the whole
+//! request.
 
-use super::{RemoteConfig, RemoteError};
+use super::{Deadline, RemoteConfig, RemoteError};
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use std::io::{self, Read, Write};
 use std::sync::OnceLock;
@@ -124,6 +127,17 @@ impl Transport {
         Ok(self.client.get_or_init(|| client))
     }
 
+    /// The deadline of a document read (an envelope, a manifest, a token)
+    /// or an existence check starting now.
+    pub(crate) fn document_deadline(&self) -> Deadline {
+        Deadline::for_document(self.idle_timeout)
+    }
+
+    /// The deadline of a read of `size` declared bytes starting now.
+    pub(crate) fn deadline_for(&self, size: u64) -> Deadline {
+        Deadline::for_size(self.idle_timeout, size)
+    }
+
     /// Sends the request `build` makes (made again for each attempt, so a
     /// file body is reopened), retrying transport failures and transient
     /// statuses. Returns the last response whatever its status; the caller
@@ -134,8 +148,22 @@ impl Transport {
         shown_url: &str,
         build: impl Fn(&Client) -> Result<RequestBuilder, RemoteError>,
     ) -> Result<Response, RemoteError> {
+        self.send_within(method, shown_url, None, build)
+    }
+
+    /// [`Transport::send`] for a read: no attempt starts past `deadline`.
+    pub(crate) fn send_within(
+        &self,
+        method: &'static str,
+        shown_url: &str,
+        deadline: Option<&Deadline>,
+        build: impl Fn(&Client) -> Result<RequestBuilder, RemoteError>,
+    ) -> Result<Response, RemoteError> {
         let mut attempt = 1;
         loop {
+            if let Some(deadline) = deadline {
+                deadline.check(method, shown_url)?;
+            }
             let request = build(self.client(shown_url)?)?;
             let result = request
                 .send()
@@ -149,10 +177,16 @@ impl Transport {
                 Err(error) if error.is_transient() => Some(None),
                 _ => None,
             };
-            match retry_after {
-                Some(wait) if attempt < ATTEMPTS => {
-                    let backoff = FIRST_BACKOFF * 2u32.pow(attempt - 1);
-                    std::thread::sleep(wait.unwrap_or(backoff).min(MAX_RETRY_AFTER));
+            let backoff = FIRST_BACKOFF * 2u32.pow(attempt - 1);
+            let wait = retry_after.map(|wait| wait.unwrap_or(backoff).min(MAX_RETRY_AFTER));
+            match wait {
+                // No retry that would start past the deadline: the last
+                // failure is the one to report.
+                Some(wait)
+                    if attempt < ATTEMPTS
+                        && deadline.is_none_or(|deadline| deadline.remaining() > wait) =>
+                {
+                    std::thread::sleep(wait);
                     attempt += 1;
                 }
                 _ => return result,
@@ -244,16 +278,19 @@ fn describe_body(body: &[u8]) -> String {
     }
 }
 
-/// Streams a response body into `sink`; returns the bytes copied.
+/// Streams a response body into `sink`, abandoning it past `deadline`;
+/// returns the bytes copied.
 pub(crate) fn copy_body(
     transport: &Transport,
     mut response: Response,
     shown_url: &str,
     sink: &mut dyn Write,
+    deadline: &Deadline,
 ) -> Result<u64, RemoteError> {
     let mut buffer = vec![0u8; 128 * 1024];
     let mut copied = 0u64;
     loop {
+        deadline.check("GET", shown_url)?;
         let read = match response.read(&mut buffer) {
             Ok(0) => return Ok(copied),
             Ok(read) => read,
@@ -281,35 +318,58 @@ pub(crate) fn copy_body(
     }
 }
 
-/// Reads a small response body whole (a manifest, an envelope, a token),
-/// refusing one larger than `limit`.
+/// Reads a small response body whole (a manifest, an envelope, a token)
+/// within `deadline`, refusing one larger than `limit` (unread when its
+/// `Content-Length` says so); `what` says what the limit is, for the error.
 pub(crate) fn read_small(
     transport: &Transport,
     response: Response,
     shown_url: &str,
     limit: u64,
+    what: &'static str,
+    deadline: &Deadline,
 ) -> Result<Vec<u8>, RemoteError> {
-    let mut bytes = Vec::new();
-    copy_body(
-        transport,
-        response,
-        shown_url,
-        &mut LimitedSink(&mut bytes, limit),
-    )?;
-    Ok(bytes)
+    let too_large = || RemoteError::TooLarge {
+        url: shown_url.to_owned(),
+        limit,
+        what,
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit)
+    {
+        return Err(too_large());
+    }
+    let mut sink = LimitedSink {
+        bytes: Vec::new(),
+        limit,
+        over: false,
+    };
+    match copy_body(transport, response, shown_url, &mut sink, deadline) {
+        Ok(_) => Ok(sink.bytes),
+        Err(_) if sink.over => Err(too_large()),
+        Err(error) => Err(error),
+    }
 }
 
-struct LimitedSink<'a>(&'a mut Vec<u8>, u64);
+/// Bytes in memory, at most `limit` of them: a write past it fails (and
+/// sets `over`), so a sender that does not stop is cut off.
+pub(crate) struct LimitedSink {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) limit: u64,
+    pub(crate) over: bool,
+}
 
-impl Write for LimitedSink<'_> {
+impl Write for LimitedSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if (self.0.len() + buf.len()) as u64 > self.1 {
+        if (self.bytes.len() + buf.len()) as u64 > self.limit {
+            self.over = true;
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("the response is larger than {} bytes", self.1),
+                format!("more than {} bytes", self.limit),
             ));
         }
-        self.0.extend_from_slice(buf);
+        self.bytes.extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {

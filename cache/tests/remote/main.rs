@@ -4,6 +4,7 @@
 
 mod auth;
 mod chunks;
+mod misbehaving;
 mod servers;
 mod speed;
 
@@ -175,12 +176,13 @@ fn blobs_entries_and_pointers_round_trip(kind: Kind) {
     }
     assert_eq!(backend.has_blobs(&digests).unwrap(), [true, true, false]);
     let mut read = Vec::new();
-    assert_eq!(
-        backend.get_blob(&blobs[0].digest, &mut read).unwrap(),
-        Some(6)
-    );
+    assert_eq!(backend.get_blob(&blobs[0], &mut read).unwrap(), Some(6));
     assert_eq!(read, b"a blob");
-    assert_eq!(backend.get_blob(&absent, &mut Vec::new()).unwrap(), None);
+    let absent_blob = BlobRef::new(absent, 1);
+    assert_eq!(
+        backend.get_blob(&absent_blob, &mut Vec::new()).unwrap(),
+        None
+    );
 
     let key = Sha256Digest::of(b"key");
     assert_eq!(backend.get_entry("layer", &key).unwrap(), None);
