@@ -18,8 +18,10 @@
 //!   wherever the symlink points, outside the package's own files.
 //!
 //! Paths given to [`EntryPolicy`] are normalised (relative, `/`-separated,
-//! no empty, `.` or `..` components); callers refuse `..` themselves while
-//! normalising, with [`UnsafeEntry::ParentComponent`].
+//! no empty, `.` or `..` components): callers refuse `..` themselves while
+//! normalising (the layer writer with [`UnsafeEntry::ParentComponent`]),
+//! and give the layer writer's paths as they are in the merged-/usr image,
+//! so that `bin/x` and `usr/bin/x` are one path.
 
 use std::collections::HashSet;
 use tar::EntryType;
