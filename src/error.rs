@@ -7,6 +7,7 @@ use crate::debian::index::IndexError;
 use crate::debian::release::ReleaseError;
 use crate::debian::repository::RepositoryError;
 use crate::debian::resolve::ResolveError;
+use crate::debian::unpack::UnpackError;
 use crate::http::HttpError;
 use crate::image::layer::LayerError;
 use crate::image::layout::LayoutError;
@@ -245,8 +246,15 @@ impl Error {
                 _ => ErrorClass::Integrity,
             },
             Error::Resolution { .. } => ErrorClass::Resolution,
+            Error::ToolchainSource { source, .. } if unsafe_package(source.as_ref()) => {
+                ErrorClass::Integrity
+            }
             Error::Toolchain { .. } | Error::ToolchainSource { .. } => ErrorClass::Local,
             Error::Source { .. } => ErrorClass::Integrity,
+            Error::DirectoryLayer {
+                source: crate::image::dir_layer::DirectoryLayerError::WhiteoutName { .. },
+                ..
+            } => ErrorClass::Integrity,
             Error::DirectoryLayer { .. } => ErrorClass::Local,
             Error::Configure { source, .. } => match source {
                 crate::configure::ConfigureError::Account { .. }
@@ -307,6 +315,18 @@ impl Error {
                 Some(crate::http::local_io_hint(path, source))
             }
             Error::Index(error) => error.hint(),
+            Error::Layer(LayerError::UnsafeEntry { package, .. }) => Some(format!(
+                "a Debian package never needs such an entry, so {package} is crafted or broken and nothing of it was used; report it to the archive's maintainers, and leave it out of the image (drop it from [packages] include, or add it to [packages] exclude if another package pulls it in)"
+            )),
+            Error::DirectoryLayer {
+                source: crate::image::dir_layer::DirectoryLayerError::WhiteoutName { .. },
+                ..
+            } => Some(
+                "rename the file, or leave it out of what the build installs".into(),
+            ),
+            Error::ToolchainSource { source, .. } if unsafe_package(source.as_ref()) => Some(
+                "a Debian package never needs such an entry, so the package is crafted or broken and nothing of the toolchain was kept; report it to the archive's maintainers".into(),
+            ),
             Error::Resolution { .. } => Some(
                 "check the package names in [packages] include, or add a package to exclude to drop an optional dependency".into(),
             ),
@@ -330,8 +350,58 @@ impl Error {
     }
 }
 
+/// Whether `error` (a toolchain's) comes from a package whose data
+/// tarball was refused while unpacking.
+fn unsafe_package(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error
+            .downcast_ref::<UnpackError>()
+            .is_some_and(UnpackError::is_unsafe_archive)
+        {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
 impl From<HttpError> for Error {
     fn from(error: HttpError) -> Self {
         Error::Fetch(FetchError::Http(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::debian::entry_policy::UnsafeEntry;
+    use crate::toolchain::ToolchainError;
+
+    fn toolchain_unpack_error(source: UnpackError) -> Error {
+        Error::ToolchainSource {
+            target: "aarch64-linux".into(),
+            source: Box::new(ToolchainError::Unpack {
+                deb: "evil.deb".into(),
+                source,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_package_refused_while_unpacking_a_toolchain_is_an_integrity_error() {
+        let refused = toolchain_unpack_error(UnpackError::Refused {
+            archive: "evil.deb".into(),
+            entry: "./dev/sda".into(),
+            problem: UnsafeEntry::Device { kind: "block" },
+        });
+        assert_eq!(refused.class().exit_code(), 4);
+        assert!(refused.hint().unwrap().contains("crafted or broken"));
+        let disk = toolchain_unpack_error(UnpackError::Write {
+            archive: "good.deb".into(),
+            path: "/full/disk".into(),
+            source: std::io::Error::other("no space left"),
+        });
+        assert_eq!(disk.class().exit_code(), 6);
     }
 }

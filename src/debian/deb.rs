@@ -71,9 +71,15 @@ pub struct DebControl {
 impl DebControl {
     /// The value of the `Package:` field, if the control text has one.
     pub fn package_name(&self) -> Option<&str> {
+        self.field("Package")
+    }
+
+    /// The value of the single-line field `field` (`Version`,
+    /// `Architecture`), if the control text has it.
+    pub fn field(&self, field: &str) -> Option<&str> {
         self.control.lines().find_map(|line| {
             let (name, value) = line.split_once(':')?;
-            name.eq_ignore_ascii_case("Package").then(|| value.trim())
+            name.eq_ignore_ascii_case(field).then(|| value.trim())
         })
     }
 }

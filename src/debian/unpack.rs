@@ -3,8 +3,12 @@
 //! symlink, whether the tarball made it a moment ago or an earlier unpack
 //! into the same directory did: every parent of every entry must be a real
 //! directory. Modes (less setuid/setgid), modification times, symlinks and
-//! hard links (inside the destination) are kept; device nodes and FIFOs are
-//! skipped; ownership is never changed. Maintainer scripts do not run.
+//! hard links (inside the destination) are kept; FIFOs are skipped;
+//! ownership is never changed. Maintainer scripts do not run. A `.deb` is
+//! also held to [`crate::debian::entry_policy`], as in an image layer: a
+//! device node, a `.wh.` name or an entry under the package's own symlink
+//! refuses the package (a plain tarball, [`unpack_tar`], skips device
+//! nodes instead).
 //!
 //! Several archives can be unpacked into one directory at the same time
 //! ([`SharedUnpack`], one thread each): the result is the one of unpacking
@@ -22,6 +26,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use crate::debian::deb::{DebArchive, DebError};
+use crate::debian::entry_policy::{EntryPolicy, UnsafeEntry};
 
 /// Mode bits kept from the archive: permissions and the sticky bit; setuid
 /// and setgid are dropped so that an unpacked tree never holds set-id
@@ -40,7 +45,8 @@ pub struct UnpackStats {
     pub directories: u64,
     pub symlinks: u64,
     pub hard_links: u64,
-    /// Device nodes, FIFOs and other entries that were not created.
+    /// FIFOs, device nodes of a plain tarball and other entries that were
+    /// not created.
     pub skipped: u64,
 }
 
@@ -77,6 +83,13 @@ pub enum UnpackError {
         archive: PathBuf,
         entry: String,
         reason: &'static str,
+    },
+    /// An entry no Debian package needs: the package is refused.
+    #[error("{archive}: entry `{entry}` {problem}")]
+    Refused {
+        archive: PathBuf,
+        entry: String,
+        problem: UnsafeEntry,
     },
     #[error("{archive}: entry `{entry}` would be written through the symlink {symlink}")]
     ThroughSymlink {
@@ -118,11 +131,23 @@ impl UnpackError {
             UnpackError::Open { archive, .. }
             | UnpackError::Read { archive, .. }
             | UnpackError::UnsafePath { archive, .. }
+            | UnpackError::Refused { archive, .. }
             | UnpackError::ThroughSymlink { archive, .. }
             | UnpackError::Conflict { archive, .. }
             | UnpackError::Write { archive, .. }
             | UnpackError::Overlap { archive, .. } => archive,
         }
+    }
+
+    /// Whether the archive itself is unsafe (an entry refused, or one that
+    /// would land outside the destination), as opposed to failing I/O.
+    pub fn is_unsafe_archive(&self) -> bool {
+        matches!(
+            self,
+            UnpackError::Refused { .. }
+                | UnpackError::UnsafePath { .. }
+                | UnpackError::ThroughSymlink { .. }
+        )
     }
 }
 
@@ -132,7 +157,7 @@ impl UnpackError {
 pub fn unpack_deb(deb: &Path, dest: &Path) -> Result<UnpackStats, UnpackError> {
     let mut archive = open_deb(deb)?;
     let tarball = data_of(&mut archive, deb)?;
-    unpack_tar(tarball, dest, deb)
+    unpack_into(tarball, dest, deb, Some(EntryPolicy::new()))
 }
 
 fn open_deb(deb: &Path) -> Result<DebArchive, UnpackError> {
@@ -153,14 +178,24 @@ fn data_of<'a>(
     })
 }
 
-/// Extracts a tar stream into `dest` with the rules of [`unpack_deb`];
-/// `label` names the archive in errors.
+/// Extracts a plain tar stream (a source tarball) into `dest` with the
+/// rules of [`unpack_deb`] but for the package checks: device nodes are
+/// skipped, not refused. `label` names the archive in errors.
 pub fn unpack_tar<R: Read>(
     tarball: tar::Archive<R>,
     dest: &Path,
     label: &Path,
 ) -> Result<UnpackStats, UnpackError> {
-    let (stats, modes) = unpack_entries(tarball, dest, label, false)?;
+    unpack_into(tarball, dest, label, None)
+}
+
+fn unpack_into<R: Read>(
+    tarball: tar::Archive<R>,
+    dest: &Path,
+    label: &Path,
+    policy: Option<EntryPolicy>,
+) -> Result<UnpackStats, UnpackError> {
+    let (stats, modes) = unpack_entries(tarball, dest, label, false, policy)?;
     // Directory modes last, deepest first, so that a read-only directory
     // does not stop its own contents from being written.
     set_directory_modes(modes.into_iter().map(|(path, mode)| (path, mode, label)))?;
@@ -169,16 +204,19 @@ pub fn unpack_tar<R: Read>(
 
 /// Writes every entry of `tarball` under `dest` and returns what was
 /// written with the directory modes still to set (in archive order).
+/// `policy`: the data tarball of a `.deb`, held to its checks.
 fn unpack_entries<R: Read>(
     mut tarball: tar::Archive<R>,
     dest: &Path,
     label: &Path,
     shared: bool,
+    policy: Option<EntryPolicy>,
 ) -> Result<(UnpackStats, Vec<(PathBuf, u32)>), UnpackError> {
     let mut unpacker = Unpacker {
         dest,
         label,
         shared,
+        policy,
         known_directories: HashSet::new(),
         written: HashSet::new(),
         directory_modes: Vec::new(),
@@ -255,15 +293,16 @@ impl SharedUnpack {
         self.unpack_tar(order, tarball, deb)
     }
 
-    /// [`unpack_tar`] of the archive of rank `order`, concurrently with the
-    /// others.
+    /// The unpack of the data tarball of the `.deb` `label` (already
+    /// opened), as [`SharedUnpack::unpack_deb`] does it.
     pub fn unpack_tar<R: Read>(
         &self,
         order: usize,
         tarball: tar::Archive<R>,
         label: &Path,
     ) -> Result<UnpackStats, UnpackError> {
-        let (stats, modes) = unpack_entries(tarball, &self.dest, label, true)?;
+        let policy = Some(EntryPolicy::new());
+        let (stats, modes) = unpack_entries(tarball, &self.dest, label, true, policy)?;
         let mut directory_modes = self
             .directory_modes
             .lock()
@@ -307,6 +346,8 @@ struct Unpacker<'a> {
     /// Whether other archives are unpacked into `dest` at the same time
     /// (see [`SharedUnpack`]).
     shared: bool,
+    /// The checks of a `.deb`'s data tarball; `None` for a plain tarball.
+    policy: Option<EntryPolicy>,
     /// Directories (relative to `dest`) checked or created in this unpack:
     /// real directories, never symlinks. Nothing in an unpack (nor in a
     /// concurrent one) turns a directory into something else, so the check
@@ -336,6 +377,15 @@ impl Unpacker<'_> {
             archive: self.label.to_owned(),
             source,
         })? & KEPT_MODE_BITS;
+        if let Some(policy) = &mut self.policy {
+            policy
+                .check(relative.as_os_str().as_bytes(), kind)
+                .map_err(|problem| UnpackError::Refused {
+                    archive: self.label.to_owned(),
+                    entry: entry_name.clone(),
+                    problem,
+                })?;
+        }
         let target = self.dest.join(&relative);
         match kind {
             tar::EntryType::Directory => {
@@ -399,6 +449,15 @@ impl Unpacker<'_> {
                 else {
                     return Err(self.unsafe_path(&entry_name, "a hard link to the archive root"));
                 };
+                if let Some(policy) = &self.policy {
+                    policy
+                        .check_hard_link(existing.as_os_str().as_bytes())
+                        .map_err(|problem| UnpackError::Refused {
+                            archive: self.label.to_owned(),
+                            entry: entry_name.clone(),
+                            problem,
+                        })?;
+                }
                 // The linked file must be a regular file reached through real
                 // directories only.
                 self.check_existing_parents(&entry_name, &existing)?;

@@ -90,7 +90,7 @@ fn keeps_files_modes_symlinks_and_hard_links() {
                 "",
                 b"hi",
             ),
-            ("./dev/null", EntryType::Char, 0o666, "", b""),
+            ("./run/fifo", EntryType::Fifo, 0o644, "", b""),
             ("./ro/", EntryType::Directory, 0o555, "", b""),
             ("./ro/inside", EntryType::Regular, 0o444, "", b"x"),
         ],
@@ -121,7 +121,7 @@ fn keeps_files_modes_symlinks_and_hard_links() {
         fs_err::read(dest.join("usr/share/doc/x/README")).unwrap(),
         b"hi"
     );
-    assert!(!dest.join("dev/null").exists());
+    assert!(!dest.join("run/fifo").exists());
     let ro = fs_err::metadata(dest.join("ro")).unwrap();
     assert_eq!(ro.mode() & 0o7777, 0o555);
     assert_eq!(fs_err::read(dest.join("ro/inside")).unwrap(), b"x");
@@ -157,28 +157,149 @@ fn refuses_parent_components() {
     }
 }
 
+/// The data tarball of `deb` unpacked as a plain tarball: without the
+/// package checks, only the file system ones hold.
+fn unpack_as_plain_tarball(deb: &Path, dest: &Path) -> Result<UnpackStats, UnpackError> {
+    let mut archive = DebArchive::open(deb).unwrap();
+    unpack_tar(archive.data().unwrap(), dest, deb)
+}
+
 #[test]
 fn refuses_writing_through_a_symlink_of_the_same_archive() {
     let scratch = Scratch::new();
     let outside = scratch.path().join("outside");
     fs_err::create_dir(&outside).unwrap();
-    for link in [outside.to_str().unwrap(), "..", "../outside", "."] {
+    let absolute = outside.to_str().unwrap();
+    let links = [
+        absolute,
+        "/",
+        "..",
+        "../outside",
+        ".",
+        "../../../../..",
+        "/usr/../",
+    ];
+    let kinds = [
+        (EntryType::Regular, ""),
+        (EntryType::Directory, ""),
+        (EntryType::Symlink, "/etc/shadow"),
+        (EntryType::Link, "./inside"),
+        (EntryType::Fifo, ""),
+    ];
+    for link in links {
+        for (kind, target) in kinds {
+            let dest = scratch.dest();
+            let _ = fs_err::remove_dir_all(&dest);
+            let deb = scratch.deb(
+                "escape",
+                &[
+                    ("./inside", EntryType::Regular, 0o644, "", b"in"),
+                    ("./escape", EntryType::Symlink, 0o777, link, b""),
+                    ("./escape/x", kind, 0o644, target, b""),
+                ],
+            );
+            let error = unpack_deb(&deb, &dest).unwrap_err();
+            assert!(
+                matches!(&error, UnpackError::Refused { entry, problem: UnsafeEntry::UnderSymlink { symlink }, .. } if entry == "./escape/x" && symlink == "escape"),
+                "{link} {kind:?}: {error:?}"
+            );
+            assert!(error.is_unsafe_archive());
+            // Without the package checks, the file system checks refuse it.
+            let _ = fs_err::remove_dir_all(&dest);
+            let result = unpack_as_plain_tarball(&deb, &dest);
+            if kind == EntryType::Fifo {
+                assert_eq!(result.unwrap().skipped, 1);
+            } else {
+                let error = result.unwrap_err();
+                assert!(
+                    matches!(&error, UnpackError::ThroughSymlink { symlink, .. } if symlink == &dest.join("escape")),
+                    "{link} {kind:?}: {error:?}"
+                );
+            }
+            assert_eq!(fs_err::read_dir(&outside).unwrap().count(), 0);
+            assert!(!scratch.path().join("x").exists());
+        }
+    }
+}
+
+#[test]
+fn a_directory_over_a_symlink_of_the_same_archive_is_refused() {
+    let scratch = Scratch::new();
+    let outside = scratch.path().join("outside");
+    fs_err::create_dir(&outside).unwrap();
+    fs_err::set_permissions(&outside, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let deb = scratch.deb(
+        "over",
+        &[
+            (
+                "./escape",
+                EntryType::Symlink,
+                0o777,
+                outside.to_str().unwrap(),
+                b"",
+            ),
+            ("./escape/", EntryType::Directory, 0o777, "", b""),
+        ],
+    );
+    let error = unpack_deb(&deb, &scratch.dest()).unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            UnpackError::Refused {
+                problem: UnsafeEntry::DirectoryOverSymlink,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    // The directory the symlink points to keeps its mode.
+    assert_eq!(fs_err::metadata(&outside).unwrap().mode() & 0o7777, 0o700);
+}
+
+#[test]
+fn a_package_with_a_device_node_is_refused_and_none_is_created() {
+    for (kind, name) in [(EntryType::Char, "character"), (EntryType::Block, "block")] {
+        let scratch = Scratch::new();
         let dest = scratch.dest();
-        let _ = fs_err::remove_dir_all(&dest);
         let deb = scratch.deb(
-            "escape",
+            "device",
             &[
-                ("./escape", EntryType::Symlink, 0o777, link, b""),
-                ("./escape/x", EntryType::Regular, 0o644, "", b"out"),
+                ("./dev/", EntryType::Directory, 0o755, "", b""),
+                ("./dev/evil", kind, 0o666, "", b""),
             ],
         );
         let error = unpack_deb(&deb, &dest).unwrap_err();
         assert!(
-            matches!(&error, UnpackError::ThroughSymlink { symlink, .. } if symlink == &dest.join("escape")),
-            "{link}: {error:?}"
+            matches!(&error, UnpackError::Refused { entry, problem: UnsafeEntry::Device { kind }, .. } if entry == "./dev/evil" && *kind == name),
+            "{error:?}"
         );
-        assert!(!outside.join("x").exists());
-        assert!(!scratch.path().join("x").exists());
+        assert!(error.to_string().contains("device.deb"), "{error}");
+        assert!(fs_err::symlink_metadata(dest.join("dev/evil")).is_err());
+        // The same tarball as a plain one: skipped, never created.
+        let stats = unpack_as_plain_tarball(&deb, &dest).unwrap();
+        assert_eq!(stats.skipped, 1);
+        assert!(fs_err::symlink_metadata(dest.join("dev/evil")).is_err());
+    }
+}
+
+#[test]
+fn a_package_with_a_whiteout_name_is_refused() {
+    for name in [
+        "./etc/.wh.keepme",
+        "./etc/.wh..wh..opq",
+        "./.wh...",
+        "./.wh..",
+        "./etc/.wh.",
+        "./etc/.wh.dir/file",
+    ] {
+        let scratch = Scratch::new();
+        let deb = scratch.deb("whiteout", &[(name, EntryType::Regular, 0o644, "", b"x")]);
+        let error = unpack_deb(&deb, &scratch.dest()).unwrap_err();
+        assert!(
+            matches!(&error, UnpackError::Refused { entry, problem: UnsafeEntry::WhiteoutName { .. }, .. } if entry == name),
+            "{name}: {error:?}"
+        );
+        assert!(!scratch.dest().join("etc").exists(), "{name}");
     }
 }
 
@@ -286,6 +407,17 @@ fn refuses_hard_links_out_of_dest_or_to_symlinks() {
         ],
     );
     let error = unpack_deb(&through_dir_symlink, &dest).unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            UnpackError::Refused {
+                problem: UnsafeEntry::HardLinkUnderSymlink { .. },
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let error = unpack_as_plain_tarball(&through_dir_symlink, &dest).unwrap_err();
     assert!(
         matches!(error, UnpackError::ThroughSymlink { .. }),
         "{error:?}"

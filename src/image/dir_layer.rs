@@ -6,7 +6,9 @@
 //! on every host and run. Streamed and hashed like a package layer, and
 //! merged-/usr like one: a build's `/bin/app` is `/usr/bin/app` in the
 //! layer, since runtimes do not agree on a tar entry `bin/app` over the
-//! image's `bin -> usr/bin` symlink.
+//! image's `bin -> usr/bin` symlink. A name starting with `.wh.` is
+//! refused: every runtime would apply it as a whiteout, deleting files of
+//! the layers below.
 
 use super::layer::{LayerOptions, LayerOutput};
 use super::usrmerge::{MergedPath, merged_link_destination, merged_path, merged_symlink_target};
@@ -30,6 +32,10 @@ pub enum DirectoryLayerError {
     },
     #[error("{path} is neither a file, a directory nor a symlink")]
     Unsupported { path: PathBuf },
+    #[error(
+        "{path}: image layers apply names starting with `.wh.` as whiteouts, which delete files of the layers below"
+    )]
+    WhiteoutName { path: PathBuf },
     #[error("{path} and {other} are both /{merged} in a merged-/usr image")]
     MergedUsrCollision {
         path: PathBuf,
@@ -272,6 +278,9 @@ fn collect(
             .strip_prefix(root)
             .expect("walk stays under root")
             .to_owned();
+        if entry.file_name().as_bytes().starts_with(b".wh.") {
+            return Err(DirectoryLayerError::WhiteoutName { path });
+        }
         let is_directory = entry.file_type().map_err(read_error)?.is_dir();
         paths.push(relative);
         if is_directory {
@@ -418,6 +427,37 @@ mod tests {
         // With it, the build's own `bin -> usr/bin` is the image's already.
         let (_, merged) = layer_of(dir.path(), 0);
         assert!(names_of(&merged).is_empty());
+    }
+
+    #[test]
+    fn a_whiteout_name_in_a_build_output_is_refused_naming_the_file() {
+        for name in [".wh.app.conf", ".wh..wh..opq", ".wh.", ".wh..", ".wh..."] {
+            for directory in [false, true] {
+                let dir = staging();
+                let path = dir.path().join("usr/local/etc").join(name);
+                fs::create_dir_all(path.parent().unwrap()).unwrap();
+                match directory {
+                    true => fs::create_dir(&path).unwrap(),
+                    false => fs::write(&path, b"x").unwrap(),
+                }
+                let options = LayerOptions {
+                    epoch: Some(0),
+                    compression_level: 6,
+                    filter: crate::image::filter::PathFilter::keep_all(),
+                    merged_usr: true,
+                };
+                let error = write_directory_layer(dir.path(), &options, io::sink()).unwrap_err();
+                assert!(
+                    matches!(&error, DirectoryLayerError::WhiteoutName { path: named } if *named == path),
+                    "{name}: {error}"
+                );
+                assert!(error.to_string().contains("whiteouts"), "{error}");
+            }
+        }
+        // A name that merely contains `.wh.` is an ordinary file.
+        let dir = staging();
+        fs::write(dir.path().join("usr/local/bin/x.wh.y"), b"x").unwrap();
+        layer_of(dir.path(), 0);
     }
 
     #[test]

@@ -4,13 +4,20 @@
 //! `var/lib/dpkg/status.d/<package>` record added per package. Entries
 //! under `/bin`, `/sbin` and `/lib*` move under `/usr` (see
 //! [`super::usrmerge`]); the dpkg records keep the packages' own paths, as
-//! on a system `usrmerge` converted. Both the
-//! uncompressed (diff_id) and compressed (digest) streams are hashed on the
-//! way; nothing is unpacked to disk and no file is held in memory.
+//! on a system `usrmerge` converted. Both the uncompressed (diff_id) and
+//! compressed (digest) streams are hashed on the way; nothing is unpacked
+//! to disk and no file is held in memory.
+//!
+//! Every entry is held to [`crate::debian::entry_policy`] (no device
+//! nodes, no `.wh.` names, nothing under the package's own symlinks); a
+//! `..` component, a hard link to what the layer does not hold and an
+//! unknown entry type are refused the same way. A refused package fails
+//! the layer, naming its name, version and architecture and the entry.
 
 use super::filter::{EntryKind, PathFilter};
 use super::usrmerge::{MergedPath, merged_link_destination, merged_symlink_target};
 use crate::debian::deb::{DebArchive, DebError};
+use crate::debian::entry_policy::{EntryPolicy, UnsafeEntry};
 use crate::hash::{HashingWriter, Sha256Digest};
 use merge::{DeferredLink, WrittenFile, merged_root};
 use std::collections::{HashMap, HashSet};
@@ -103,15 +110,16 @@ pub enum LayerError {
         #[source]
         source: io::Error,
     },
-    #[error("package {package}: path `{path}` escapes the image root")]
-    PathEscapes { package: String, path: String },
-    #[error(
-        "package {package}: hard link `{path}` points to `{target}`, which is not earlier in this layer"
-    )]
-    HardLinkOutsideLayer {
+    /// An entry no Debian package needs (see
+    /// [`crate::debian::entry_policy`]): the package is refused whole.
+    #[error("package {package} {version} ({architecture}): `{path}` {problem}")]
+    UnsafeEntry {
         package: String,
+        version: String,
+        architecture: String,
+        /// The entry's path as the package spells it.
         path: String,
-        target: String,
+        problem: UnsafeEntry,
     },
     #[error(
         "package {package}: `{path}` and `{other_path}` of package {other_package} are both `{merged}` in a merged-/usr image"
@@ -135,12 +143,6 @@ pub enum LayerError {
         "package {package}: `{path}` is a {kind}, but in a merged-/usr image `/{path}` is the symlink to usr/{path}"
     )]
     MergedUsrRoot {
-        package: String,
-        path: String,
-        kind: String,
-    },
-    #[error("package {package}: `{path}` has a tar entry type xbuild does not support ({kind})")]
-    UnsupportedEntry {
         package: String,
         path: String,
         kind: String,
@@ -196,6 +198,8 @@ pub fn write_layer<W: Write>(
         filter: &options.filter,
         left_out: HashSet::new(),
         left_out_bytes: 0,
+        package: PackageLabel::default(),
+        policy: EntryPolicy::new(),
     };
     let mut skipped_scripts = Vec::new();
     for package in packages {
@@ -243,6 +247,31 @@ struct LayerState<'a> {
     left_out: HashSet<Vec<u8>>,
     /// Bytes of the files left out.
     left_out_bytes: u64,
+    /// The package being written, as its control file names it.
+    package: PackageLabel,
+    /// What the package being written may hold.
+    policy: EntryPolicy,
+}
+
+/// Name, version and architecture of a package, for its errors.
+#[derive(Debug, Default)]
+struct PackageLabel {
+    name: String,
+    version: String,
+    architecture: String,
+}
+
+impl PackageLabel {
+    /// The refusal of the entry at `path` (as the package spells it).
+    fn refuse(&self, path: &str, problem: UnsafeEntry) -> LayerError {
+        LayerError::UnsafeEntry {
+            package: self.name.clone(),
+            version: self.version.clone(),
+            architecture: self.architecture.clone(),
+            path: path.to_owned(),
+            problem,
+        }
+    }
 }
 
 impl LayerState<'_> {
@@ -282,6 +311,13 @@ impl LayerState<'_> {
             source,
         };
         let mut data = deb.data().map_err(deb_error)?;
+        let field = |name| control.field(name).unwrap_or("?").to_owned();
+        self.package = PackageLabel {
+            name: name.to_owned(),
+            version: field("Version"),
+            architecture: field("Architecture"),
+        };
+        self.policy = EntryPolicy::new();
         self.newest = 0;
         self.package_names.push(name.to_owned());
         for entry in data.entries().map_err(read_data_error)? {
@@ -321,11 +357,9 @@ impl LayerState<'_> {
             path: shown_path.clone(),
             source,
         };
-        let escapes = || LayerError::PathEscapes {
-            package: package.name.to_owned(),
-            path: shown_path.clone(),
-        };
-        let Some(original) = normalise_path(&raw_path).ok_or_else(escapes)? else {
+        let refuse = |problem| self.package.refuse(&shown_path, problem);
+        let normalised = normalise_path(&raw_path);
+        let Some(original) = normalised.ok_or_else(|| refuse(UnsafeEntry::ParentComponent))? else {
             // The archive root, `./`: the image root exists already.
             return Ok(());
         };
@@ -350,6 +384,10 @@ impl LayerState<'_> {
                 });
             }
         };
+        // Before the filter: a crafted package is refused whatever is left out.
+        if let Err(problem) = self.policy.check(&path, kind) {
+            return Err(self.package.refuse(&shown_path, problem));
+        }
         if self.leaves_out(&path, &entry) {
             return Ok(());
         }
@@ -462,21 +500,24 @@ impl LayerState<'_> {
                     .map(|target| target.into_owned())
                     .unwrap_or_default();
                 let shown_target = String::from_utf8_lossy(&raw_target).into_owned();
-                let outside = || LayerError::HardLinkOutsideLayer {
-                    package: package.name.to_owned(),
-                    path: shown_path.clone(),
-                    target: shown_target.clone(),
+                let refuse = |problem| self.package.refuse(&shown_path, problem);
+                let outside = || {
+                    refuse(UnsafeEntry::HardLinkOutsideLayer {
+                        target: shown_target.clone(),
+                    })
                 };
                 let target = normalise_path(&raw_target)
-                    .ok_or_else(|| LayerError::PathEscapes {
-                        package: package.name.to_owned(),
-                        path: shown_target.clone(),
+                    .ok_or_else(|| {
+                        refuse(UnsafeEntry::HardLinkParentComponent {
+                            target: shown_target.clone(),
+                        })
                     })?
                     .ok_or_else(outside)?;
                 let target = match self.merged(&target) {
                     MergedPath::Moved(target) => target,
                     _ => target,
                 };
+                self.policy.check_hard_link(&target).map_err(refuse)?;
                 if !self.written_files.contains_key(&target) {
                     return Err(outside());
                 }
@@ -488,31 +529,24 @@ impl LayerState<'_> {
                     .append_link(&mut header, bytes_path(&path), bytes_path(&target))
                     .map_err(write_error)?;
             }
-            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+            EntryType::Fifo => {
                 if !self.check_collision(package.name, &original, &path, moved, None, false)? {
                     return Ok(());
                 }
                 header.set_entry_type(kind);
                 // A fifo has no device numbers; some writers leave the fields empty.
-                let (major, minor) = if kind == EntryType::Fifo {
-                    (0, 0)
-                } else {
-                    let major = source.device_major().map_err(read_error)?.unwrap_or(0);
-                    let minor = source.device_minor().map_err(read_error)?.unwrap_or(0);
-                    (major, minor)
-                };
-                header.set_device_major(major).map_err(write_error)?;
-                header.set_device_minor(minor).map_err(write_error)?;
+                header.set_device_major(0).map_err(write_error)?;
+                header.set_device_minor(0).map_err(write_error)?;
                 builder
                     .append_data(&mut header, bytes_path(&path), io::empty())
                     .map_err(write_error)?;
             }
+            // Devices never get here: the policy refused them.
             other => {
-                return Err(LayerError::UnsupportedEntry {
-                    package: package.name.to_owned(),
-                    path: shown_path,
-                    kind: format!("{other:?}"),
-                });
+                let kind = format!("{other:?}");
+                return Err(self
+                    .package
+                    .refuse(&shown_path, UnsafeEntry::Unsupported { kind }));
             }
         }
         self.record_file(path, moved.then_some(original), destination);

@@ -253,7 +253,14 @@ fn a_path_escaping_the_root_is_refused_with_package_and_path() {
     );
     let error = layer_error(&deb, "evil");
     assert!(
-        matches!(&error, LayerError::PathEscapes { package, path } if package == "evil" && path == "./../escape"),
+        matches!(&error, LayerError::UnsafeEntry { package, path, problem: UnsafeEntry::ParentComponent, .. } if package == "evil" && path == "./../escape"),
+        "{error}"
+    );
+    // Version and architecture come from the package's control file.
+    assert!(
+        error
+            .to_string()
+            .starts_with("package evil 1 (all): `./../escape` has a `..` component"),
         "{error}"
     );
 }
@@ -275,7 +282,7 @@ fn a_hard_link_to_a_file_not_in_the_layer_is_refused() {
     );
     let error = layer_error(&deb, "links");
     assert!(
-        matches!(&error, LayerError::HardLinkOutsideLayer { target, .. } if target == "./usr/bin/missing"),
+        matches!(&error, LayerError::UnsafeEntry { problem: UnsafeEntry::HardLinkOutsideLayer { target }, .. } if target == "./usr/bin/missing"),
         "{error}"
     );
     write_deb_with_raw_data(
@@ -291,7 +298,10 @@ fn a_hard_link_to_a_file_not_in_the_layer_is_refused() {
     );
     assert!(matches!(
         layer_error(&deb, "links"),
-        LayerError::PathEscapes { .. }
+        LayerError::UnsafeEntry {
+            problem: UnsafeEntry::HardLinkParentComponent { .. },
+            ..
+        }
     ));
 }
 
@@ -724,4 +734,56 @@ fn a_top_level_symlink_to_usr_is_left_out_and_any_other_is_refused() {
             if package == "roots" && path == "./lib64" && kind == "symlink"),
         "{error}"
     );
+}
+
+#[test]
+fn a_symlink_of_the_package_is_never_passed_through_merged_or_left_out() {
+    let directory = tempfile::tempdir().unwrap();
+    let deb = directory.path().join("evil.deb");
+    let small = LayerOptions {
+        filter: crate::image::filter::PathFilter::small::<&str>(&[]),
+        ..LayerOptions {
+            epoch: Some(EPOCH),
+            compression_level: 1,
+            filter: crate::image::filter::PathFilter::keep_all(),
+            merged_usr: true,
+        }
+    };
+    // `bin/evil` is `usr/bin/evil` in the image: so is what lies under it,
+    // and documentation the small filter leaves out is refused all the same.
+    for (link, under) in [
+        ("./bin/evil", "./usr/bin/evil/x"),
+        ("./usr/bin/evil", "./bin/evil/x"),
+        ("./usr/share/doc/evil", "./usr/share/doc/evil/x"),
+    ] {
+        write_deb_with_raw_data(
+            &deb,
+            "evil",
+            &[
+                (link, EntryType::Symlink, 0, "/", b""),
+                (under, EntryType::Regular, 0, "", b"x"),
+            ],
+        );
+        let package = LayerPackage {
+            name: "evil",
+            deb: &deb,
+        };
+        let error = write_layer(&[package], &small, io::sink()).unwrap_err();
+        assert!(
+            matches!(&error, LayerError::UnsafeEntry { path, problem: UnsafeEntry::UnderSymlink { .. }, .. } if path == under),
+            "{link} {under}: {error}"
+        );
+    }
+    // The package's own `bin -> usr/bin` gives way to the image's, and
+    // what it ships under `bin/` is written under `usr/bin/`.
+    write_deb_with_raw_data(
+        &deb,
+        "merged",
+        &[
+            ("./bin", EntryType::Symlink, 0, "usr/bin", b""),
+            ("./bin/tool", EntryType::Regular, 0, "", b"tool"),
+        ],
+    );
+    let entries = layer_result(&[("merged", &deb)]).unwrap();
+    assert!(entries.iter().any(|entry| entry.path == "usr/bin/tool"));
 }

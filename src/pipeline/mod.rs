@@ -49,8 +49,11 @@ pub use resolve::{
 pub use sources::PlannedSource;
 
 /// Version of the layer format: how packages become tar entries (v3:
-/// merged /usr, `/bin/x` is `/usr/bin/x`). Part of every layer key.
-pub const LAYER_FORMAT: &str = "deb-layer-v3-merged-usr";
+/// merged /usr, `/bin/x` is `/usr/bin/x`; v4: packages held to
+/// [`crate::debian::entry_policy`], so that no layer an older xbuild
+/// cached, locally or in a shared cache, for a crafted package is used).
+/// Part of every layer key.
+pub const LAYER_FORMAT: &str = "deb-layer-v4-entry-policy";
 
 /// Default gzip level of layers: a fixed setting, so digests are the same
 /// on every host.

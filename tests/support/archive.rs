@@ -70,6 +70,9 @@ pub struct DebSpec {
     pub extra_files: Vec<ExtraFile>,
     /// Symlinks besides the default one: (path, target).
     pub extra_links: Vec<(String, String)>,
+    /// An uncompressed data tarball that replaces the one dpkg-deb made
+    /// (see [`super::crafted`]).
+    pub data_tar: Option<Vec<u8>>,
 }
 
 impl DebSpec {
@@ -85,6 +88,7 @@ impl DebSpec {
             compression: "xz".to_owned(),
             extra_files: Vec::new(),
             extra_links: Vec::new(),
+            data_tar: None,
         }
     }
 
@@ -440,6 +444,9 @@ pub fn build_deb(spec: &DebSpec, work: &Path) -> (Vec<u8>, u64) {
             .arg(&root)
             .arg(&output),
     );
+    if let Some(data_tar) = &spec.data_tar {
+        super::crafted::replace_data_tar(&output, data_tar);
+    }
     (fs::read(&output).unwrap(), installed_size)
 }
 

@@ -1,7 +1,8 @@
 //! Shared harness for the integration tests: a real signed Debian archive
 //! built on the fly ([`archive`]), an HTTP/1.1 file server on loopback
 //! ([`server`]) and a fault-injecting one ([`faults`], with the checks of
-//! faulted builds in [`faulted`]), a runner for the `xbuild` binary
+//! faulted builds in [`faulted`]), hand-made data tarballs for crafted
+//! packages ([`crafted`]), a runner for the `xbuild` binary
 //! ([`xbuild`]) and readers for what it leaves on disk ([`files`],
 //! [`oci`]), a diff of two builds that should be byte-identical
 //! ([`reproducible`]), and the host apt's Debian mirror ([`mirror`]).
@@ -12,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod archive;
+pub mod crafted;
 pub mod dates;
 pub mod elf;
 pub mod faulted;
