@@ -321,8 +321,12 @@ mod tests {
             cache.record_build(&summary).unwrap();
         }
         let stats = cache.stats().unwrap();
-        let layer = &stats.buckets[2];
-        assert_eq!((layer.bucket, layer.entries), (Bucket::Layer, 1));
+        let layer = stats
+            .buckets
+            .iter()
+            .find(|bucket| bucket.bucket == Bucket::Layer)
+            .unwrap();
+        assert_eq!(layer.entries, 1);
         let sources = stats
             .buckets
             .iter()
