@@ -556,6 +556,45 @@ pub fn id_mapping(user: &str, uid: u32, gid: u32) -> Result<IdMapping, RunError>
     })
 }
 
+/// The digest of the manifest for `target` in the OCI image layout
+/// `layout` (`xbuild run --image`): the one its `index.json` lists for the
+/// target's platform, or its only manifest if that names no platform.
+pub fn layout_manifest(layout: &Path, target: &Platform) -> Result<String, RunError> {
+    let path = layout.join("index.json");
+    let bad = |reason: String| RunError::BadImage {
+        layout: layout.to_owned(),
+        digest: "index.json".into(),
+        reason,
+    };
+    let bytes = std::fs::read(&path).map_err(|source| RunError::Image {
+        layout: layout.to_owned(),
+        digest: "index.json".into(),
+        source,
+    })?;
+    let index: crate::image::oci::ImageIndex =
+        serde_json::from_slice(&bytes).map_err(|error| bad(error.to_string()))?;
+    let wanted = &target.oci;
+    let matching: Vec<_> = index
+        .manifests
+        .iter()
+        .filter(|manifest| match &manifest.platform {
+            Some(platform) => {
+                platform.os == wanted.os
+                    && platform.architecture == wanted.architecture
+                    && (platform.variant.is_none()
+                        || wanted.variant.is_none()
+                        || platform.variant == wanted.variant)
+            }
+            None => index.manifests.len() == 1,
+        })
+        .collect();
+    match matching.as_slice() {
+        [manifest] => Ok(manifest.digest.oci()),
+        [] => Err(bad(format!("it lists no manifest for {wanted}"))),
+        _ => Err(bad(format!("it lists several manifests for {wanted}"))),
+    }
+}
+
 fn parse_volume(value: &str) -> Result<Volume, RunError> {
     let error = |reason: &str| RunError::Volume {
         value: value.to_owned(),

@@ -3,7 +3,8 @@
 //! ([`server`]) and a fault-injecting one ([`faults`], with the checks of
 //! faulted builds in [`faulted`]), a runner for the `xbuild` binary
 //! ([`xbuild`]) and readers for what it leaves on disk ([`files`],
-//! [`oci`]), a diff of two builds that should be byte-identical
+//! [`oci`]), OCI images crafted entry by entry for `xbuild run --image`
+//! ([`image`]), a diff of two builds that should be byte-identical
 //! ([`reproducible`]), and the host apt's Debian mirror ([`mirror`]).
 //!
 //! Every test binary includes this module with `mod support;`; not every
@@ -18,6 +19,7 @@ pub mod faulted;
 pub mod faults;
 pub mod files;
 pub mod gpg;
+pub mod image;
 pub mod mirror;
 pub mod oci;
 pub mod podman;
