@@ -1,14 +1,18 @@
 //! `xbuild run`: an image of a build's OCI layout run here, without a
 //! container engine. Its layers are applied once into a cached root
-//! filesystem keyed by the manifest digest ([`rootfs`]); each run mounts
-//! that root read-only under a writable overlay of its own in a user,
-//! mount and PID namespace made by a helper process ([`sandbox`]: `xbuild`
-//! re-executed while it has one thread). A foreign image runs through the
-//! emulator xbuild fetched into the cache (Debian's `qemu-user-static`),
-//! registered in a binfmt_misc of the sandbox's own (Linux 6.7 on), else
-//! through the host's qemu-user registration ([`emulation`]).
+//! filesystem ([`rootfs`]: no device nodes, no set-id bits, nothing
+//! outside the tree) keyed by the manifest digest and who owns the files;
+//! each run mounts that root read-only under a writable overlay of its
+//! own in a user, mount, PID, UTS and IPC namespace made by a helper
+//! process ([`sandbox`]: `xbuild` re-executed while it has one thread),
+//! with ids that are never the host's root ([`identity`]). A foreign image
+//! runs through the emulator xbuild fetched into the cache (Debian's
+//! `qemu-user-static`), registered in a binfmt_misc of the sandbox's own
+//! (Linux 6.7 on), else through the host's qemu-user registration
+//! ([`emulation`]).
 
 pub mod emulation;
+pub mod identity;
 pub mod rootfs;
 #[cfg(target_os = "linux")]
 pub mod sandbox;
@@ -17,11 +21,14 @@ pub use emulation::{
     BINFMT_MODE, BinfmtMode, EmulatorChoice, IGNORE_HOST_BINFMT, PrivateBinfmt, check_emulation,
     kernel_has_private_binfmt, private_registration, wants_own_emulator,
 };
+pub use identity::{IdMapping, id_mapping, resolve_user};
 
 use crate::cache::{Bucket, Cache, CacheError, EntryMeta};
 use crate::hash::Sha256Digest;
 use crate::image::oci::{ImageConfiguration, ImageManifest};
+use crate::plan::KeyBuilder;
 use crate::platform::Platform;
+use rootfs::{Ownership, SetId};
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -32,23 +39,6 @@ pub const HELPER_VARIABLE: &str = "XBUILD_RUN_SANDBOX";
 
 /// `PATH` when the image sets none (podman's).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// How ids of the namespace map to the caller's.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum IdMapping {
-    /// Running as root: every id is itself.
-    Identity,
-    /// The caller is root inside, and there is no other id.
-    Single { uid: u32, gid: u32 },
-    /// The caller is root inside, ids 1… are the subordinate ranges
-    /// (start, count) of `/etc/subuid` and `/etc/subgid`, via newuidmap.
-    Subordinate {
-        uid: u32,
-        gid: u32,
-        uids: (u32, u32),
-        gids: (u32, u32),
-    },
-}
 
 /// A host path mounted in the container.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,6 +53,10 @@ pub struct Volume {
 pub struct SandboxConfig {
     /// The cached root filesystem (never written).
     pub root: PathBuf,
+    /// The image's set-id files and directories, their bits given back in
+    /// the run's overlay.
+    #[serde(default)]
+    pub set_id: Vec<SetId>,
     /// An empty directory the run's tmpfs is mounted on.
     pub scratch: PathBuf,
     pub argv: Vec<String>,
@@ -116,6 +110,16 @@ pub enum RunError {
         "the emulator's binfmt.d line {line:?} is not `:name:type:offset:magic:mask:interpreter:flags`"
     )]
     BadRegistration { line: String },
+    #[error(
+        "{file} gives root the ids {start}+{count}: expected a start above 0 and a count above 0 within 32 bits"
+    )]
+    RootRange {
+        file: String,
+        start: u32,
+        count: u32,
+    },
+    #[error("the root filesystem of the image in the cache at {} is damaged ({reason})", path.display())]
+    BadRootfs { path: PathBuf, reason: String },
     #[error("cannot start the sandbox helper")]
     Helper(#[source] std::io::Error),
     #[error("xbuild run needs Linux (user, mount and PID namespaces)")]
@@ -132,6 +136,10 @@ impl RunError {
                 "an image whose user is not root needs subordinate ids for the caller in /etc/subuid and /etc/subgid, and newuidmap and newgidmap (Debian's uidmap package); or run xbuild run as root".into(),
             ),
             RunError::NotLinux => Some("run the image with `podman run` or `docker run`".into()),
+            RunError::Rootfs(error) => error.hint(),
+            RunError::BadRootfs { .. } => {
+                Some("remove it with `xbuild cache gc`, or delete the directory: the next run applies the layers again".into())
+            }
             _ => None,
         }
     }
@@ -192,164 +200,88 @@ fn read_json<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// The record of a root filesystem tree, beside its `root/`.
+const SET_ID_RECORD: &str = "set-id.json";
+
+/// An image's root filesystem in the cache.
+#[derive(Debug, Clone)]
+pub struct PreparedRoot {
+    /// The tree (`rootfs-v1/<key>/root`).
+    pub root: PathBuf,
+    /// Its set-id entries, their bits off on disk.
+    pub set_id: Vec<SetId>,
+}
+
 /// The image's root filesystem in the cache, applied now if it is not.
 pub fn root_filesystem(
     cache: &Cache,
     request: &RunRequest,
     manifest: &ImageManifest,
-    key: &Sha256Digest,
+    manifest_digest: &Sha256Digest,
 ) -> Result<PathBuf, RunError> {
+    prepare_root(cache, request, manifest, manifest_digest).map(|prepared| prepared.root)
+}
+
+/// The image's root filesystem in the cache (`rootfs-v1/<key>/root`, the
+/// key naming the manifest and who owns the files on disk), with its
+/// set-id record (`rootfs-v1/<key>/set-id.json`), applied now if it is
+/// not.
+pub fn prepare_root(
+    cache: &Cache,
+    request: &RunRequest,
+    manifest: &ImageManifest,
+    manifest_digest: &Sha256Digest,
+) -> Result<PreparedRoot, RunError> {
     let layers: Vec<PathBuf> = manifest
         .layers
         .iter()
         .map(|layer| blob_path(&request.layout, &layer.digest))
         .collect();
-    let as_root = is_root();
-    let (path, _) = cache.get_or_build_tree(
+    let ownership = identity::ownership()?;
+    let key = KeyBuilder::new("rootfs")
+        .text("format", "rootfs-tree-v2")
+        .digest("manifest", manifest_digest)
+        .text("ownership", &ownership.key_text())
+        .finish();
+    let (tree, _) = cache.get_or_build_tree(
         Bucket::RootFs,
-        key,
+        &key,
         EntryMeta::for_platform(request.target.name.clone()),
-        |dir| {
-            rootfs::apply_layers(dir, &layers, as_root)
-                .map(drop)
-                .map_err(RunError::from)
-        },
+        |dir| build_root(dir, &layers, &ownership),
     )?;
-    Ok(path)
-}
-
-#[cfg(target_os = "linux")]
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
-#[cfg(not(target_os = "linux"))]
-fn is_root() -> bool {
-    false
-}
-
-/// A line of a passwd or group file whose name (or id) is `who`.
-fn lookup(file: &Path, who: &str) -> Option<Vec<String>> {
-    let text = std::fs::read_to_string(file).ok()?;
-    text.lines()
-        .map(|line| line.split(':').map(str::to_owned).collect::<Vec<_>>())
-        .find(|fields| fields.len() >= 4 && (fields[0] == who || fields[2] == who))
-}
-
-/// The numeric uid and gid of the image's `User` (`name`, `uid`,
-/// `uid:gid`, `name:group`), looked up in the root's /etc files.
-pub fn resolve_user(root: &Path, user: &str) -> Result<(u32, u32), RunError> {
-    let user = user.trim();
-    if user.is_empty() {
-        return Ok((0, 0));
-    }
-    let error = |reason: String| RunError::User {
-        user: user.to_owned(),
+    let record = tree.join(SET_ID_RECORD);
+    let damaged = |reason: String| RunError::BadRootfs {
+        path: tree.clone(),
         reason,
     };
-    let etc = rootfs::resolve_dir(root, &[OsString::from("etc")], false)
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| root.join("etc"));
-    let (name, group) = match user.split_once(':') {
-        Some((name, group)) => (name, Some(group)),
-        None => (user, None),
-    };
-    let entry = lookup(&etc.join("passwd"), name);
-    let uid = match name.parse::<u32>() {
-        Ok(uid) => uid,
-        Err(_) => entry
-            .as_ref()
-            .and_then(|fields| fields[2].parse().ok())
-            .ok_or_else(|| error(format!("no user {name} in the image's /etc/passwd")))?,
-    };
-    let gid = match group {
-        Some(group) => match group.parse::<u32>() {
-            Ok(gid) => gid,
-            Err(_) => lookup(&etc.join("group"), group)
-                .and_then(|fields| fields[2].parse().ok())
-                .ok_or_else(|| error(format!("no group {group} in the image's /etc/group")))?,
-        },
-        None => entry
-            .as_ref()
-            .and_then(|fields| fields[3].parse().ok())
-            .unwrap_or(0),
-    };
-    Ok((uid, gid))
-}
-
-/// The subordinate range (start, count) of the caller in `file`.
-fn subordinate_range(file: &str, name: Option<&str>, id: u32) -> Option<(u32, u32)> {
-    let text = std::fs::read_to_string(file).ok()?;
-    text.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let who = fields.next()?;
-        let start = fields.next()?.trim().parse().ok()?;
-        let count = fields.next()?.trim().parse().ok()?;
-        (Some(who) == name || who == id.to_string()).then_some((start, count))
+    let text = std::fs::read(&record)
+        .map_err(|error| damaged(format!("{}: {error}", record.display())))?;
+    let set_id = serde_json::from_slice(&text)
+        .map_err(|error| damaged(format!("{}: {error}", record.display())))?;
+    Ok(PreparedRoot {
+        root: tree.join("root"),
+        set_id,
     })
 }
 
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-}
-
-#[cfg(target_os = "linux")]
-fn caller_ids() -> (u32, u32) {
-    (
-        rustix::process::getuid().as_raw(),
-        rustix::process::getgid().as_raw(),
-    )
-}
-
-#[cfg(not(target_os = "linux"))]
-fn caller_ids() -> (u32, u32) {
-    (0, 0)
-}
-
-/// How the namespace's ids map to the caller's, for a command run as
-/// `uid:gid`.
-pub fn id_mapping(user: &str, uid: u32, gid: u32) -> Result<IdMapping, RunError> {
-    if is_root() {
-        return Ok(IdMapping::Identity);
-    }
-    let (own_uid, own_gid) = caller_ids();
-    if uid == 0 && gid == 0 {
-        return Ok(IdMapping::Single {
-            uid: own_uid,
-            gid: own_gid,
-        });
-    }
-    let name =
-        lookup(Path::new("/etc/passwd"), &own_uid.to_string()).map(|fields| fields[0].clone());
-    let uids = subordinate_range("/etc/subuid", name.as_deref(), own_uid);
-    let gids = subordinate_range("/etc/subgid", name.as_deref(), own_uid);
-    let error = |reason: String| RunError::User {
-        user: user.to_owned(),
-        reason,
+/// Applies the layers into `dir/root` and writes the set-id record.
+fn build_root(dir: &Path, layers: &[PathBuf], ownership: &Ownership) -> Result<(), RunError> {
+    let root = dir.join("root");
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| {
+            RunError::Rootfs(rootfs::RootfsError::Write {
+                layer: PathBuf::new(),
+                path,
+                source,
+            })
+        }
     };
-    let (Some(uids), Some(gids)) = (uids, gids) else {
-        return Err(error(format!(
-            "it runs as {uid}:{gid}, and uid {own_uid} has no subordinate ids in /etc/subuid and /etc/subgid to map it to"
-        )));
-    };
-    if !on_path("newuidmap") || !on_path("newgidmap") {
-        return Err(error(format!(
-            "it runs as {uid}:{gid}, which needs newuidmap and newgidmap (Debian's uidmap package)"
-        )));
-    }
-    if uid > uids.1 || gid > gids.1 {
-        return Err(error(format!(
-            "it runs as {uid}:{gid}, beyond the subordinate ranges of uid {own_uid}"
-        )));
-    }
-    Ok(IdMapping::Subordinate {
-        uid: own_uid,
-        gid: own_gid,
-        uids,
-        gids,
-    })
+    std::fs::create_dir(&root).map_err(io(&root))?;
+    let applied = rootfs::apply_layers(&root, layers, ownership)?;
+    let record = dir.join(SET_ID_RECORD);
+    let json = serde_json::to_vec_pretty(&applied.set_id).expect("serializable");
+    std::fs::write(&record, json).map_err(io(&record))
 }
 
 /// The digest of the manifest for `target` in the OCI image layout
@@ -497,7 +429,8 @@ fn run_with<T>(
         .map(|value| parse_volume(value))
         .collect::<Result<Vec<_>, _>>()?;
     let env = environment(&image.config.env, &request.env)?;
-    let root = root_filesystem(cache, request, &manifest, &digest)?;
+    let prepared = prepare_root(cache, request, &manifest, &digest)?;
+    let root = prepared.root;
     let user = image.config.user.clone().unwrap_or_default();
     let (uid, gid) = resolve_user(&root, &user)?;
     let mapping = id_mapping(&user, uid, gid)?;
@@ -519,6 +452,7 @@ fn run_with<T>(
         .unwrap_or_else(|| "/".to_owned());
     let config = SandboxConfig {
         root,
+        set_id: prepared.set_id,
         scratch: scratch.path().to_owned(),
         argv,
         env,
