@@ -480,7 +480,13 @@ impl State<'_> {
             }
             let mode = header.mode().map_err(read)? & 0o7777;
             let (uid, gid) = (header.uid().unwrap_or(0), header.gid().unwrap_or(0));
-            let Some(owner) = self.owner(uid, gid) else {
+            // A hard link has its target's owner.
+            let owner = if kind == tar::EntryType::Link {
+                Some(None)
+            } else {
+                self.owner(uid, gid)
+            };
+            let Some(owner) = owner else {
                 let (uids, gids) = match self.ownership {
                     Ownership::Shifted { uids, gids } => (uids.count, gids.count),
                     Ownership::Caller { .. } => (0, 0),
@@ -541,9 +547,7 @@ impl State<'_> {
                 tar::EntryType::Fifo => make_fifo(&path, mode).map_err(|e| write(&path, e))?,
                 _ => continue,
             }
-            if let Some((uid, gid)) = owner
-                && kind != tar::EntryType::Link
-            {
+            if let Some((uid, gid)) = owner {
                 std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
                     .map_err(|e| write(&path, e))?;
             }

@@ -143,7 +143,7 @@ fn nest(unshared: fs::File, mapped: fs::File) {
     // SAFETY: one thread; no descriptor table is unshared.
     if let Err(error) = unsafe { rustix::thread::unshare_unsafe(flags) } {
         std::process::exit(fail(&format!(
-            "cannot make the command's user namespace ({error})"
+            "cannot make the command's user namespace, nested in the sandbox's ({error}): the host may forbid user namespaces to unprivileged processes (sysctl kernel.unprivileged_userns_clone, kernel.apparmor_restrict_unprivileged_userns, user.max_user_namespaces)"
         )));
     }
     let mut byte = [0u8];
