@@ -4,8 +4,9 @@
 //! faulted builds in [`faulted`]), a runner for the `xbuild` binary
 //! ([`xbuild`]) and readers for what it leaves on disk ([`files`],
 //! [`oci`]), OCI images crafted entry by entry for `xbuild run --image`
-//! ([`image`]), a diff of two builds that should be byte-identical
-//! ([`reproducible`]), and the host apt's Debian mirror ([`mirror`]).
+//! ([`image`]) and the sandbox tests' callers and probe ([`sandbox`]), a
+//! diff of two builds that should be byte-identical ([`reproducible`]),
+//! and the host apt's Debian mirror ([`mirror`]).
 //!
 //! Every test binary includes this module with `mod support;`; not every
 //! binary uses every helper, hence the `dead_code` allowance.
@@ -24,6 +25,7 @@ pub mod mirror;
 pub mod oci;
 pub mod podman;
 pub mod reproducible;
+pub mod sandbox;
 pub mod server;
 pub mod xbuild;
 
