@@ -118,6 +118,15 @@ fn root_run_cannot_write_proc_sys_sysrq_or_the_hostname() {
     }
 }
 
+/// A host path removed when the test ends.
+struct RemovedOnDrop(PathBuf);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
 #[test]
 fn root_run_read_only_volumes_and_the_mounts_under_them_stay_read_only() {
     let hostname = host_value("/proc/sys/kernel/hostname");
@@ -137,6 +146,8 @@ fn root_run_read_only_volumes_and_the_mounts_under_them_stay_read_only() {
         // A file name no one else uses, tried in the host's /dev/shm.
         let shm_name = format!("xbuild-sandbox-test-{}", std::process::id());
         let shm = format!("/host/dev/shm/{shm_name}");
+        // Should the run write it, it goes again however the test ends.
+        let _leak = RemovedOnDrop(Path::new("/dev/shm").join(&shm_name));
         let volume = |host: &Path, guest: &str| format!("{}:{guest}", host.display());
         let probed = scene.probe(
             &image,
