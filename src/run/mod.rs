@@ -138,7 +138,7 @@ impl RunError {
             RunError::NotLinux => Some("run the image with `podman run` or `docker run`".into()),
             RunError::Rootfs(error) => error.hint(),
             RunError::BadRootfs { .. } => {
-                Some("remove it with `xbuild cache gc`, or delete the directory: the next run applies the layers again".into())
+                Some("delete that directory: the next run applies the image's layers again".into())
             }
             _ => None,
         }
@@ -266,17 +266,11 @@ pub fn prepare_root(
 
 /// Applies the layers into `dir/root` and writes the set-id record.
 fn build_root(dir: &Path, layers: &[PathBuf], ownership: &Ownership) -> Result<(), RunError> {
-    let root = dir.join("root");
     let io = |path: &Path| {
         let path = path.to_owned();
-        move |source| {
-            RunError::Rootfs(rootfs::RootfsError::Write {
-                layer: PathBuf::new(),
-                path,
-                source,
-            })
-        }
+        move |source| RunError::Cache(CacheError::Io { path, source })
     };
+    let root = dir.join("root");
     std::fs::create_dir(&root).map_err(io(&root))?;
     let applied = rootfs::apply_layers(&root, layers, ownership)?;
     let record = dir.join(SET_ID_RECORD);

@@ -55,6 +55,12 @@ pub enum RootfsError {
         uids: u32,
         gids: u32,
     },
+    #[error("cannot set the modes and owners of {} (after the last layer)", path.display())]
+    Finish {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot write {} (from layer {})", path.display(), layer.display())]
     Write {
         layer: PathBuf,
@@ -158,11 +164,7 @@ pub fn apply_layers(
     }
     let wrote = |path: &Path| {
         let path = path.to_owned();
-        move |source| RootfsError::Write {
-            layer: PathBuf::new(),
-            path,
-            source,
-        }
+        move |source| RootfsError::Finish { path, source }
     };
     let mut set_id = strip_set_id_files(root, ownership).map_err(wrote(root))?;
     // Modes of directories last, deepest first: a read-only directory
