@@ -199,14 +199,13 @@ fn network_root_run_writes_do_not_reach_the_cached_root() {
     let second = run("aarch64-linux", &["--", "perl", "-e", look]);
     second.success();
     assert_eq!(second.stdout, "absent\ncowsay\n");
-    // Nor is it anywhere in the cache's root filesystems.
+    // Nor is it anywhere in the cache's root filesystems
+    // (rootfs-v1/<key>/root).
     let cache = xbuild().cache_dir().join("rootfs-v1");
     let roots: Vec<PathBuf> = std::fs::read_dir(&cache)
         .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| {
-            path.is_dir() && !path.file_name().unwrap().to_string_lossy().starts_with('.')
-        })
+        .map(|entry| entry.unwrap().path().join("root"))
+        .filter(|path| path.join("usr/games/cowsay").is_file())
         .collect();
     assert!(
         !roots.is_empty(),

@@ -188,8 +188,9 @@ fn network_root_slim_probe_that_lists_a_directory_fails_until_kept() {
 #[test]
 fn network_root_slim_elf_closure_of_arm64_perl() {
     assert_binfmt("aarch64");
-    // The full image's root filesystem, as xbuild run applies it: perl
-    // there is the arm64 binary of Debian's perl-base.
+    // The full image's root filesystem, as xbuild run applies it
+    // (rootfs-v1/<key>/root): perl there is the arm64 binary of Debian's
+    // perl-base.
     let project = cowsay("");
     let out = temp_dir("xbuild-slim-out-");
     xbuild()
@@ -198,7 +199,7 @@ fn network_root_slim_elf_closure_of_arm64_perl() {
     let root = xbuild().cache_dir().join("rootfs-v1");
     let root = std::fs::read_dir(&root)
         .unwrap()
-        .map(|entry| entry.unwrap().path())
+        .map(|entry| entry.unwrap().path().join("root"))
         .find(|path| path.join("usr/bin/perl").is_file())
         .expect("a root filesystem with perl");
     let perl = std::fs::read(root.join("usr/bin/perl")).unwrap();

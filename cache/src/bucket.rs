@@ -33,7 +33,9 @@
 //! compilers-v1/<key>/                  wrappers joining programs and a sysroot: two relative
 //!                                      symlinks, ../../toolchains-v1/<key> and ../../sysroots-v3/<key>
 //! sources-v1/<key>/<tree>/             the unpacked sources of a [[build]] or a source toolchain
-//! rootfs-v1/<key>/                    an image's layers applied (key: its manifest digest), for `xbuild run`
+//! rootfs-v1/<key>/root/                an image's layers applied, for `xbuild run` (key: its manifest
+//!                                      digest and who owns the files); no set-id bits, no device nodes
+//! rootfs-v1/<key>/set-id.json          the set-id modes taken off, given back in each run's overlay
 //! cargo-target-v1/<key>/               cargo's target directory per project (scratch)
 //! logs-v1/                             toolchain build logs; builds-v1.jsonl, the last builds' summaries
 //! ```

@@ -1,21 +1,34 @@
 //! `xbuild run`: an image of a build's OCI layout run here, without a
 //! container engine. Its layers are applied once into a cached root
-//! filesystem keyed by the manifest digest ([`rootfs`]); each run mounts
-//! that root read-only under a writable overlay of its own in a user,
-//! mount and PID namespace made by a helper process ([`sandbox`]: `xbuild`
-//! re-executed while it has one thread). A foreign image runs through the
-//! emulator xbuild fetched into the cache (Debian's `qemu-user-static`),
-//! registered in a binfmt_misc of the sandbox's own (Linux 6.7 on), else
-//! through the host's qemu-user registration.
+//! filesystem ([`rootfs`]: no device nodes, no set-id bits, nothing
+//! outside the tree) keyed by the manifest digest and who owns the files;
+//! each run mounts that root read-only under a writable overlay of its
+//! own in a user, mount, PID, UTS and IPC namespace made by a helper
+//! process ([`sandbox`]: `xbuild` re-executed while it has one thread),
+//! with ids that are never the host's root ([`identity`]). A foreign image
+//! runs through the emulator xbuild fetched into the cache (Debian's
+//! `qemu-user-static`), registered in a binfmt_misc of the sandbox's own
+//! (Linux 6.7 on), else through the host's qemu-user registration
+//! ([`emulation`]).
 
+pub mod emulation;
+pub mod identity;
 pub mod rootfs;
 #[cfg(target_os = "linux")]
 pub mod sandbox;
 
+pub use emulation::{
+    BINFMT_MODE, BinfmtMode, EmulatorChoice, IGNORE_HOST_BINFMT, PrivateBinfmt, check_emulation,
+    kernel_has_private_binfmt, private_registration, wants_own_emulator,
+};
+pub use identity::{IdMapping, id_mapping, resolve_user};
+
 use crate::cache::{Bucket, Cache, CacheError, EntryMeta};
 use crate::hash::Sha256Digest;
 use crate::image::oci::{ImageConfiguration, ImageManifest};
+use crate::plan::KeyBuilder;
 use crate::platform::Platform;
+use rootfs::{Ownership, SetId};
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -24,83 +37,8 @@ use std::path::{Path, PathBuf};
 /// helper: `main` checks it before anything else.
 pub const HELPER_VARIABLE: &str = "XBUILD_RUN_SANDBOX";
 
-/// Set to anything but empty: the host's binfmt_misc entries are not used
-/// (as on a host without them).
-pub const IGNORE_HOST_BINFMT: &str = "XBUILD_IGNORE_HOST_BINFMT";
-
 /// `PATH` when the image sets none (podman's).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// How a foreign image's programs are run: `auto` (the default: the
-/// emulator in the cache, registered in the sandbox's own binfmt_misc,
-/// else the host's registration), `private` (only the former) or `host`
-/// (only the latter).
-pub const BINFMT_MODE: &str = "XBUILD_RUN_BINFMT";
-
-const BINFMT: &str = "/proc/sys/fs/binfmt_misc";
-
-/// The first Linux release whose binfmt_misc can be mounted in a user
-/// namespace, with entries of its own.
-const PRIVATE_BINFMT_SINCE: (u32, u32) = (6, 7);
-
-/// Where a foreign image's emulator comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BinfmtMode {
-    Auto,
-    Private,
-    Host,
-}
-
-impl BinfmtMode {
-    /// [`BINFMT_MODE`]'s value.
-    pub fn from_environment() -> Result<BinfmtMode, RunError> {
-        match std::env::var(BINFMT_MODE).unwrap_or_default().as_str() {
-            "" | "auto" => Ok(BinfmtMode::Auto),
-            "private" => Ok(BinfmtMode::Private),
-            "host" => Ok(BinfmtMode::Host),
-            other => Err(RunError::BinfmtMode {
-                value: other.to_owned(),
-            }),
-        }
-    }
-}
-
-/// The emulator of a foreign image, as the caller found it.
-#[derive(Debug, Clone)]
-pub enum EmulatorChoice {
-    /// The image runs natively, or the host's registration is to be used.
-    None,
-    /// In the cache: registered in the sandbox's own binfmt_misc.
-    Private(crate::pipeline::emulator::Emulator),
-    /// Wanted, but not to be had (the reason).
-    Unavailable(String),
-}
-
-/// The private binfmt_misc entry the sandbox registers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PrivateBinfmt {
-    /// The line written to `register`, naming the cached emulator.
-    pub registration: String,
-    /// Whether the host's registration may be used if the kernel refuses.
-    pub host_fallback: bool,
-}
-
-/// How ids of the namespace map to the caller's.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum IdMapping {
-    /// Running as root: every id is itself.
-    Identity,
-    /// The caller is root inside, and there is no other id.
-    Single { uid: u32, gid: u32 },
-    /// The caller is root inside, ids 1… are the subordinate ranges
-    /// (start, count) of `/etc/subuid` and `/etc/subgid`, via newuidmap.
-    Subordinate {
-        uid: u32,
-        gid: u32,
-        uids: (u32, u32),
-        gids: (u32, u32),
-    },
-}
 
 /// A host path mounted in the container.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -115,6 +53,10 @@ pub struct Volume {
 pub struct SandboxConfig {
     /// The cached root filesystem (never written).
     pub root: PathBuf,
+    /// The image's set-id files and directories, their bits given back in
+    /// the run's overlay.
+    #[serde(default)]
+    pub set_id: Vec<SetId>,
     /// An empty directory the run's tmpfs is mounted on.
     pub scratch: PathBuf,
     pub argv: Vec<String>,
@@ -168,6 +110,16 @@ pub enum RunError {
         "the emulator's binfmt.d line {line:?} is not `:name:type:offset:magic:mask:interpreter:flags`"
     )]
     BadRegistration { line: String },
+    #[error(
+        "{file} gives root the ids {start}+{count}: expected a start above 0 and a count above 0 within 32 bits"
+    )]
+    RootRange {
+        file: String,
+        start: u32,
+        count: u32,
+    },
+    #[error("the root filesystem of the image in the cache at {} is damaged ({reason})", path.display())]
+    BadRootfs { path: PathBuf, reason: String },
     #[error("cannot start the sandbox helper")]
     Helper(#[source] std::io::Error),
     #[error("xbuild run needs Linux (user, mount and PID namespaces)")]
@@ -184,6 +136,10 @@ impl RunError {
                 "an image whose user is not root needs subordinate ids for the caller in /etc/subuid and /etc/subgid, and newuidmap and newgidmap (Debian's uidmap package); or run xbuild run as root".into(),
             ),
             RunError::NotLinux => Some("run the image with `podman run` or `docker run`".into()),
+            RunError::Rootfs(error) => error.hint(),
+            RunError::BadRootfs { .. } => {
+                Some("delete that directory: the next run applies the image's layers again".into())
+            }
             _ => None,
         }
     }
@@ -244,316 +200,121 @@ fn read_json<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// The record of a root filesystem tree, beside its `root/`.
+const SET_ID_RECORD: &str = "set-id.json";
+
+/// An image's root filesystem in the cache.
+#[derive(Debug, Clone)]
+pub struct PreparedRoot {
+    /// The tree (`rootfs-v1/<key>/root`).
+    pub root: PathBuf,
+    /// Its set-id entries, their bits off on disk.
+    pub set_id: Vec<SetId>,
+}
+
 /// The image's root filesystem in the cache, applied now if it is not.
 pub fn root_filesystem(
     cache: &Cache,
     request: &RunRequest,
     manifest: &ImageManifest,
-    key: &Sha256Digest,
+    manifest_digest: &Sha256Digest,
 ) -> Result<PathBuf, RunError> {
+    prepare_root(cache, request, manifest, manifest_digest).map(|prepared| prepared.root)
+}
+
+/// The image's root filesystem in the cache (`rootfs-v1/<key>/root`, the
+/// key naming the manifest and who owns the files on disk), with its
+/// set-id record (`rootfs-v1/<key>/set-id.json`), applied now if it is
+/// not.
+pub fn prepare_root(
+    cache: &Cache,
+    request: &RunRequest,
+    manifest: &ImageManifest,
+    manifest_digest: &Sha256Digest,
+) -> Result<PreparedRoot, RunError> {
     let layers: Vec<PathBuf> = manifest
         .layers
         .iter()
         .map(|layer| blob_path(&request.layout, &layer.digest))
         .collect();
-    let as_root = is_root();
-    let (path, _) = cache.get_or_build_tree(
+    let ownership = identity::ownership()?;
+    let key = KeyBuilder::new("rootfs")
+        .text("format", "rootfs-tree-v2")
+        .digest("manifest", manifest_digest)
+        .text("ownership", &ownership.key_text())
+        .finish();
+    let (tree, _) = cache.get_or_build_tree(
         Bucket::RootFs,
-        key,
+        &key,
         EntryMeta::for_platform(request.target.name.clone()),
-        |dir| {
-            rootfs::apply_layers(dir, &layers, as_root)
-                .map(drop)
-                .map_err(RunError::from)
-        },
+        |dir| build_root(dir, &layers, &ownership),
     )?;
-    Ok(path)
-}
-
-#[cfg(target_os = "linux")]
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
-#[cfg(not(target_os = "linux"))]
-fn is_root() -> bool {
-    false
-}
-
-/// Whether `target`'s programs run on `host` without an emulator.
-fn runs_natively(target: &Platform, host: &Platform) -> bool {
-    target.debian_arch == host.debian_arch
-        || (host.debian_arch == "amd64" && target.debian_arch == "i386")
-}
-
-/// Checks that the kernel runs `target`'s programs: natively, or through
-/// the host's qemu-user registration, enabled and with the F flag (its
-/// interpreter opened at registration, so found from inside the root).
-pub fn check_emulation(target: &Platform, host: &Platform) -> Result<(), RunError> {
-    if runs_natively(target, host) {
-        return Ok(());
-    }
-    let error = |reason: String| RunError::NoEmulator {
-        target: target.name.clone(),
-        host: host.name.clone(),
-        qemu: target.qemu.clone(),
-        oci: target.oci.to_string(),
+    let record = tree.join(SET_ID_RECORD);
+    let damaged = |reason: String| RunError::BadRootfs {
+        path: tree.clone(),
         reason,
     };
-    if std::env::var_os(IGNORE_HOST_BINFMT).is_some_and(|value| !value.is_empty()) {
-        return Err(error(format!(
-            "the host's binfmt_misc entries are ignored ({IGNORE_HOST_BINFMT} is set)"
-        )));
-    }
-    let status = std::fs::read_to_string(Path::new(BINFMT).join("status")).unwrap_or_default();
-    if status.trim() != "enabled" {
-        return Err(error(format!(
-            "binfmt_misc is not mounted or not enabled at {BINFMT}"
-        )));
-    }
-    let entry = Path::new(BINFMT).join(format!("qemu-{}", target.qemu));
-    let text = std::fs::read_to_string(&entry).map_err(|_| {
-        error(format!(
-            "no qemu-user is registered for it ({} is missing)",
-            entry.display()
-        ))
+    let text = std::fs::read(&record)
+        .map_err(|error| damaged(format!("{}: {error}", record.display())))?;
+    let set_id = serde_json::from_slice(&text)
+        .map_err(|error| damaged(format!("{}: {error}", record.display())))?;
+    Ok(PreparedRoot {
+        root: tree.join("root"),
+        set_id,
+    })
+}
+
+/// Applies the layers into `dir/root` and writes the set-id record.
+fn build_root(dir: &Path, layers: &[PathBuf], ownership: &Ownership) -> Result<(), RunError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| RunError::Cache(CacheError::Io { path, source })
+    };
+    let root = dir.join("root");
+    std::fs::create_dir(&root).map_err(io(&root))?;
+    let applied = rootfs::apply_layers(&root, layers, ownership)?;
+    let record = dir.join(SET_ID_RECORD);
+    let json = serde_json::to_vec_pretty(&applied.set_id).expect("serializable");
+    std::fs::write(&record, json).map_err(io(&record))
+}
+
+/// The digest of the manifest for `target` in the OCI image layout
+/// `layout` (`xbuild run --image`): the one its `index.json` lists for the
+/// target's platform, or its only manifest if that names no platform.
+pub fn layout_manifest(layout: &Path, target: &Platform) -> Result<String, RunError> {
+    let path = layout.join("index.json");
+    let bad = |reason: String| RunError::BadImage {
+        layout: layout.to_owned(),
+        digest: "index.json".into(),
+        reason,
+    };
+    let bytes = std::fs::read(&path).map_err(|source| RunError::Image {
+        layout: layout.to_owned(),
+        digest: "index.json".into(),
+        source,
     })?;
-    if text.lines().next() != Some("enabled") {
-        return Err(error(format!("{} is disabled", entry.display())));
-    }
-    let flags = text
-        .lines()
-        .find_map(|line| line.strip_prefix("flags: "))
-        .unwrap_or("");
-    if !flags.contains('F') {
-        return Err(error(format!(
-            "{} is registered without the F flag, so its interpreter cannot be found inside the image's root",
-            entry.display()
-        )));
-    }
-    Ok(())
-}
-
-/// Whether this kernel lets a user namespace mount a binfmt_misc of its
-/// own (Linux 6.7 on).
-pub fn kernel_has_private_binfmt() -> bool {
-    #[cfg(target_os = "linux")]
-    {
-        release_has_private_binfmt(&rustix::system::uname().release().to_string_lossy())
-    }
-    #[cfg(not(target_os = "linux"))]
-    false
-}
-
-/// Whether a kernel release (`uname -r`: `6.18.44-…`) is 6.7 or later.
-fn release_has_private_binfmt(release: &str) -> bool {
-    let mut numbers = release
-        .split(|c: char| !c.is_ascii_digit())
-        .map(|part| part.parse::<u32>().unwrap_or(0));
-    let version = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
-    version >= PRIVATE_BINFMT_SINCE
-}
-
-/// Whether a run of a `target` image here wants xbuild's own emulator
-/// (fetched into the cache by the caller).
-pub fn wants_own_emulator(target: &Platform, host: &Platform, mode: BinfmtMode) -> bool {
-    !runs_natively(target, host)
-        && match mode {
-            BinfmtMode::Host => false,
-            BinfmtMode::Private => true,
-            BinfmtMode::Auto => kernel_has_private_binfmt(),
-        }
-}
-
-/// The binfmt_misc line registering `emulator`: the package's, with its
-/// interpreter replaced by the cached program and the F flag (the program
-/// is opened at registration, outside the image's root).
-pub fn private_registration(
-    emulator: &crate::pipeline::emulator::Emulator,
-) -> Result<String, RunError> {
-    let bad = || RunError::BadRegistration {
-        line: emulator.registration.clone(),
-    };
-    let mut fields: Vec<String> = emulator
-        .registration
-        .split(':')
-        .map(str::to_owned)
-        .collect();
-    if fields.len() != 8 || !fields[0].is_empty() || fields[2] != "M" {
-        return Err(bad());
-    }
-    let program = emulator.program.to_string_lossy();
-    if program.contains(':') {
-        return Err(RunError::BadRegistration {
-            line: format!(
-                "{} (the cache path {program} has a ':'; set XBUILD_CACHE_DIR elsewhere)",
-                emulator.registration
-            ),
-        });
-    }
-    fields[6] = program.into_owned();
-    if !fields[7].contains('F') {
-        fields[7].push('F');
-    }
-    Ok(fields.join(":"))
-}
-
-/// How the sandbox gets the image's programs run: `None` for a native
-/// image or the host's registration, checked now.
-fn emulation(request: &RunRequest, mode: BinfmtMode) -> Result<Option<PrivateBinfmt>, RunError> {
-    if runs_natively(&request.target, &request.host) {
-        return Ok(None);
-    }
-    let host = || check_emulation(&request.target, &request.host);
-    match &request.emulator {
-        EmulatorChoice::Private(emulator) => Ok(Some(PrivateBinfmt {
-            registration: private_registration(emulator)?,
-            host_fallback: mode == BinfmtMode::Auto && host().is_ok(),
-        })),
-        EmulatorChoice::Unavailable(why) if mode != BinfmtMode::Host => match host() {
-            Ok(()) if mode == BinfmtMode::Auto => Ok(None),
-            Ok(()) => Err(no_emulator(request, why.clone())),
-            Err(RunError::NoEmulator { reason, .. }) => {
-                Err(no_emulator(request, format!("{why}; and {reason}")))
+    let index: crate::image::oci::ImageIndex =
+        serde_json::from_slice(&bytes).map_err(|error| bad(error.to_string()))?;
+    let wanted = &target.oci;
+    let matching: Vec<_> = index
+        .manifests
+        .iter()
+        .filter(|manifest| match &manifest.platform {
+            Some(platform) => {
+                platform.os == wanted.os
+                    && platform.architecture == wanted.architecture
+                    && (platform.variant.is_none()
+                        || wanted.variant.is_none()
+                        || platform.variant == wanted.variant)
             }
-            Err(other) => Err(other),
-        },
-        _ => host().map(|()| None),
+            None => index.manifests.len() == 1,
+        })
+        .collect();
+    match matching.as_slice() {
+        [manifest] => Ok(manifest.digest.oci()),
+        [] => Err(bad(format!("it lists no manifest for {wanted}"))),
+        _ => Err(bad(format!("it lists several manifests for {wanted}"))),
     }
-}
-
-fn no_emulator(request: &RunRequest, reason: String) -> RunError {
-    RunError::NoEmulator {
-        target: request.target.name.clone(),
-        host: request.host.name.clone(),
-        qemu: request.target.qemu.clone(),
-        oci: request.target.oci.to_string(),
-        reason,
-    }
-}
-
-/// A line of a passwd or group file whose name (or id) is `who`.
-fn lookup(file: &Path, who: &str) -> Option<Vec<String>> {
-    let text = std::fs::read_to_string(file).ok()?;
-    text.lines()
-        .map(|line| line.split(':').map(str::to_owned).collect::<Vec<_>>())
-        .find(|fields| fields.len() >= 4 && (fields[0] == who || fields[2] == who))
-}
-
-/// The numeric uid and gid of the image's `User` (`name`, `uid`,
-/// `uid:gid`, `name:group`), looked up in the root's /etc files.
-pub fn resolve_user(root: &Path, user: &str) -> Result<(u32, u32), RunError> {
-    let user = user.trim();
-    if user.is_empty() {
-        return Ok((0, 0));
-    }
-    let error = |reason: String| RunError::User {
-        user: user.to_owned(),
-        reason,
-    };
-    let etc = rootfs::resolve_dir(root, &[OsString::from("etc")], false)
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| root.join("etc"));
-    let (name, group) = match user.split_once(':') {
-        Some((name, group)) => (name, Some(group)),
-        None => (user, None),
-    };
-    let entry = lookup(&etc.join("passwd"), name);
-    let uid = match name.parse::<u32>() {
-        Ok(uid) => uid,
-        Err(_) => entry
-            .as_ref()
-            .and_then(|fields| fields[2].parse().ok())
-            .ok_or_else(|| error(format!("no user {name} in the image's /etc/passwd")))?,
-    };
-    let gid = match group {
-        Some(group) => match group.parse::<u32>() {
-            Ok(gid) => gid,
-            Err(_) => lookup(&etc.join("group"), group)
-                .and_then(|fields| fields[2].parse().ok())
-                .ok_or_else(|| error(format!("no group {group} in the image's /etc/group")))?,
-        },
-        None => entry
-            .as_ref()
-            .and_then(|fields| fields[3].parse().ok())
-            .unwrap_or(0),
-    };
-    Ok((uid, gid))
-}
-
-/// The subordinate range (start, count) of the caller in `file`.
-fn subordinate_range(file: &str, name: Option<&str>, id: u32) -> Option<(u32, u32)> {
-    let text = std::fs::read_to_string(file).ok()?;
-    text.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let who = fields.next()?;
-        let start = fields.next()?.trim().parse().ok()?;
-        let count = fields.next()?.trim().parse().ok()?;
-        (Some(who) == name || who == id.to_string()).then_some((start, count))
-    })
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-}
-
-#[cfg(target_os = "linux")]
-fn caller_ids() -> (u32, u32) {
-    (
-        rustix::process::getuid().as_raw(),
-        rustix::process::getgid().as_raw(),
-    )
-}
-
-#[cfg(not(target_os = "linux"))]
-fn caller_ids() -> (u32, u32) {
-    (0, 0)
-}
-
-/// How the namespace's ids map to the caller's, for a command run as
-/// `uid:gid`.
-pub fn id_mapping(user: &str, uid: u32, gid: u32) -> Result<IdMapping, RunError> {
-    if is_root() {
-        return Ok(IdMapping::Identity);
-    }
-    let (own_uid, own_gid) = caller_ids();
-    if uid == 0 && gid == 0 {
-        return Ok(IdMapping::Single {
-            uid: own_uid,
-            gid: own_gid,
-        });
-    }
-    let name =
-        lookup(Path::new("/etc/passwd"), &own_uid.to_string()).map(|fields| fields[0].clone());
-    let uids = subordinate_range("/etc/subuid", name.as_deref(), own_uid);
-    let gids = subordinate_range("/etc/subgid", name.as_deref(), own_uid);
-    let error = |reason: String| RunError::User {
-        user: user.to_owned(),
-        reason,
-    };
-    let (Some(uids), Some(gids)) = (uids, gids) else {
-        return Err(error(format!(
-            "it runs as {uid}:{gid}, and uid {own_uid} has no subordinate ids in /etc/subuid and /etc/subgid to map it to"
-        )));
-    };
-    if !on_path("newuidmap") || !on_path("newgidmap") {
-        return Err(error(format!(
-            "it runs as {uid}:{gid}, which needs newuidmap and newgidmap (Debian's uidmap package)"
-        )));
-    }
-    if uid > uids.1 || gid > gids.1 {
-        return Err(error(format!(
-            "it runs as {uid}:{gid}, beyond the subordinate ranges of uid {own_uid}"
-        )));
-    }
-    Ok(IdMapping::Subordinate {
-        uid: own_uid,
-        gid: own_gid,
-        uids,
-        gids,
-    })
 }
 
 fn parse_volume(value: &str) -> Result<Volume, RunError> {
@@ -655,14 +416,15 @@ fn run_with<T>(
         })?;
     let manifest: ImageManifest = read_json(request, &digest)?;
     let image: ImageConfiguration = read_json(request, &manifest.config.digest)?;
-    let binfmt = emulation(request, BinfmtMode::from_environment()?)?;
+    let binfmt = emulation::emulation(request, BinfmtMode::from_environment()?)?;
     let volumes = request
         .volumes
         .iter()
         .map(|value| parse_volume(value))
         .collect::<Result<Vec<_>, _>>()?;
     let env = environment(&image.config.env, &request.env)?;
-    let root = root_filesystem(cache, request, &manifest, &digest)?;
+    let prepared = prepare_root(cache, request, &manifest, &digest)?;
+    let root = prepared.root;
     let user = image.config.user.clone().unwrap_or_default();
     let (uid, gid) = resolve_user(&root, &user)?;
     let mapping = id_mapping(&user, uid, gid)?;
@@ -684,6 +446,7 @@ fn run_with<T>(
         .unwrap_or_else(|| "/".to_owned());
     let config = SandboxConfig {
         root,
+        set_id: prepared.set_id,
         scratch: scratch.path().to_owned(),
         argv,
         env,
@@ -738,65 +501,4 @@ fn spawn_helper_captured(config: &SandboxConfig) -> Result<Captured, RunError> {
         stdout: output.stdout,
         stderr: output.stderr,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::pipeline::emulator::Emulator;
-
-    fn emulator(registration: &str, program: &str) -> Emulator {
-        Emulator {
-            program: PathBuf::from(program),
-            registration: registration.to_owned(),
-            package: "qemu-user-static 1:7.2".to_owned(),
-        }
-    }
-
-    #[test]
-    fn the_registration_names_the_cached_program_with_the_f_flag() {
-        let debian = r":qemu-aarch64:M::\x7f\x45\x4c\x46\x02:\xff\xff\xff\xff\xff:/usr/libexec/qemu-binfmt/aarch64-binfmt-P:OP";
-        let line = private_registration(&emulator(debian, "/cache/t/qemu-aarch64-static")).unwrap();
-        assert_eq!(
-            line,
-            r":qemu-aarch64:M::\x7f\x45\x4c\x46\x02:\xff\xff\xff\xff\xff:/cache/t/qemu-aarch64-static:OPF"
-        );
-        let with_f = debian.replace(":OP", ":OPF");
-        let line = private_registration(&emulator(&with_f, "/c/q")).unwrap();
-        assert!(line.ends_with(":/c/q:OPF"), "{line}");
-    }
-
-    #[test]
-    fn a_malformed_registration_or_cache_path_is_refused() {
-        for bad in [
-            "qemu-aarch64:M::\\x7f:\\xff:/x:F",
-            ":qemu-aarch64:E::.exe::/x:F",
-            ":qemu-aarch64:M::\\x7f:\\xff:/x",
-        ] {
-            assert!(
-                matches!(
-                    private_registration(&emulator(bad, "/c/q")),
-                    Err(RunError::BadRegistration { .. })
-                ),
-                "{bad}"
-            );
-        }
-        let good = ":qemu-arm:M::\\x7f:\\xff:/x:F";
-        let error = private_registration(&emulator(good, "/a:b/q")).unwrap_err();
-        assert!(error.to_string().contains("XBUILD_CACHE_DIR"), "{error}");
-    }
-
-    #[test]
-    fn linux_6_7_and_later_have_a_private_binfmt() {
-        for (release, allows) in [
-            ("6.18.44-fc-v857", true),
-            ("6.7.0", true),
-            ("7.0.1-arch1", true),
-            ("6.6.30-cloud-amd64", false),
-            ("5.15.0-91-generic", false),
-            ("", false),
-        ] {
-            assert_eq!(release_has_private_binfmt(release), allows, "{release}");
-        }
-    }
 }

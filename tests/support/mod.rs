@@ -4,8 +4,10 @@
 //! faulted builds in [`faulted`]), hand-made data tarballs for crafted
 //! packages ([`crafted`]), a runner for the `xbuild` binary
 //! ([`xbuild`]) and readers for what it leaves on disk ([`files`],
-//! [`oci`]), a diff of two builds that should be byte-identical
-//! ([`reproducible`]), and the host apt's Debian mirror ([`mirror`]).
+//! [`oci`]), OCI images crafted entry by entry for `xbuild run --image`
+//! ([`image`]) and the sandbox tests' callers and probe ([`sandbox`]), a
+//! diff of two builds that should be byte-identical ([`reproducible`]),
+//! and the host apt's Debian mirror ([`mirror`]).
 //!
 //! Every test binary includes this module with `mod support;`; not every
 //! binary uses every helper, hence the `dead_code` allowance.
@@ -20,10 +22,12 @@ pub mod faulted;
 pub mod faults;
 pub mod files;
 pub mod gpg;
+pub mod image;
 pub mod mirror;
 pub mod oci;
 pub mod podman;
 pub mod reproducible;
+pub mod sandbox;
 pub mod server;
 pub mod suites;
 pub mod xbuild;
