@@ -9,7 +9,6 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -21,7 +20,7 @@ use support::faults::Fault;
 use support::files::all_files;
 use support::server::Server;
 use support::suites::SuiteSpec;
-use support::xbuild::{FIXTURE_TARGET, Project, RunOutput, Xbuild, temp_dir};
+use support::xbuild::{FIXTURE_TARGET, Project, RunOutput, Xbuild, keygen, temp_dir};
 
 /// The standard suite again, signed with `Date` `seconds` from now, plus
 /// `extra` packages.
@@ -44,21 +43,6 @@ fn newer_snapshot(archive: &Archive) {
     );
 }
 
-fn build(machine: &Xbuild, project: &Path, extra: &[&str]) -> RunOutput {
-    let out = temp_dir("xbuild-out-");
-    let mut args = vec![
-        "build",
-        project.to_str().unwrap(),
-        "--target",
-        FIXTURE_TARGET,
-        "--json",
-        "--out",
-        out.path().to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    machine.run(&args)
-}
-
 fn libgreet(run: &RunOutput) -> String {
     let report = run.success().json();
     report["targets"][0]["packages"]
@@ -78,21 +62,6 @@ fn inrelease_requests(server: &Server) -> usize {
         .count()
 }
 
-/// A signing key made with `xbuild cache keygen`: (secret file, public key).
-fn keygen(dir: &Path) -> (PathBuf, String) {
-    let secret = dir.join("ci.secret");
-    let output = Xbuild::new().run(&[
-        "cache",
-        "keygen",
-        "--name",
-        "ci",
-        "--out",
-        secret.to_str().unwrap(),
-    ]);
-    output.success();
-    (secret, output.stdout.trim().to_owned())
-}
-
 #[test]
 fn a_mirror_that_goes_back_in_time_is_refused() {
     let archive = ArchiveBuilder::standard().build();
@@ -100,12 +69,12 @@ fn a_mirror_that_goes_back_in_time_is_refused() {
     let project = Project::fixture(&archive, &server, &["hello"], "");
     newer_snapshot(&archive);
     let machine = Xbuild::new();
-    assert_eq!(libgreet(&build(&machine, project.path(), &[])), "2.2-1");
+    assert_eq!(libgreet(&machine.build_with(project.path(), &[])), "2.2-1");
 
     // The mirror serves the older snapshot again: validly signed, within
     // any Valid-Until, and older than what this cache verified.
     snapshot(&archive, -3600, Vec::new());
-    let refused = build(&machine, project.path(), &["--refresh"]);
+    let refused = machine.build_with(project.path(), &["--refresh"]);
     assert_eq!(refused.status.code(), Some(4), "{refused}");
     assert!(
         refused.stderr.contains("older than the InRelease of")
@@ -114,7 +83,7 @@ fn a_mirror_that_goes_back_in_time_is_refused() {
         refused.stderr
     );
     // The newer one is still what the cache holds.
-    assert_eq!(libgreet(&build(&machine, project.path(), &[])), "2.2-1");
+    assert_eq!(libgreet(&machine.build_with(project.path(), &[])), "2.2-1");
 }
 
 #[test]
@@ -123,14 +92,13 @@ fn an_older_inrelease_on_a_remote_is_not_used() {
     let server = Server::serve(archive.root());
     let project = Project::fixture(&archive, &server, &["hello"], "");
     let keys = temp_dir("xbuild-keys-");
-    let (secret, public) = keygen(keys.path());
+    let (secret, public) = keygen(keys.path(), "ci");
     let remote_dir = temp_dir("xbuild-remote-");
     let remote = format!("file://{}", remote_dir.path().display());
 
     // A builds from snapshot 1 and shares its (signed) InRelease entry.
     let a = Xbuild::new();
-    let built = build(
-        &a,
+    let built = a.build_with(
         project.path(),
         &["--remote", &remote, "--sign", secret.to_str().unwrap()],
     );
@@ -140,33 +108,24 @@ fn an_older_inrelease_on_a_remote_is_not_used() {
     // A fresh machine uses the shared InRelease while it is young (a CI
     // matrix resolves one closure without asking the mirror)…
     server.clear_log();
-    let young = build(
-        &Xbuild::new(),
-        project.path(),
-        &["--remote", &remote, "--trust", &public],
-    );
+    let young =
+        Xbuild::new().build_with(project.path(), &["--remote", &remote, "--trust", &public]);
     assert_eq!(libgreet(&young), "2.1-1");
     assert_eq!(inrelease_requests(&server), 0, "{:?}", server.requests());
     // …and asks the mirror once it is older than the window.
     std::thread::sleep(Duration::from_secs(2));
-    let old = build(
-        &Xbuild::new().with_env("XBUILD_SHARED_INDEX_MAX_AGE", "1"),
-        project.path(),
-        &["--remote", &remote, "--trust", &public],
-    );
+    let old = Xbuild::new()
+        .with_env("XBUILD_SHARED_INDEX_MAX_AGE", "1")
+        .build_with(project.path(), &["--remote", &remote, "--trust", &public]);
     assert_eq!(libgreet(&old), "2.2-1", "{old}");
     assert!(inrelease_requests(&server) > 0);
 
     // A machine that verified snapshot 2 never goes back to snapshot 1,
     // even when the remote offers it within the window.
     let c = Xbuild::new();
-    assert_eq!(libgreet(&build(&c, project.path(), &[])), "2.2-1");
+    assert_eq!(libgreet(&c.build_with(project.path(), &[])), "2.2-1");
     std::fs::remove_dir_all(c.cache_dir().join("entries-v2/inrelease-v1")).unwrap();
-    let replayed = build(
-        &c,
-        project.path(),
-        &["--remote", &remote, "--trust", &public],
-    );
+    let replayed = c.build_with(project.path(), &["--remote", &remote, "--trust", &public]);
     assert_eq!(libgreet(&replayed), "2.2-1", "{replayed}");
     assert!(
         replayed.stderr.contains("older than the InRelease of")
@@ -213,10 +172,9 @@ fn a_password_in_the_mirror_url_is_stored_nowhere() {
     let remote_dir = temp_dir("xbuild-remote-");
     let remote = format!("file://{}", remote_dir.path().display());
     let keys = temp_dir("xbuild-keys-");
-    let (secret, _) = keygen(keys.path());
+    let (secret, _) = keygen(keys.path(), "ci");
     let machine = Xbuild::new();
-    let run = build(
-        &machine,
+    let run = machine.build_with(
         project.path(),
         &["--remote", &remote, "--sign", secret.to_str().unwrap()],
     );

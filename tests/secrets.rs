@@ -12,14 +12,16 @@ mod support;
 #[allow(dead_code)]
 mod servers;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine as _;
 use servers::{Nginx, NginxOptions, Registry};
 use support::archive::ArchiveBuilder;
 use support::files::all_files;
 use support::server::Server;
-use support::xbuild::{FIXTURE_TARGET, Project, RunOutput, Xbuild, fixture_manifest, temp_dir};
+use support::xbuild::{
+    FIXTURE_TARGET, Project, RunOutput, Xbuild, fixture_manifest, keygen, temp_dir,
+};
 
 const MIRROR_PASSWORD: &str = "mirror-pw-7d1c9e";
 const NETRC_PASSWORD: &str = "netrc-pw-52be0a";
@@ -100,20 +102,6 @@ impl Check {
     }
 }
 
-fn keygen(dir: &Path) -> (PathBuf, String) {
-    let secret = dir.join("ci.secret");
-    let output = Xbuild::new().run(&[
-        "cache",
-        "keygen",
-        "--name",
-        "ci",
-        "--out",
-        secret.to_str().unwrap(),
-    ]);
-    output.success();
-    (secret, output.stdout.trim().to_owned())
-}
-
 #[test]
 fn no_secret_is_printed_stored_or_uploaded() {
     let archive = ArchiveBuilder::standard().build();
@@ -150,7 +138,7 @@ fn no_secret_is_printed_stored_or_uploaded() {
         format!(r#"{{"auths":{{"{registry_host}":{{"auth":"{auth}"}}}}}}"#),
     )
     .unwrap();
-    let (secret, public) = keygen(home.path());
+    let (secret, public) = keygen(home.path(), "ci");
     let mut check = Check {
         needles: needles(&secret),
         seen: 0,
@@ -194,18 +182,21 @@ fn no_secret_is_printed_stored_or_uploaded() {
     built.success();
     assert!(built.stderr.contains("pushed to"), "{built}");
     check.output("build --push", &built);
-    let tokened = token_machine.run(&[
-        "cache",
-        "prewarm",
-        project_dir,
-        "--target",
-        FIXTURE_TARGET,
-        "--remote",
-        &bearer_remote,
-        "--sign",
-        secret_path,
-        "--json",
-    ]);
+    let prewarm_args = |remote| {
+        vec![
+            "cache",
+            "prewarm",
+            project_dir,
+            "--target",
+            FIXTURE_TARGET,
+            "--remote",
+            remote,
+            "--sign",
+            secret_path,
+            "--json",
+        ]
+    };
+    let tokened = token_machine.run(&prewarm_args(&bearer_remote));
     tokened.success();
     check.output("prewarm with a bearer token", &tokened);
     // Human output, a plan in both forms, a prewarm, a push again.
@@ -220,18 +211,7 @@ fn no_secret_is_printed_stored_or_uploaded() {
         ],
         vec!["plan", project_dir, "--target", FIXTURE_TARGET, "--explain"],
         vec!["plan", project_dir, "--target", FIXTURE_TARGET, "--json"],
-        vec![
-            "cache",
-            "prewarm",
-            project_dir,
-            "--target",
-            FIXTURE_TARGET,
-            "--remote",
-            &basic_remote,
-            "--sign",
-            secret_path,
-            "--json",
-        ],
+        prewarm_args(&basic_remote),
         vec!["push", project_dir, &pushed, "--out", out_dir],
         vec!["cache", "stats", "--json"],
     ] {
@@ -269,17 +249,7 @@ fn no_secret_is_printed_stored_or_uploaded() {
     .unwrap();
     let refused_upload = Xbuild::new()
         .with_env("NETRC", wrong.to_str().unwrap())
-        .run(&[
-            "cache",
-            "prewarm",
-            project_dir,
-            "--target",
-            FIXTURE_TARGET,
-            "--remote",
-            &basic_remote,
-            "--sign",
-            secret_path,
-        ]);
+        .run(&prewarm_args(&basic_remote));
     assert_ne!(refused_upload.status.code(), Some(0), "{refused_upload}");
     check.output("prewarm with a wrong netrc password", &refused_upload);
     let refused_push = Xbuild::new().run(&["push", project_dir, &pushed, "--out", out_dir]);

@@ -14,28 +14,13 @@ mod servers;
 
 use serde_json::Value;
 use servers::{Failing, Nginx, NginxOptions, Registry};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use support::archive::ArchiveBuilder;
 use support::server::Server;
-use support::xbuild::{FIXTURE_TARGET, Project, Xbuild, temp_dir};
+use support::xbuild::{FIXTURE_TARGET, Project, Xbuild, keygen, temp_dir};
 
 fn summary(report: &Value, field: &str) -> u64 {
     report["summary"][field].as_u64().unwrap()
-}
-
-/// A signing key made with `xbuild cache keygen`: (secret file, public key).
-fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
-    let secret = dir.join(format!("{name}.secret"));
-    let output = Xbuild::new().run(&[
-        "cache",
-        "keygen",
-        "--name",
-        name,
-        "--out",
-        secret.to_str().unwrap(),
-    ]);
-    output.success();
-    (secret, output.stdout.trim().to_owned())
 }
 
 /// `xbuild cache prewarm PROJECT --remote REMOTE --sign SECRET --json` on an
@@ -53,21 +38,6 @@ fn prewarm_json(project: &Path, remote: &str, secret: &Path) -> support::xbuild:
         secret.to_str().unwrap(),
         "--json",
     ])
-}
-
-fn build(machine: &Xbuild, project: &Path, extra: &[&str]) -> support::xbuild::RunOutput {
-    let out = temp_dir("xbuild-out-");
-    let mut args = vec![
-        "build",
-        project.to_str().unwrap(),
-        "--target",
-        FIXTURE_TARGET,
-        "--json",
-        "--out",
-        out.path().to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    machine.run(&args)
 }
 
 fn manifest_digests(report: &Value) -> Vec<String> {
@@ -90,8 +60,7 @@ fn two_machines_share(remote: &str) {
     let (secret, public) = keygen(keys.path(), "ci");
 
     let a = Xbuild::new();
-    let built = build(
-        &a,
+    let built = a.build_with(
         project.path(),
         &["--remote", remote, "--sign", secret.to_str().unwrap()],
     );
@@ -105,11 +74,7 @@ fn two_machines_share(remote: &str) {
 
     let b = Xbuild::new();
     server.clear_log();
-    let shared = build(
-        &b,
-        project.path(),
-        &["--remote", remote, "--trust", &public],
-    );
+    let shared = b.build_with(project.path(), &["--remote", remote, "--trust", &public]);
     let shared_report = shared.success().json();
     assert_eq!(summary(&shared_report, "downloaded"), 0, "{shared}");
     assert_eq!(summary(&shared_report, "built"), 0, "{shared}");
@@ -126,8 +91,7 @@ fn two_machines_share(remote: &str) {
     );
 
     // Everything is there: a second push moves nothing.
-    let again = build(
-        &a,
+    let again = a.build_with(
         project.path(),
         &["--remote", remote, "--sign", secret.to_str().unwrap()],
     );
@@ -170,18 +134,14 @@ fn entries_signed_by_an_untrusted_key_are_refused_and_the_build_goes_upstream() 
     let remote_dir = temp_dir("xbuild-remote-");
     let remote = format!("file://{}", remote_dir.path().display());
 
-    build(
-        &Xbuild::new(),
-        project.path(),
-        &["--remote", &remote, "--sign", secret.to_str().unwrap()],
-    )
-    .success();
+    Xbuild::new()
+        .build_with(
+            project.path(),
+            &["--remote", &remote, "--sign", secret.to_str().unwrap()],
+        )
+        .success();
     let b = Xbuild::new();
-    let refused = build(
-        &b,
-        project.path(),
-        &["--remote", &remote, "--trust", &other],
-    );
+    let refused = b.build_with(project.path(), &["--remote", &remote, "--trust", &other]);
     let report = refused.success().json();
     assert_eq!(summary(&report, "remote"), 0, "{refused}");
     assert!(summary(&report, "downloaded") > 0, "{refused}");
@@ -200,13 +160,13 @@ fn an_altered_blob_on_the_remote_is_refused_and_never_enters_the_cache() {
     let (secret, public) = keygen(keys.path(), "ci");
     let remote_dir = temp_dir("xbuild-remote-");
     let remote = format!("file://{}", remote_dir.path().display());
-    let built = build(
-        &Xbuild::new(),
-        project.path(),
-        &["--remote", &remote, "--sign", secret.to_str().unwrap()],
-    )
-    .success()
-    .json();
+    let built = Xbuild::new()
+        .build_with(
+            project.path(),
+            &["--remote", &remote, "--sign", secret.to_str().unwrap()],
+        )
+        .success()
+        .json();
     // Flip a byte in every blob of the remote that is not the InRelease or
     // an index: the layers.
     let layer_digests: Vec<String> = built["targets"][0]["layers"]
@@ -229,11 +189,7 @@ fn an_altered_blob_on_the_remote_is_refused_and_never_enters_the_cache() {
         std::fs::write(&path, bytes).unwrap();
     }
     let b = Xbuild::new();
-    let refused = build(
-        &b,
-        project.path(),
-        &["--remote", &remote, "--trust", &public],
-    );
+    let refused = b.build_with(project.path(), &["--remote", &remote, "--trust", &public]);
     let report = refused.success().json();
     assert!(summary(&report, "built") > 0, "{refused}");
     assert!(refused.stderr.contains("warning:"), "{refused}");
@@ -257,8 +213,7 @@ fn a_remote_that_is_down_or_refuses_uploads_never_fails_a_build() {
     let keys = temp_dir("xbuild-keys-");
     let (secret, public) = keygen(keys.path(), "ci");
     let down = format!("http://127.0.0.1:{}/xbuild", servers::free_port());
-    let output = build(
-        &Xbuild::new(),
+    let output = Xbuild::new().build_with(
         project.path(),
         &[
             "--remote",
@@ -274,8 +229,7 @@ fn a_remote_that_is_down_or_refuses_uploads_never_fails_a_build() {
 
     let failing = Failing::start();
     let failing_url = format!("http://127.0.0.1:{}/xbuild", failing.port);
-    let output = build(
-        &Xbuild::new(),
+    let output = Xbuild::new().build_with(
         project.path(),
         &["--remote", &failing_url, "--sign", secret.to_str().unwrap()],
     );
@@ -308,7 +262,7 @@ fn prewarm_then_require_hits_passes_on_an_empty_cache() {
     let remote = format!("file://{}", remote_dir.path().display());
 
     // Cold, without a remote: refused before any work, naming the nodes.
-    let cold = build(&Xbuild::new(), project.path(), &["--require-hits"]);
+    let cold = Xbuild::new().build_with(project.path(), &["--require-hits"]);
     assert_eq!(cold.status.code(), Some(8), "{cold}");
     assert!(cold.stderr.contains("layer"), "{cold}");
 
@@ -329,8 +283,7 @@ fn prewarm_then_require_hits_passes_on_an_empty_cache() {
         "a second prewarm uploaded bytes: {again}"
     );
 
-    let b = build(
-        &Xbuild::new(),
+    let b = Xbuild::new().build_with(
         project.path(),
         &[
             "--remote",
@@ -386,11 +339,7 @@ fn four_builds_at_once_on_one_cache_and_one_remote_and_kills_during_prewarm() {
     }
     shared.run(&["cache", "verify"]).success();
     let b = Xbuild::new();
-    let from_remote = build(
-        &b,
-        project.path(),
-        &["--remote", &remote, "--trust", &public],
-    );
+    let from_remote = b.build_with(project.path(), &["--remote", &remote, "--trust", &public]);
     let report = from_remote.success().json();
     assert_eq!(summary(&report, "built"), 0, "{from_remote}");
     assert_eq!(summary(&report, "downloaded"), 0, "{from_remote}");
@@ -417,11 +366,7 @@ fn four_builds_at_once_on_one_cache_and_one_remote_and_kills_during_prewarm() {
         let _ = child.kill();
         let _ = child.wait();
         let b = Xbuild::new();
-        let output = build(
-            &b,
-            project.path(),
-            &["--remote", &remote, "--trust", &public],
-        );
+        let output = b.build_with(project.path(), &["--remote", &remote, "--trust", &public]);
         output.success();
         b.run(&["cache", "verify"]).success();
     }
@@ -460,8 +405,7 @@ fn a_build_that_fails_at_the_end_has_already_shared_what_it_made() {
     assert!(failed.stderr.contains("a-file"), "{failed}");
     assert!(failed.stderr.contains("pushed to"), "{failed}");
 
-    let b = build(
-        &Xbuild::new(),
+    let b = Xbuild::new().build_with(
         project.path(),
         &[
             "--remote",

@@ -146,8 +146,7 @@ pub struct SourcePackage {
     pub files: Vec<SourceFile>,
     /// `3.0 (quilt)`, `3.0 (native)` or `1.0`.
     pub format: String,
-    /// The position of the package source it was found in, in the build's
-    /// list (set by the lookup; the URL its files are fetched from).
+    /// The package source it was found in (its position in the list).
     #[serde(default)]
     pub origin: usize,
 }

@@ -133,6 +133,20 @@ impl Xbuild {
         RunOutput::of(&mut command)
     }
 
+    /// `xbuild build PROJECT --target aarch64-linux --json --out <fresh
+    /// dir>` and `extra` arguments (`--remote`, `--sign`…).
+    pub fn build_with(&self, project: &Path, extra: &[&str]) -> RunOutput {
+        let out = temp_dir("xbuild-out-");
+        let mut command = self.command();
+        command
+            .arg("build")
+            .arg(project)
+            .args(["--target", FIXTURE_TARGET, "--json", "--out"])
+            .arg(out.path())
+            .args(extra);
+        RunOutput::of(&mut command)
+    }
+
     /// `xbuild plan PROJECT --target …` (human output).
     pub fn plan(&self, project: &Path, targets: &[&str], json: bool) -> RunOutput {
         let mut command = self.command();
@@ -207,6 +221,22 @@ impl std::fmt::Display for RunOutput {
             self.command, self.status, self.stdout, self.stderr
         )
     }
+}
+
+/// A signing key made with `xbuild cache keygen --name NAME` in `dir`:
+/// (secret key file, public key `NAME:<base64>`).
+pub fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let secret = dir.join(format!("{name}.secret"));
+    let output = Xbuild::new().run(&[
+        "cache",
+        "keygen",
+        "--name",
+        name,
+        "--out",
+        secret.to_str().unwrap(),
+    ]);
+    output.success();
+    (secret, output.stdout.trim().to_owned())
 }
 
 /// A project dir holding an `xbuild.toml`.
