@@ -65,16 +65,7 @@ impl Filled {
         let server = Server::serve(archive.root());
         let project = Project::fixture(&archive, &server, &["hello"], "");
         let keys = temp_dir("xbuild-keys-");
-        let secret = keys.path().join("ci.secret");
-        let keygen = Xbuild::new().run(&[
-            "cache",
-            "keygen",
-            "--name",
-            "ci",
-            "--out",
-            secret.to_str().unwrap(),
-        ]);
-        let public = keygen.success().stdout.trim().to_owned();
+        let (secret, public) = support::xbuild::keygen(keys.path(), "ci");
         let remote = temp_dir("xbuild-remote-");
         let filled = Filled {
             _archive: archive,
