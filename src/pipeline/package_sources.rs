@@ -279,7 +279,7 @@ fn security_notes(list: &[PackageSource]) -> Vec<String> {
             continue;
         }
         notes.push(format!(
-            "{} is a stable release, and no {security} source is beside it: images get none of Debian's security fixes. Add `[[packages.repository]]` with `url = \"http://<mirror>/debian-security\"` and `suite = \"{security}\"` (the host's apt sources have it)",
+            "{} is a stable release, and no {security} source is beside it: images get none of Debian's security fixes. Add `[[packages.repository]]` with `url = \"http://<mirror>/debian-security\"` and `suite = \"{security}\"`",
             source.repository.describe()
         ));
     }
