@@ -144,13 +144,25 @@ impl PackageSources {
             ));
         }
         let mut list = Vec::new();
+        // Sources of one archive share a keyring: each file is read once.
+        let mut keyrings: Vec<(Vec<std::path::PathBuf>, Keyring)> = Vec::new();
         for (repository, image, toolchain) in planned {
             let (image, toolchain) = (image && with_image, toolchain && with_toolchain);
             if !image && !toolchain {
                 continue;
             }
-            let keyring =
-                Keyring::load_all(&repository.keyrings).map_err(index::IndexError::from)?;
+            let keyring = match keyrings
+                .iter()
+                .find(|(paths, _)| *paths == repository.keyrings)
+            {
+                Some((_, keyring)) => keyring.clone(),
+                None => {
+                    let keyring =
+                        Keyring::load_all(&repository.keyrings).map_err(index::IndexError::from)?;
+                    keyrings.push((repository.keyrings.clone(), keyring.clone()));
+                    keyring
+                }
+            };
             let release = index::fetch_release(
                 &repository,
                 &keyring,
